@@ -1,0 +1,1 @@
+"""Evaluation: generate -> parse -> score -> tables and images (``radrl eval``)."""

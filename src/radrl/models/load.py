@@ -1,0 +1,103 @@
+"""Checkpoint -> (Qwen3-VL model, image-only processor).
+
+Why an image-only processor: the stock ``Qwen3VLProcessor`` also builds a video
+processor, which imports torchvision; torchvision does not import beside the CPU
+torch we install, and chest X-ray work never needs video. ``ImageOnlyQwen3VLProcessor``
+is the same class without the video part, using the PIL image processor
+(``Qwen2VLImageProcessorPil``, which reads Qwen3-VL's ``preprocessor_config.json``:
+patch 16, merge 2). It is registered with ``AutoProcessor`` so that TRL and
+``AutoProcessor.from_pretrained`` on one of our saved checkpoints return it.
+
+The same code loads the tiny test model and a real Qwen3-VL-8B checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (AutoProcessor, AutoTokenizer, Qwen2VLImageProcessorPil, Qwen3VLConfig,
+                          Qwen3VLForConditionalGeneration)
+from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
+
+
+class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+    """``Qwen3VLProcessor`` with images only: no video processor, hence no torchvision."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        # The parent passes (image_processor, tokenizer, video_processor); our attribute list has
+        # only the first two, so the video slot is dropped by ProcessorMixin.
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                         chat_template=chat_template, **kwargs)
+
+
+AutoProcessor.register(Qwen3VLConfig, ImageOnlyQwen3VLProcessor, exist_ok=True)
+
+
+def _check_checkpoint(path: str) -> None:
+    p = Path(path)
+    if p.exists():
+        missing = [f for f in ("config.json",) if not (p / f).exists()]
+        if not any((p / f).exists() for f in ("preprocessor_config.json", "processor_config.json")):
+            missing.append("preprocessor_config.json")
+        if missing:
+            raise FileNotFoundError(
+                f"{p} is not a complete Qwen3-VL checkpoint: missing {missing}. Point to the folder that holds "
+                "config.json, the *.safetensors weights, the tokenizer files and preprocessor_config.json "
+                "(e.g. a local copy of Qwen/Qwen3-VL-8B-Instruct), or build a test model with `radrl tiny-model OUT`.")
+    elif not _looks_like_hub_id(path):
+        raise FileNotFoundError(f"checkpoint folder {path} does not exist; check the path (or build one with "
+                                "`radrl tiny-model OUT`)")
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    return s.count("/") == 1 and not s.startswith(("/", ".", "~"))
+
+
+def load_processor(path: str, min_pixels: int | None = None, max_pixels: int | None = None
+                   ) -> ImageOnlyQwen3VLProcessor:
+    """The image-only processor for ``path``; ``min_pixels``/``max_pixels`` set the image pixel budget."""
+    _check_checkpoint(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
+    if min_pixels is not None:
+        image_processor.size["shortest_edge"] = int(min_pixels)
+    if max_pixels is not None:
+        image_processor.size["longest_edge"] = int(max_pixels)
+    chat_template = getattr(tokenizer, "chat_template", None)
+    template_file = Path(path) / "chat_template.jinja"
+    if template_file.exists():
+        chat_template = template_file.read_text()
+    if chat_template is None:
+        raise ValueError(f"{path} has no chat template (chat_template.jinja or in tokenizer_config.json); "
+                         "copy the one from the Qwen3-VL release into the checkpoint folder")
+    return ImageOnlyQwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """bf16 on GPUs that support it, fp32 on CPU (bf16 matmuls are slow and imprecise there)."""
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(path: str, dtype: torch.dtype | str | None = None, device: str | None = None,
+         min_pixels: int | None = None, max_pixels: int | None = None,
+         ) -> tuple[Qwen3VLForConditionalGeneration, ImageOnlyQwen3VLProcessor]:
+    """Load a Qwen3-VL checkpoint folder (or hub id, where the user has access) for inference or training.
+
+    >>> model, processor = load("runs/demo/tiny-model")            # doctest: +SKIP
+    """
+    device = device or default_device()
+    if isinstance(dtype, str):
+        dtype = {"auto": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                 "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+    dtype = dtype or default_dtype(device)
+    processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
+    model = Qwen3VLForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    model.to(device)
+    return model, processor

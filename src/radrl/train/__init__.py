@@ -1,0 +1,1 @@
+"""Training stages as short linear scripts on TRL's trainers: ``sft``, ``grpo``."""
