@@ -115,3 +115,24 @@ def build_tiny_model(out_dir: str | Path, corpus: Iterable[str], vocab_size: int
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def demo_corpus(sample_files: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Texts the tiny tokenizer learns from: requests and answers built from samples JSONL files,
+    every request template, and the chat roles. Without files, a fresh synthetic corpus is drawn."""
+    from radrl.data.instructions import GROUNDING_PROMPTS, REPORT_PROMPTS, THINK_SUFFIX, build_conversations
+    from radrl.data.schema import read_jsonl
+
+    if sample_files:
+        samples = [s for f in sample_files for s in read_jsonl(f)]
+    else:
+        from radrl.data.synthetic import generate
+
+        samples = [s for _, s in generate(300, seed=12345, size=64)]
+    texts = ["user", "assistant", "system", THINK_SUFFIX, "<think>\n\n</think>\n\n", *REPORT_PROMPTS]
+    texts += [t.format(finding=f) for t in GROUNDING_PROMPTS
+              for f in ("cardiomegaly", "pleural effusion", "lung lesion", "pneumothorax", "consolidation")]
+    for row in build_conversations(samples):
+        texts.append(row["prompt"][0]["content"][1]["text"])
+        texts.append(row["solution"])
+    return texts

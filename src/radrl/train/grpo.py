@@ -47,6 +47,10 @@ def train(cfg: RadrlGRPOConfig) -> str:
     dataset = conversation_dataset(cfg).remove_columns("completion")
     model, processor = load(cfg.model_name_or_path, dtype="bf16" if cfg.bf16 else "fp32", device="cpu",
                             min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    # GRPO re-processes prompts for the loss with the tokenizer's own padding side; it must be the left
+    # padding the rollouts used, or Qwen3-VL's multimodal positions misalign (TRL sets this only when it
+    # loads the processor itself).
+    processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
     reward_funcs, weights = build_rewards({name: 1.0 for name in cfg.rewards})
     if cfg.reward_weights is None:
         cfg.reward_weights = weights

@@ -1,0 +1,110 @@
+"""``radrl <verb>``: one verb per pipeline stage.
+
+    radrl demo         the whole pipeline on synthetic data with the tiny model (CPU, minutes)
+    radrl synth-data   write synthetic chest X-rays with reports and boxes (samples JSONL)
+    radrl tiny-model   build a tiny random Qwen3-VL with a tokenizer trained on a corpus
+    radrl sft          supervised fine-tuning from a YAML recipe (+ overrides)
+    radrl grpo         GRPO from a YAML recipe (+ overrides)
+    radrl eval         generate, parse, score and write metrics for a model on a split
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _synth_data(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="radrl synth-data", description="Write synthetic chest X-rays, reports and boxes.")
+    p.add_argument("out")
+    p.add_argument("--train", type=int, default=400, help="training images")
+    p.add_argument("--test", type=int, default=60, help="held-out images")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from radrl.data.synthetic import write_dataset
+
+    paths = write_dataset(a.out, n_train=a.train, n_test=a.test, seed=a.seed, size=a.size)
+    print("\n".join(f"{k}: {v}" for k, v in paths.items()))
+
+
+def _tiny_model(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="radrl tiny-model",
+                                description="Build a tiny random Qwen3-VL (tokenizer trained on the corpus).")
+    p.add_argument("out")
+    p.add_argument("--corpus", nargs="*", default=[],
+                   help="samples JSONL files whose requests and answers train the tokenizer "
+                        "(default: a fresh synthetic corpus)")
+    p.add_argument("--vocab-size", type=int, default=1024)
+    p.add_argument("--max-pixels", type=int, default=128 * 128, help="image pixel budget saved with the processor")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from radrl.models.tiny import build_tiny_model, count_parameters, demo_corpus
+
+    path = build_tiny_model(a.out, demo_corpus(a.corpus), vocab_size=a.vocab_size, seed=a.seed,
+                            max_pixels=a.max_pixels)
+    from radrl.models import load
+
+    model, _ = load(str(path), device="cpu")
+    print(f"tiny Qwen3-VL with {count_parameters(model):,} parameters written to {path}")
+
+
+def _eval(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="radrl eval", description="Evaluate a model on a samples JSONL split.")
+    p.add_argument("--model", required=True, help="checkpoint folder (or hub id)")
+    p.add_argument("--data", required=True, help="samples JSONL (e.g. runs/demo/data/test.jsonl)")
+    p.add_argument("--out", required=True, help="output folder for predictions, metrics and images")
+    p.add_argument("--tasks", nargs="+", default=["report", "grounding"], choices=["report", "grounding"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens-report", type=int, default=1024)
+    p.add_argument("--max-new-tokens-grounding", type=int, default=4096)
+    p.add_argument("--thinking", action="store_true", help="append ' /think' and score the answer after </think>")
+    p.add_argument("--max-rows", type=int, default=None)
+    p.add_argument("--max-pixels", type=int, default=None)
+    p.add_argument("--device", default=None)
+    a = p.parse_args(argv)
+    from radrl.eval.run import evaluate, print_summary
+
+    aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,
+                          max_new_tokens={"report": a.max_new_tokens_report,
+                                          "grounding": a.max_new_tokens_grounding},
+                          thinking=a.thinking, max_rows=a.max_rows, device=a.device, max_pixels=a.max_pixels)
+    print_summary(aggregates)
+    print(f"written to {a.out}")
+
+
+def _sft(argv: list[str]) -> None:
+    from radrl.train.sft import main
+
+    print(f"saved to {main(argv)}")
+
+
+def _grpo(argv: list[str]) -> None:
+    from radrl.train.grpo import main
+
+    print(f"saved to {main(argv)}")
+
+
+def _demo(argv: list[str]) -> None:
+    from radrl.demo import main
+
+    main(argv)
+
+
+VERBS = {"demo": _demo, "synth-data": _synth_data, "tiny-model": _tiny_model, "sft": _sft, "grpo": _grpo,
+         "eval": _eval}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
+        print(__doc__)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"unknown verb {argv[0]!r}; choose one of: {', '.join(VERBS)}")
+            sys.exit(2)
+        return
+    VERBS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The tiny model is a real Qwen3-VL checkpoint: the same loading code serves it and Qwen3-VL-8B."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+from radrl.models import ImageOnlyQwen3VLProcessor, load
+from radrl.models.tiny import SPECIAL_TOKENS, count_parameters
+
+
+def test_checkpoint_layout(tiny_model_dir):
+    names = {p.name for p in tiny_model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
+    assert json.loads((tiny_model_dir / "config.json").read_text())["model_type"] == "qwen3_vl"
+
+
+def test_load_gives_real_class_small_size_and_fp32_on_cpu(tiny_model_dir):
+    model, processor = load(str(tiny_model_dir), device="cpu")
+    assert isinstance(model, Qwen3VLForConditionalGeneration)
+    assert isinstance(processor, ImageOnlyQwen3VLProcessor)
+    assert not hasattr(processor, "video_processor")  # no torchvision needed
+    assert 100_000 < count_parameters(model) < 1_000_000  # "a few hundred thousand parameters"
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_auto_processor_returns_image_only_processor(tiny_model_dir):
+    assert isinstance(AutoProcessor.from_pretrained(str(tiny_model_dir)), ImageOnlyQwen3VLProcessor)
+
+
+def test_tokenizer_has_qwen_chat_tokens_and_think_survives_decoding(tiny_model_dir):
+    _, processor = load(str(tiny_model_dir), device="cpu")
+    tok = processor.tokenizer
+    for t in SPECIAL_TOKENS + ["<think>", "</think>"]:
+        assert tok.convert_tokens_to_ids(t) != tok.unk_token_id and tok.convert_tokens_to_ids(t) is not None, t
+    ids = tok("<think>look</think>Cardiomegaly at [0.38, 0.47, 0.76, 0.62]<|im_end|>")["input_ids"]
+    assert tok.decode(ids, skip_special_tokens=True) == "<think>look</think>Cardiomegaly at [0.38, 0.47, 0.76, 0.62]"
+    # arbitrary text (non-ASCII included) is encodable: byte-level fallback
+    assert tok.decode(tok("Épanchement µ ✓")["input_ids"]) == "Épanchement µ ✓"
+
+
+def test_chat_template_and_generation(tiny_model_dir):
+    model, processor = load(str(tiny_model_dir), device="cpu", max_pixels=64 * 64)
+    image = Image.new("RGB", (200, 160), (90, 90, 90))
+    messages = [[{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "Describe."}]}]]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt")
+    text = processor.tokenizer.decode(inputs["input_ids"][0])
+    assert text.startswith("<|im_start|>user\n<|vision_start|><|image_pad|>") and text.endswith("<|im_start|>assistant\n")
+    n_image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
+    assert n_image_tokens == int(inputs["image_grid_thw"].prod()) // 4  # 2x2 merge
+    assert n_image_tokens * 32 * 32 <= 64 * 64 * 1.5  # the pixel budget was applied
+    out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] <= inputs["input_ids"].shape[1] + 5
+
+
+def test_missing_checkpoint_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tiny-model"):
+        load(str(tmp_path / "nope"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
+        load(str(tmp_path / "half"))
