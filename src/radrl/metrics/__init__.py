@@ -1,0 +1,78 @@
+"""Metrics: the source of truth for every number radrl reports or optimises.
+
+Each scorer takes plain lists (references first, then hypotheses, in the order the
+field's tools use) and returns a ``MetricResult``: corpus-level ``aggregate`` values,
+``per_sample`` values aligned with the inputs (rewards read these; bootstrap
+confidence intervals resample them) and the ``versions`` of the packages and method
+choices behind the numbers, so a table can say exactly what it measured.
+
+``METRICS`` maps a report metric's name to its scorer ``(refs, hyps) -> MetricResult``;
+the modules are imported on first use, so heavy scorers cost nothing until asked for.
+Grounding is scored on boxes, not text: ``radrl.metrics.grounding.score_grounding``.
+
+>>> METRICS["text"](["no pneumothorax."], ["no pneumothorax."]).aggregate["rouge_l"]
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Callable, Iterable
+
+__all__ = ["METRICS", "MetricResult", "package_version"]
+
+
+@dataclass
+class MetricResult:
+    """``aggregate``: name -> corpus value; ``per_sample``: name -> one value per input
+    (a metric with no per-sample form, such as corpus BLEU's brevity penalty, has only
+    an aggregate); ``versions``: package or method -> version or description."""
+
+    aggregate: dict[str, float] = field(default_factory=dict)
+    per_sample: dict[str, list[float]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in self.aggregate.items() if not math.isfinite(v)}
+        bad.update({k: "non-finite per-sample value" for k, v in self.per_sample.items()
+                    if not all(math.isfinite(x) for x in v)})
+        if bad:  # NaN is a bug in a scorer, never a score
+            raise ValueError(f"metric values must be finite, got {bad}; fix the scorer that produced them")
+
+    @classmethod
+    def merge(cls, results: Iterable["MetricResult"]) -> "MetricResult":
+        """One result from several scorers run on the same samples."""
+        out = cls()
+        for r in results:
+            out.aggregate.update(r.aggregate)
+            out.per_sample.update(r.per_sample)
+            out.versions.update(r.versions)
+        return out
+
+
+def package_version(name: str) -> str:
+    """Installed version of a distribution, or "not installed"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _lazy(module: str, function: str) -> Callable[[list[str], list[str]], MetricResult]:
+    def scorer(refs: list[str], hyps: list[str]) -> MetricResult:
+        return getattr(import_module(f"radrl.metrics.{module}"), function)(refs, hyps)
+
+    scorer.__name__ = scorer.__qualname__ = function
+    scorer.__doc__ = f"radrl.metrics.{module}.{function}, imported on first use."
+    return scorer
+
+
+# Report metrics, name -> (refs, hyps) -> MetricResult.
+METRICS: dict[str, Callable[[list[str], list[str]], MetricResult]] = {
+    "text": _lazy("text", "score_text"),
+    "chexpert": _lazy("chexpert", "chexpert_f1"),
+}

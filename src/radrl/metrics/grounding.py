@@ -1,0 +1,190 @@
+"""Grounding metrics on boxes: the paper's soft-F1 reward and RadVLM's evaluation.
+
+All boxes are ``Box`` in the project's 0-1 convention; take them from
+``radrl.parsing.parse`` (which drops invalid ones) so that training and evaluation read
+a completion the same way.
+
+* ``soft_f1`` is the RL reward (Hungarian matching, IoU-weighted F1), exactly as the
+  paper defines it; it is smooth in box quality and penalises extra boxes.
+* ``average_precision`` and ``mean_iou`` are what the papers' tables report (mAP@0.5 per
+  sample, then averaged); ``accuracy_at`` is the stricter all-or-nothing view.
+
+>>> from radrl.data.boxes import Box
+>>> ref = [Box(0.38, 0.47, 0.76, 0.62)]
+>>> round(soft_f1([Box(0.35, 0.51, 0.75, 0.64)], ref), 2)
+0.75
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from radrl.data.boxes import Box
+from radrl.metrics import MetricResult, package_version
+
+__all__ = ["accuracy_at", "average_precision", "iou", "iou_matrix", "mean_iou", "score_grounding", "soft_f1"]
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union; 0 for boxes without area (inverted or flat)."""
+    return float(iou_matrix([a], [b])[0, 0])
+
+
+def iou_matrix(pred: Sequence[Box], ref: Sequence[Box]) -> np.ndarray:
+    """IoU of every prediction with every reference, shape (len(pred), len(ref))."""
+    p = _coords(pred, "prediction")[:, None, :]  # (P, 1, 4)
+    r = _coords(ref, "reference")[None, :, :]  # (1, R, 4)
+    w = np.clip(np.minimum(p[..., 2], r[..., 2]) - np.maximum(p[..., 0], r[..., 0]), 0, None)
+    h = np.clip(np.minimum(p[..., 3], r[..., 3]) - np.maximum(p[..., 1], r[..., 1]), 0, None)
+    inter = w * h  # (P, R)
+
+    def area(c: np.ndarray) -> np.ndarray:
+        return np.clip(c[..., 2] - c[..., 0], 0, None) * np.clip(c[..., 3] - c[..., 1], 0, None)
+
+    union = area(p) + area(r) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _coords(boxes: Sequence[Box], side: str) -> np.ndarray:
+    c = np.array([b.coords for b in boxes], dtype=float).reshape(-1, 4)
+    if not np.isfinite(c).all():
+        raise ValueError(f"a {side} box has a non-finite coordinate; read boxes with radrl.parsing.parse, "
+                         "which drops invalid ones")
+    return c
+
+
+def soft_f1(pred: Sequence[Box], ref: Sequence[Box], extra_fp: int = 0) -> float:
+    """The paper's grounding reward: IoU-weighted F1 after one-to-one Hungarian matching.
+
+    Match predictions to references minimising total ``1 - IoU``; TP mass = sum of IoU
+    over matched pairs with IoU > 0; FP = #pred - #those pairs (+ ``extra_fp``, e.g. the
+    invalid boxes the parser dropped, which the paper's code scores as IoU-0 boxes);
+    recall = TP / #ref, precision = TP / (TP + FP), F1 = 2PR / (P + R); 0 when either
+    side has no box.
+
+    Worked example (paper): IoU([0.35, 0.51, 0.75, 0.64], [0.38, 0.47, 0.76, 0.62]) =
+    0.596; one prediction, one reference: P = 1, R = 0.596, so F1 = 0.747. (paper.md
+    says "reward about 0.60", which is the IoU; its own formula and the authors'
+    ``soft_f1_hungarian`` both give 0.75.)
+    """
+    if not pred or not ref:
+        return 0.0
+    from scipy.optimize import linear_sum_assignment
+
+    m = iou_matrix(pred, ref)
+    rows, cols = linear_sum_assignment(1.0 - m)
+    matched = m[rows, cols]
+    hits = matched > 0
+    tp = float(matched[hits].sum())
+    fp = len(pred) - int(hits.sum()) + max(0, extra_fp)
+    if tp == 0:
+        return 0.0
+    precision, recall = tp / (tp + fp), tp / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def average_precision(pred: Sequence[Box], ref: Sequence[Box], iou_threshold: float = 0.5) -> float:
+    """Per-sample AP exactly as RadVLM's ``evaluate_boxes`` computes it (mAP = its mean).
+
+    Predictions are taken in the order written (a VLM gives no confidences). Each one
+    is matched to the reference with which it has the highest IoU (the first on ties):
+    a true positive when that IoU >= ``iou_threshold`` and that reference is not yet
+    matched, otherwise a false positive (even if another reference were free).
+    Cumulative precision / recall over the predictions give AP as the area under the
+    interpolated precision-recall curve (VOC all-points: sentinels recall 0 and 1 with
+    precision 0, precision made monotonically decreasing, summed over recall steps).
+    0 when either side has no box.
+
+    >>> from radrl.data.boxes import Box
+    >>> a, b = Box(0, 0, .5, .5), Box(.5, .5, 1, 1)
+    >>> average_precision([a, Box(0, .5, .5, 1), b], [a, b])  # hit, miss, hit
+    0.8333333333333333
+    """
+    if not pred or not ref:
+        return 0.0
+    m = iou_matrix(pred, ref)
+    best = m.argmax(axis=1)
+    tp = np.zeros(len(pred))
+    matched: set[int] = set()
+    for i, j in enumerate(best):
+        if m[i, j] >= iou_threshold and j not in matched:
+            tp[i] = 1.0
+            matched.add(int(j))
+    tp_cum = np.cumsum(tp)
+    recall = np.concatenate(([0.0], tp_cum / len(ref), [1.0]))
+    precision = np.concatenate(([0.0], tp_cum / np.arange(1, len(pred) + 1), [0.0]))
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.where(recall[1:] != recall[:-1])[0]
+    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+
+
+def mean_iou(pred: Sequence[Box], ref: Sequence[Box]) -> float:
+    """For each reference, its best IoU with any prediction, averaged over references.
+
+    It asks "how well is each target covered" and ignores extra predictions (soft F1
+    and AP punish those). 0 when either side has no box. With one box on each side it
+    equals RadVLM's ``avg_iou``; for several boxes RadVLM averages over all
+    prediction-reference pairs, reported here as the aggregate ``avg_iou_pairs``.
+    """
+    if not pred or not ref:
+        return 0.0
+    return float(iou_matrix(pred, ref).max(axis=0).mean())
+
+
+def accuracy_at(pred: Sequence[Box], ref: Sequence[Box], threshold: float = 0.5) -> float:
+    """1.0 when the boxes match one-to-one, every pair with IoU >= ``threshold``, else 0.
+
+    Same number of boxes on both sides and every Hungarian-matched pair above the
+    threshold; with one box each this is the usual phrase-grounding Acc@0.5.
+    0 when either side has no box.
+    """
+    if not pred or not ref or len(pred) != len(ref):
+        return 0.0
+    from scipy.optimize import linear_sum_assignment
+
+    m = iou_matrix(pred, ref)
+    rows, cols = linear_sum_assignment(1.0 - m)
+    return float(bool((m[rows, cols] >= threshold).all()))
+
+
+def score_grounding(preds: Sequence[Sequence[Box]], refs: Sequence[Sequence[Box]],
+                    invalid: Sequence[int] | None = None) -> MetricResult:
+    """Score a grounding test set: ``soft_f1``, ``map50``, ``mean_iou``, ``acc50`` per sample
+    (aggregate = their mean) plus the aggregate ``avg_iou_pairs`` (RadVLM's mean IoU).
+
+    ``invalid``: per sample, how many predicted boxes the parser dropped; they count as
+    false positives in ``soft_f1`` only, as in the paper's reward.
+    """
+    if len(preds) != len(refs):
+        raise ValueError(f"got {len(preds)} predictions for {len(refs)} references; pass one box list per sample")
+    invalid = list(invalid) if invalid is not None else [0] * len(preds)
+    if len(invalid) != len(preds):
+        raise ValueError(f"invalid has {len(invalid)} entries for {len(preds)} samples; pass one count per sample")
+    per = {
+        "soft_f1": [soft_f1(p, r, extra_fp=k) for p, r, k in zip(preds, refs, invalid)],
+        "map50": [average_precision(p, r, 0.5) for p, r in zip(preds, refs)],
+        "mean_iou": [mean_iou(p, r) for p, r in zip(preds, refs)],
+        "acc50": [accuracy_at(p, r, 0.5) for p, r in zip(preds, refs)],
+    }
+    agg = {k: _mean(v) for k, v in per.items()}
+    pair_sum, pair_count = 0.0, 0
+    for p, r in zip(preds, refs):
+        if p and r:
+            pair_sum += float(iou_matrix(p, r).sum())
+            pair_count += len(p) * len(r)
+    agg["avg_iou_pairs"] = pair_sum / pair_count if pair_count else 0.0
+    versions = {
+        "scipy": package_version("scipy"),
+        "soft_f1": "paper: Hungarian on 1-IoU, TP=sum IoU>0, F1",
+        "map50": "RadVLM evaluate_boxes: per-sample AP@0.5, greedy best-IoU, VOC all-points",
+        "mean_iou": "per reference best IoU, mean",
+        "acc50": "one-to-one Hungarian, all pairs IoU>=0.5, equal counts",
+    }
+    return MetricResult(aggregate=agg, per_sample=per, versions=versions)
+
+
+def _mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values) if values else 0.0
