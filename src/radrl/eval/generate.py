@@ -14,10 +14,20 @@ from tqdm.auto import tqdm
 DEFAULT_MAX_NEW_TOKENS = {"report": 1024, "grounding": 4096}
 
 
+def _open(image, row_id) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    try:
+        with Image.open(image) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"row {row_id}: cannot read image {image} ({e}); fix the path in the samples file "
+                         "or remove the row") from None
+
+
 def _messages_with_images(row: dict) -> list[dict]:
     """Fill the prompt's image placeholders with the row's images (PIL or paths)."""
-    images = [img if isinstance(img, Image.Image) else Image.open(img) for img in (row.get("images") or [])]
-    images = [img.convert("RGB") for img in images]
+    images = [_open(img, row.get("id")) for img in (row.get("images") or [])]
     messages, k = [], 0
     for msg in row["prompt"]:
         content = msg["content"]

@@ -1,0 +1,28 @@
+"""The command line: verbs, help, and the demo end to end at toy sizes."""
+
+import pytest
+
+from radrl.cli import VERBS, main
+
+
+def test_help_lists_every_verb(capsys):
+    main([])
+    out = capsys.readouterr().out
+    assert all(verb in out for verb in VERBS)
+
+
+def test_unknown_verb_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["trian"])
+    assert e.value.code == 2 and "unknown verb" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_small(tmp_path):
+    from radrl.demo import main as demo
+
+    report = demo(["--out", str(tmp_path), "--train", "12", "--test", "3", "--sft-steps", "2", "--grpo-steps", "1"])
+    text = report.read_text()
+    assert "## grounding" in text and "| SFT+GRPO |" in text and "## Time" in text
+    assert (tmp_path / "reward_curve.png").exists() or "reward curve" not in text
+    assert (tmp_path / "results.json").exists()
