@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from radrl.data.boxes import Box, format_box, format_boxes, format_qwen_json, parse_boxes
+from radrl.data.boxes import Box, format_box, format_boxes, format_qwen_json
+from radrl.parsing import parse
 
 
 @pytest.mark.parametrize("box, text", [
@@ -15,6 +16,10 @@ from radrl.data.boxes import Box, format_box, format_boxes, format_qwen_json, pa
     (Box(0.123, 0.456, 0.789, 0.999), "[0.12, 0.46, 0.79, 1.00]"),
     # values outside 0-1 are clamped when written
     (Box(-0.1, 0.0, 1.2, 0.5), "[0.00, 0.00, 1.00, 0.50]"),
+    # a box narrower than 0.01 would collapse to an invalid [a, b, a, b]: widened to 0.01
+    (Box(0.121, 0.300, 0.124, 0.304), "[0.12, 0.30, 0.13, 0.31]"),
+    # ... also at the right/bottom border, where it widens inwards
+    (Box(0.998, 0.999, 1.0, 1.0), "[0.99, 0.99, 1.00, 1.00]"),
 ])
 def test_format_box(box, text):
     assert format_box(box) == text
@@ -31,9 +36,20 @@ def test_format_boxes_joiners(n, text):
     assert format_boxes(boxes) == text
 
 
+def test_every_written_box_parses_back_valid():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        x1, y1 = rng.random(), rng.random()
+        box = Box(x1, y1, min(1.0, x1 + rng.random() * 0.02), min(1.0, y1 + rng.random() * 0.02))
+        parsed = parse(format_box(box))
+        assert len(parsed.boxes) == 1 and parsed.invalid_boxes == 0, format_box(box)
+
+
 def test_round_trip_text():
     boxes = [Box(0.05, 0.25, 0.45, 0.75), Box(0.5, 0.1, 0.9, 0.3)]
-    parsed = parse_boxes("Pleural Effusion at " + format_boxes(boxes) + ".")
+    parsed = parse("Pleural Effusion at " + format_boxes(boxes) + ".").boxes
     assert [b.coords for b in parsed] == [b.coords for b in boxes]
 
 

@@ -36,6 +36,10 @@ def test_report_prefers_findings():
     ({"image": "x.png"}, "missing required"),                                        # no id
     ({"id": "x", "image": "x.png", "labels": {"Edema": 2}}, "label values"),          # bad label value
     ({"id": "x", "image": "x.png", "boxes": [{"box": [0, 0, 2, 2]}]}, "box 0"),       # box outside 0-1
+    (["x", "y"], "expected a JSON object"),                                            # not an object
+    ({"id": "x", "image": "x.png", "finding": "typo"}, r"unknown field\(s\) \['finding'\]"),  # misspelt field
+    ({"id": "x", "image": "x.png", "findings": 5}, "'findings' must be text"),       # wrong type
+    ({"id": "x", "image": "x.png", "labels": ["Edema"]}, "labels must map"),          # labels not a mapping
 ])
 def test_from_row_errors(row, message):
     with pytest.raises(ValueError, match=message):

@@ -26,6 +26,21 @@ def test_score_grounding_on_fixed_predictions():
     assert agg["n"] == 2 and agg["well_formed"] == 1.0
 
 
+def test_eval_grounding_score_equals_the_reward():
+    """The number optimised is the number reported: eval soft-F1 == reward, invalid boxes included."""
+    from radrl.rewards import GroundingSoftF1
+
+    solution = "Cardiomegaly at [0.30, 0.50, 0.70, 0.80]"
+    completions = ["Cardiomegaly at [0.30, 0.50, 0.70, 0.80] and [0.9, 0.9, 0.1, 0.1]",  # one inverted box
+                   "Cardiomegaly at [0.31, 0.52, 0.69, 0.80], [0.1, 0.1, 0.2, 0.2]",     # an extra box
+                   "no box at all"]
+    rows = [_row("grounding", solution, i) for i in range(3)]
+    evaluated = score(rows, completions)["grounding"].per_sample["soft_f1"]
+    rewarded = GroundingSoftF1()(completions, task=["grounding"] * 3, solution=[solution] * 3)
+    assert evaluated == pytest.approx(rewarded)
+    assert evaluated[0] == pytest.approx(2 / 3)  # the invalid box is a false positive
+
+
 def test_score_reports_and_thinking_answers():
     ref = "Moderate cardiomegaly. No pneumothorax."
     rows = [_row("report", ref, 0, thinking=True), _row("report", ref, 1, thinking=True)]

@@ -1,26 +1,13 @@
 """Rule-based CheXpert labeler, CheXbert-style F1 and the per-sample clinical score."""
 
 import csv
-import os
 import time
-from pathlib import Path
 
 import pytest
 
 from radrl.data.schema import CHEXPERT_LABELS
 from radrl.metrics import METRICS
 from radrl.metrics.chexpert import chexpert_f1, clinical_score, label_report
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cxr_data() -> Path:
-    """The shared real-data folder; missing data fails the test run (it must not skip silently)."""
-    path = Path(os.environ.get("RADRL_CXR_DATA", ROOT.parent / "shared" / "data" / "cxr"))
-    if not (path / "reports").is_dir():
-        pytest.fail(f"real CXR fixtures not found at {path}; set RADRL_CXR_DATA to the shared/data/cxr folder")
-    return path
-
 
 # (sentence, expected labels; "No Finding" included where the sentence has no positive finding)
 SENTENCES = [
@@ -90,9 +77,9 @@ def test_labels_come_in_chexpert_order():
     assert list(labels) == [k for k in CHEXPERT_LABELS if k in labels]
 
 
-def test_hand_labelled_reports():
+def test_hand_labelled_reports(cxr_data):
     # the CheXpert labeler repository's 4 reports with hand-checked labels (blank = not mentioned)
-    with open(cxr_data() / "reports" / "chexpert_labeler_labeled_reports.csv", newline="") as f:
+    with open(cxr_data / "reports" / "chexpert_labeler_labeled_reports.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
     for row in rows:

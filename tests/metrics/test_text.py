@@ -1,14 +1,11 @@
 """Lexical report metrics: ROUGE-L and BLEU-4."""
 
-import os
-from pathlib import Path
 
 import pytest
 
 from radrl.metrics import METRICS
 from radrl.metrics.text import score_text
 
-ROOT = Path(__file__).resolve().parents[2]
 REF = "the heart size is normal. no pleural effusion or pneumothorax."
 
 # (case, ref, hyp, rouge_l, sentence bleu)
@@ -69,12 +66,10 @@ def test_registry_imports_lazily_and_matches():
     assert METRICS["text"]([REF], [REF]).aggregate == score_text([REF], [REF]).aggregate
 
 
-def test_snapshot_on_radeval_impressions():
+def test_snapshot_on_radeval_impressions(cxr_data):
     # 199 reference / generated impression pairs from RadEval; pins the packages' behaviour.
     # pycocoevalcap's BleuScorer (what vilmedic / RadEval run) gives corpus BLEU-4 0.101820281628468.
-    folder = Path(os.environ.get("RADRL_CXR_DATA", ROOT.parent / "shared" / "data" / "cxr")) / "reports"
-    if not folder.is_dir():
-        pytest.fail(f"real CXR fixtures not found at {folder}; set RADRL_CXR_DATA to the shared/data/cxr folder")
+    folder = cxr_data / "reports"
     refs = (folder / "radeval_refs_chexpert_impression.txt").read_text().splitlines()
     hyps = (folder / "radeval_preds_chexpert_impression.txt").read_text().splitlines()
     r = score_text(refs, hyps)

@@ -1,6 +1,7 @@
 """One-step SFT and GRPO on the tiny model, and resuming a run from its checkpoint."""
 
 import json
+import re
 
 import pytest
 
@@ -38,6 +39,27 @@ def test_sft_resumes_from_last_checkpoint(tiny_model_dir, synth_data, tmp_path):
     assert steps == [1, 2, 3]  # steps 1-2 restored from the checkpoint's state, step 3 trained now
 
 
+def test_sft_loss_is_on_the_answer_only(tiny_model_dir, synth_data, tmp_path):
+    """Prompt, image and padding tokens are masked (-100); the answer and its end-of-turn token are trained."""
+    from trl import TrlParser
+
+    from radrl.train.sft import RadrlSFTConfig, build_trainer
+
+    (cfg,) = TrlParser((RadrlSFTConfig,)).parse_args_and_config(
+        ["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
+         "--output_dir", str(tmp_path), "--per_device_train_batch_size", "4", "--tasks", "grounding", *COMMON])
+    trainer, processor = build_trainer(cfg)
+    batch = next(iter(trainer.get_train_dataloader()))
+    tok = processor.tokenizer
+    image_id = tok.convert_tokens_to_ids("<|image_pad|>")
+    assert (batch["labels"][batch["input_ids"] == image_id] == -100).all()
+    for ids, labels in zip(batch["input_ids"], batch["labels"]):
+        trained = tok.decode(ids[labels != -100])
+        # exactly the grounding answer and the end of the turn: no request, no chat scaffolding
+        assert re.fullmatch(r"(Cardiomegaly|Pleural Effusion|Lung Lesion|Pneumothorax|Consolidation) at "
+                            r"\[[0-9., \[\]and]+\]<\|im_end\|>\n?", trained), trained
+
+
 def test_grpo_one_step_logs_task_routed_rewards(tiny_model_dir, synth_data, tmp_path):
     from radrl.train.grpo import main
 
@@ -49,3 +71,15 @@ def test_grpo_one_step_logs_task_routed_rewards(tiny_model_dir, synth_data, tmp_
     logged = {k for h in history for k in h}
     assert {"rewards/grounding_soft_f1/mean", "rewards/report_clinical/mean", "reward"} <= logged
     assert (tmp_path / "grpo" / "model.safetensors").exists()
+
+
+def test_grpo_resumes_from_last_checkpoint(tiny_model_dir, synth_data, tmp_path):
+    from radrl.train.grpo import main
+
+    args = ["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
+            "--output_dir", str(tmp_path / "grpo"), "--num_generations", "4", "--per_device_train_batch_size", "8",
+            "--max_completion_length", "8", "--save_steps", "2", *COMMON]
+    main([*args, "--max_steps", "2"])
+    main([*args, "--max_steps", "3", "--resume_from_checkpoint", "last"])
+    history = json.loads((tmp_path / "grpo" / "log_history.json").read_text())
+    assert [h["step"] for h in history if "reward" in h] == [1, 2, 3]

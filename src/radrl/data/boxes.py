@@ -13,8 +13,10 @@ Text forms:
 >>> b = Box.from_pixels(100, 200, 300, 400, width=1000, height=1000)
 >>> format_boxes([b])
 '[0.10, 0.20, 0.30, 0.40]'
->>> parse_boxes("Cardiomegaly at [0.38, 0.47, 0.76, 0.62].")[0].x2
-0.76
+>>> format_box(Box(0.121, 0.30, 0.124, 0.304))  # too small for two decimals: widened to 0.01
+'[0.12, 0.30, 0.13, 0.31]'
+
+Reading boxes back from text is the completion parser's job (``radrl.parsing``), built on ``BOX_RE``.
 """
 
 from __future__ import annotations
@@ -101,9 +103,20 @@ def _clamp(v: float) -> float:
 
 
 # --- the paper's text form -------------------------------------------------------------
+def _two_decimals(lo: float, hi: float) -> tuple[float, float]:
+    """Round a min/max pair to 0.01; a pair that would collapse (a box under 0.01 wide) is
+    widened to 0.01 so the written box stays valid, e.g. a 3-pixel nodule on a 1,024 image."""
+    lo, hi = round(_clamp(lo), 2), round(_clamp(hi), 2)
+    if hi <= lo:
+        hi = min(1.0, lo + 0.01)
+        lo = hi - 0.01
+    return lo, hi
+
+
 def format_box(box: Box) -> str:
-    """``[x1, y1, x2, y2]`` with two decimals."""
-    return "[" + ", ".join(f"{_clamp(v):.2f}" for v in box.coords) + "]"
+    """``[x1, y1, x2, y2]`` with two decimals; never writes an empty box."""
+    (x1, x2), (y1, y2) = _two_decimals(box.x1, box.x2), _two_decimals(box.y1, box.y2)
+    return f"[{x1:.2f}, {y1:.2f}, {x2:.2f}, {y2:.2f}]"
 
 
 def format_boxes(boxes: Iterable[Box]) -> str:
@@ -117,16 +130,6 @@ def format_boxes(boxes: Iterable[Box]) -> str:
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+|nan|inf)"
 BOX_RE = re.compile(r"\[\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*\]",
                     re.IGNORECASE)
-
-
-def parse_boxes(text: str) -> list[Box]:
-    """Every ``[a, b, c, d]`` in ``text`` as a ``Box`` in 0-1 units, in order of appearance.
-
-    Values are taken as written, so invalid boxes (inverted, out of range, NaN) come back
-    as they are; check ``Box.is_valid``. The completion parser (``radrl.parsing``) builds
-    on this and adds phrases and the Qwen JSON form.
-    """
-    return [Box(*(float(g) for g in m.groups())) for m in BOX_RE.finditer(text or "")]
 
 
 # --- Qwen3-VL's JSON form --------------------------------------------------------------

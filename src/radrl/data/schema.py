@@ -73,20 +73,34 @@ class Sample:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], where: str = "row") -> "Sample":
-        """Build a sample from ``to_row`` output; ``where`` names the row in errors."""
+    def from_row(cls, row: Any, where: str = "row") -> "Sample":
+        """Build a sample from ``to_row`` output; ``where`` names the file and row in errors."""
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object with the sample fields, got {type(row).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(row) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown}; a sample has {sorted(known)}")
         missing = [k for k in ("id", "image") if not row.get(k)]
         if missing:
             raise ValueError(f"{where}: missing required field(s) {missing}; every sample needs an id and an image path")
+        for key in ("id", "image", "source", "split", "view", "findings", "impression"):
+            if row.get(key) is not None and not isinstance(row[key], str):
+                raise ValueError(f"{where}: field {key!r} must be text, got {type(row[key]).__name__}")
         labels = row.get("labels") or {}
         if isinstance(labels, str):
             labels = json.loads(labels)
+        if not isinstance(labels, dict):
+            raise ValueError(f"{where}: labels must map observation -> 1/0/-1, got {type(labels).__name__}")
         bad = {k: v for k, v in labels.items() if v not in (POSITIVE, NEGATIVE, UNCERTAIN)}
         if bad:
             raise ValueError(f"{where}: label values must be 1, 0 or -1 (leave unmentioned ones out), got {bad}")
-        boxes = [Box.from_dict(b, where=f"{where} box {i}") for i, b in enumerate(row.get("boxes") or [])]
-        known = {f for f in cls.__dataclass_fields__}
-        rest = {k: v for k, v in row.items() if k in known and k not in ("labels", "boxes")}
+        boxes = row.get("boxes") or []
+        if not isinstance(boxes, list):
+            raise ValueError(f"{where}: boxes must be a list of {{'box': [x1, y1, x2, y2], 'label': ...}}")
+        boxes = [Box.from_dict(b, where=f"{where} box {i}") if isinstance(b, dict) else
+                 Box.from_dict({"box": b}, where=f"{where} box {i}") for i, b in enumerate(boxes)]
+        rest = {k: v for k, v in row.items() if k not in ("labels", "boxes")}
         return cls(**rest, labels={k: int(v) for k, v in labels.items()}, boxes=boxes)
 
 

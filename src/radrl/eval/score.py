@@ -21,7 +21,9 @@ def score(rows: list[dict], completions: list[str]) -> dict[str, MetricResult]:
         preds = [parse(completions[i], thinking=rows[i].get("thinking", False)) for i in idx]
         refs = [parse(rows[i]["solution"]) for i in idx]
         if task == "grounding":
-            res = score_grounding([p.boxes for p in preds], [r.boxes for r in refs])
+            # Invalid predicted boxes count as false positives, exactly as in the grounding reward.
+            res = score_grounding([p.boxes for p in preds], [r.boxes for r in refs],
+                                  invalid=[p.invalid_boxes for p in preds])
         elif task == "report":
             ref_text = [r.answer for r in refs]
             hyp_text = [p.answer for p in preds]

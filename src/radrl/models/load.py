@@ -13,6 +13,8 @@ The same code loads the tiny test model and a real Qwen3-VL-8B checkpoint.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import torch
@@ -51,7 +53,11 @@ def _check_checkpoint(path: str) -> None:
 
 
 def _looks_like_hub_id(s: str) -> bool:
-    return s.count("/") == 1 and not s.startswith(("/", ".", "~"))
+    """``org/name`` whose ``org`` is not a local folder (``runs/sftx`` is a mistyped path, not a hub id),
+    and only when hub access is not switched off."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    return s.count("/") == 1 and not s.startswith(("/", ".", "~")) and not Path(s).parent.is_dir()
 
 
 def load_processor(path: str, min_pixels: int | None = None, max_pixels: int | None = None
@@ -65,12 +71,14 @@ def load_processor(path: str, min_pixels: int | None = None, max_pixels: int | N
     if max_pixels is not None:
         image_processor.size["longest_edge"] = int(max_pixels)
     chat_template = getattr(tokenizer, "chat_template", None)
-    template_file = Path(path) / "chat_template.jinja"
-    if template_file.exists():
-        chat_template = template_file.read_text()
+    folder = Path(path)
+    if (folder / "chat_template.jinja").exists():  # current layout
+        chat_template = (folder / "chat_template.jinja").read_text()
+    elif (folder / "chat_template.json").exists():  # older processor-level layout of the Qwen releases
+        chat_template = json.loads((folder / "chat_template.json").read_text())["chat_template"]
     if chat_template is None:
-        raise ValueError(f"{path} has no chat template (chat_template.jinja or in tokenizer_config.json); "
-                         "copy the one from the Qwen3-VL release into the checkpoint folder")
+        raise ValueError(f"{path} has no chat template (chat_template.jinja, chat_template.json or in "
+                         "tokenizer_config.json); copy the one from the Qwen3-VL release into the checkpoint folder")
     return ImageOnlyQwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
 
 
@@ -85,19 +93,28 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+          "fp32": torch.float32, "float32": torch.float32}
+
+
 def load(path: str, dtype: torch.dtype | str | None = None, device: str | None = None,
          min_pixels: int | None = None, max_pixels: int | None = None,
          ) -> tuple[Qwen3VLForConditionalGeneration, ImageOnlyQwen3VLProcessor]:
-    """Load a Qwen3-VL checkpoint folder (or hub id, where the user has access) for inference or training.
+    """Load a Qwen3-VL checkpoint folder (or hub id, where the user has access).
+
+    Inference: defaults pick the GPU and bf16 when there is one. Training passes
+    ``dtype=torch.float32, device="cpu"``: the Trainer places the model and autocasts to bf16,
+    keeping fp32 master weights so that lr-1e-6 updates do not round away.
 
     >>> model, processor = load("runs/demo/tiny-model")            # doctest: +SKIP
     """
     device = device or default_device()
     if isinstance(dtype, str):
-        dtype = {"auto": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                 "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(DTYPES)}")
+        dtype = DTYPES[dtype]
     dtype = dtype or default_dtype(device)
     processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
-    model = Qwen3VLForConditionalGeneration.from_pretrained(path, dtype=dtype)
-    model.to(device)
+    # device_map loads the weights straight onto the device instead of through host memory.
+    model = Qwen3VLForConditionalGeneration.from_pretrained(path, dtype=dtype, device_map=device)
     return model, processor

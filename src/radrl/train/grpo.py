@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig, GRPOTrainer, TrlParser
 
-from radrl.models import load
-from radrl.rewards import REWARDS, build_rewards
-from radrl.train.common import RadrlArgs, conversation_dataset, resume_checkpoint, save_log_history
+from radrl.rewards import REWARDS
+from radrl.train.common import RadrlArgs, conversation_dataset, load_for_training, resume_checkpoint, save_outputs
 
 
 @dataclass
@@ -35,6 +34,10 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards "
                              f"{self.rewards}; give one weight per reward, in the same order")
+        uncovered = sorted(set(self.tasks) - {REWARDS[r].task for r in self.rewards})
+        if uncovered:
+            raise ValueError(f"no reward scores task(s) {uncovered} (rewards: {self.rewards}); every one of their "
+                             "rollouts would get reward 0. Add a reward for them or drop them from tasks")
         self.remove_unused_columns = False  # rewards read task / solution / thinking
 
 
@@ -45,19 +48,13 @@ def main(argv: list[str] | None = None) -> str:
 
 def train(cfg: RadrlGRPOConfig) -> str:
     dataset = conversation_dataset(cfg).remove_columns("completion")
-    model, processor = load(cfg.model_name_or_path, dtype="bf16" if cfg.bf16 else "fp32", device="cpu",
-                            min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    model, processor = load_for_training(cfg)
     # GRPO re-processes prompts for the loss with the tokenizer's own padding side; it must be the left
     # padding the rollouts used, or Qwen3-VL's multimodal positions misalign (TRL sets this only when it
     # loads the processor itself).
     processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
-    reward_funcs, weights = build_rewards({name: 1.0 for name in cfg.rewards})
-    if cfg.reward_weights is None:
-        cfg.reward_weights = weights
+    reward_funcs = [REWARDS[name] for name in cfg.rewards]  # weights: cfg.reward_weights (default all 1)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg, train_dataset=dataset,
                           processing_class=processor)
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
-    trainer.save_model(cfg.output_dir)
-    processor.save_pretrained(cfg.output_dir)
-    save_log_history(trainer, cfg.output_dir)
-    return cfg.output_dir
+    return save_outputs(trainer, processor, cfg.output_dir)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from trl import SFTConfig, SFTTrainer, TrlParser
 
-from radrl.models import load
-from radrl.train.common import RadrlArgs, conversation_dataset, resume_checkpoint, save_log_history
+from radrl.train.common import RadrlArgs, conversation_dataset, load_for_training, resume_checkpoint, save_outputs
 
 
 @dataclass
@@ -23,6 +22,9 @@ class RadrlSFTConfig(RadrlArgs, SFTConfig):
     def __post_init__(self):
         super().__post_init__()
         self.check_radrl_fields()
+        if self.thinking:
+            raise ValueError("thinking: true needs reasoning traces in the SFT targets, which the cold-start stage "
+                             "builds; train this SFT without thinking (the targets here are direct answers)")
         # Images are decoded by the collator; TRL must not drop our columns or pre-tokenize.
         self.remove_unused_columns = False
         self.dataset_kwargs = {**(self.dataset_kwargs or {}), "skip_prepare_dataset": True}
@@ -33,13 +35,13 @@ def main(argv: list[str] | None = None) -> str:
     return train(cfg)
 
 
-def train(cfg: RadrlSFTConfig) -> str:
+def build_trainer(cfg: RadrlSFTConfig) -> tuple[SFTTrainer, object]:
     dataset = conversation_dataset(cfg)
-    model, processor = load(cfg.model_name_or_path, dtype="bf16" if cfg.bf16 else "fp32", device="cpu",
-                            min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
-    trainer = SFTTrainer(model=model, args=cfg, train_dataset=dataset, processing_class=processor)
+    model, processor = load_for_training(cfg)
+    return SFTTrainer(model=model, args=cfg, train_dataset=dataset, processing_class=processor), processor
+
+
+def train(cfg: RadrlSFTConfig) -> str:
+    trainer, processor = build_trainer(cfg)
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
-    trainer.save_model(cfg.output_dir)
-    processor.save_pretrained(cfg.output_dir)
-    save_log_history(trainer, cfg.output_dir)
-    return cfg.output_dir
+    return save_outputs(trainer, processor, cfg.output_dir)
