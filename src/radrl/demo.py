@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(prog="radrl demo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output folder (report.md is written there)")
     p.add_argument("--train", type=int, default=600, help="synthetic training images")
-    p.add_argument("--test", type=int, default=60, help="synthetic held-out images")
+    p.add_argument("--test", type=int, default=100, help="synthetic held-out images")
     p.add_argument("--sft-recipe", default=str(RECIPES / "sft.yaml"))
     p.add_argument("--grpo-recipe", default=str(RECIPES / "grpo.yaml"))
     p.add_argument("--grpo-steps", type=int, default=None, help="override the GRPO recipe's max_steps")
@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> Path:
     from radrl.models.tiny import build_tiny_model, demo_corpus
     from radrl.train import grpo, sft
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(a.out)
     for recipe in (a.sft_recipe, a.grpo_recipe):
         if not Path(recipe).exists():
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> Path:
     for name, model_dir in (("SFT", sft_dir), ("SFT+GRPO", grpo_dir)):
         results[name] = evaluate(model_dir, str(data["test"]), str(out / f"eval-{name.lower().replace('+', '-')}"),
                                  max_new_tokens={"report": 128, "grounding": 96}, max_rows=a.eval_rows,
-                                 batch_size=32, device="cpu")
+                                 batch_size=32)
         print(f"  {name}:")
         print_summary(results[name])
 

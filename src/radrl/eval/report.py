@@ -59,8 +59,12 @@ def draw_boxes(image: Image.Image | str, pred: list[Box], ref: list[Box], path: 
     return path
 
 
-def plot_curves(log_history: list[dict], keys: list[str], path: str | Path, title: str = "") -> Path | None:
-    """Training curves (e.g. ``rewards/grounding_soft_f1/mean``) against step; None when no key was logged."""
+def plot_curves(log_history: list[dict], keys: list[str], path: str | Path, title: str = "",
+                smooth: int = 10) -> Path | None:
+    """Training curves (e.g. ``rewards/grounding_soft_f1/mean``) against step; None when no key was logged.
+
+    Each step scores different prompts, so raw per-step rewards are noisy: a running mean over
+    ``smooth`` logged points is drawn over the faint raw curve."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +75,12 @@ def plot_curves(log_history: list[dict], keys: list[str], path: str | Path, titl
     for key in keys:
         pts = [(h["step"], h[key]) for h in log_history if key in h and h[key] == h[key]]  # skip NaN
         if pts:
-            ax.plot(*zip(*pts), marker=".", label=key)
+            steps, values = zip(*pts)
+            line, = ax.plot(steps, values, alpha=0.25, linewidth=1)
+            window = max(1, min(smooth, len(values)))
+            running = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+                       for i in range(len(values))]
+            ax.plot(steps, running, color=line.get_color(), linewidth=2, label=f"{key} (running mean)")
             plotted = True
     if not plotted:
         plt.close(fig)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from radrl.data.instructions import build_conversations
@@ -20,11 +19,13 @@ from radrl.parsing import parse
 def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("report", "grounding"),
              batch_size: int = 16, max_new_tokens: dict[str, int] | None = None, thinking: bool = False,
              max_rows: int | None = None, n_box_images: int = 6, device: str | None = None,
-             min_pixels: int | None = None, max_pixels: int | None = None, seed: int = 1) -> dict:
+             min_pixels: int | None = None, max_pixels: int | None = None, seed: int = 1,
+             box_instruction: bool = False) -> dict:
     """Evaluate one model on one samples JSONL; returns ``{task: aggregate metrics}``."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = build_conversations(read_jsonl(data), tasks=tasks, seed=seed, thinking=thinking)
+    rows = build_conversations(read_jsonl(data), tasks=tasks, seed=seed, thinking=thinking,
+                               box_instruction=box_instruction)
     rows = rows[:max_rows] if max_rows else rows
     if not rows:
         raise ValueError(f"{data} gives no rows for tasks {tasks}; check the file and the tasks")
@@ -57,7 +58,3 @@ def print_summary(aggregates: dict) -> None:
     for task, agg in aggregates.items():
         keys = [k for k in TABLE_KEYS.get(task, agg) if k in agg]
         print(f"{task}: " + ", ".join(f"{k}={agg[k]:.3f}" for k in keys) + f" (n={agg.get('n', 0):.0f})")
-
-
-def load_metrics(out: str) -> dict:
-    return {t: v["aggregate"] for t, v in json.loads((Path(out) / "metrics.json").read_text())["tasks"].items()}

@@ -33,6 +33,5 @@ def score(rows: list[dict], completions: list[str]) -> dict[str, MetricResult]:
             raise ValueError(f"no scorer for task {task!r}; known tasks: grounding, report")
         res.aggregate["n"] = float(len(idx))
         res.aggregate["well_formed"] = sum(p.well_formed for p in preds) / max(1, len(preds))
-        res.per_sample["id"] = [rows[i]["id"] for i in idx]  # type: ignore[assignment]
         results[task] = res
     return results
