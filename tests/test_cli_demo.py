@@ -21,7 +21,7 @@ def test_unknown_verb_exits_2(capsys):
 def test_demo_end_to_end_small(tmp_path):
     from radrl.demo import main as demo
 
-    report = demo(["--out", str(tmp_path), "--train", "12", "--test", "3", "--sft-steps", "2", "--grpo-steps", "1"])
+    report = demo(["--out", str(tmp_path), "--train", "12", "--test", "3", "--sft-steps", "2", "--grpo-steps", "1", "--eval-rows", "6"])
     text = report.read_text()
     assert "## grounding" in text and "| SFT+GRPO |" in text and "## Time" in text
     assert (tmp_path / "reward_curve.png").exists() or "reward curve" not in text

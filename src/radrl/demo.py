@@ -1,10 +1,12 @@
 """``radrl demo``: the whole pipeline on built-in synthetic data with a tiny model, on a CPU.
 
-    synthetic data -> tiny Qwen3-VL -> SFT -> GRPO (from the SFT checkpoint) -> evaluate both -> report.md
+    synthetic data -> tiny Qwen3-VL -> SFT -> GRPO per task (from the SFT checkpoint) -> evaluate -> report.md
 
 Every stage is the real one (the same entry points a user runs on MIMIC-CXR with
-Qwen3-VL-8B); only the sizes are small. The recipes are ``recipes/demo/sft.yaml`` and
-``recipes/demo/grpo.yaml``; the demo only points them at its own output folder.
+Qwen3-VL-8B); only the sizes are small. As in the paper, GRPO runs separately for report
+generation and for grounding, each from the SFT checkpoint, and each GRPO model is evaluated
+on its own task. The recipes are ``recipes/demo/sft.yaml``, ``grpo_report.yaml`` and
+``grpo_grounding.yaml``; the demo only points them at its own output folder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import torch
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "demo"
+TASKS = ("report", "grounding")
 
 
 class Stages:
@@ -46,8 +49,9 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--train", type=int, default=600, help="synthetic training images")
     p.add_argument("--test", type=int, default=100, help="synthetic held-out images")
     p.add_argument("--sft-recipe", default=str(RECIPES / "sft.yaml"))
-    p.add_argument("--grpo-recipe", default=str(RECIPES / "grpo.yaml"))
-    p.add_argument("--grpo-steps", type=int, default=None, help="override the GRPO recipe's max_steps")
+    p.add_argument("--grpo-recipes", nargs="+", default=[str(RECIPES / f"grpo_{t}.yaml") for t in TASKS],
+                   help="one GRPO recipe per task, in the order report, grounding")
+    p.add_argument("--grpo-steps", type=int, default=None, help="override the GRPO recipes' max_steps")
     p.add_argument("--sft-steps", type=int, default=None, help="override the SFT recipe's max_steps")
     p.add_argument("--eval-rows", type=int, default=None, help="evaluate only the first N rows per model")
     a = p.parse_args(argv)
@@ -58,11 +62,13 @@ def main(argv: list[str] | None = None) -> Path:
     from radrl.train import grpo, sft
 
     out = Path(a.out)
-    for recipe in (a.sft_recipe, a.grpo_recipe):
+    for recipe in (a.sft_recipe, *a.grpo_recipes):
         if not Path(recipe).exists():
             raise FileNotFoundError(f"recipe {recipe} not found; run from the repository root or pass --sft-recipe/"
-                                    "--grpo-recipe")
-    st = Stages(6)
+                                    "--grpo-recipes")
+    if len(a.grpo_recipes) != len(TASKS):
+        raise ValueError(f"--grpo-recipes takes one recipe per task, in the order {TASKS}")
+    st = Stages(7)
 
     st.start(f"synthetic chest X-rays: {a.train} train + {a.test} test images -> {out / 'data'}")
     data = write_dataset(out / "data", n_train=a.train, n_test=a.test, seed=0)
@@ -77,21 +83,26 @@ def main(argv: list[str] | None = None) -> Path:
         sft_args += ["--max_steps", str(a.sft_steps)]
     sft_dir = sft.main(sft_args)
 
-    st.start("GRPO from the SFT checkpoint (TRL GRPOTrainer)")
-    grpo_args = ["--config", a.grpo_recipe, "--model_name_or_path", sft_dir, "--train_data", str(data["train"]),
-                 "--output_dir", str(out / "grpo")]
-    if a.grpo_steps is not None:
-        grpo_args += ["--max_steps", str(a.grpo_steps)]
-    grpo_dir = grpo.main(grpo_args)
+    grpo_dirs = {}
+    for task, recipe in zip(TASKS, a.grpo_recipes):
+        st.start(f"GRPO for {task} from the SFT checkpoint (TRL GRPOTrainer)")
+        grpo_args = ["--config", recipe, "--model_name_or_path", sft_dir, "--train_data", str(data["train"]),
+                     "--output_dir", str(out / f"grpo-{task}")]
+        if a.grpo_steps is not None:
+            grpo_args += ["--max_steps", str(a.grpo_steps)]
+        grpo_dirs[task] = grpo.main(grpo_args)
 
-    st.start("evaluate SFT and SFT+GRPO on the held-out split")
-    results = {}
-    for name, model_dir in (("SFT", sft_dir), ("SFT+GRPO", grpo_dir)):
-        results[name] = evaluate(model_dir, str(data["test"]), str(out / f"eval-{name.lower().replace('+', '-')}"),
-                                 max_new_tokens={"report": 128, "grounding": 96}, max_rows=a.eval_rows,
-                                 batch_size=32)
+    st.start("evaluate SFT (both tasks) and each GRPO model (its task) on the held-out split")
+    limits = {"report": 128, "grounding": 96}
+    results = {"SFT": evaluate(sft_dir, str(data["test"]), str(out / "eval-sft"), max_new_tokens=limits,
+                               max_rows=a.eval_rows, batch_size=32), "SFT+GRPO": {}}
+    for task, model_dir in grpo_dirs.items():
+        results["SFT+GRPO"].update(evaluate(model_dir, str(data["test"]), str(out / f"eval-grpo-{task}"),
+                                            tasks=(task,), max_new_tokens=limits, max_rows=a.eval_rows,
+                                            batch_size=32))
+    for name, by_task in results.items():
         print(f"  {name}:")
-        print_summary(results[name])
+        print_summary(by_task)
 
     st.start("report")
     st.done()
@@ -104,12 +115,15 @@ def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
     """report.md: SFT vs SFT+GRPO per task, the reward curve, box images, timings."""
     from radrl.eval.report import markdown_table, plot_curves
 
-    history = json.loads((out / "grpo" / "log_history.json").read_text())
+    history = []  # both runs on one plot: keys are per reward, and each run logs only its own
+    for task in TASKS:
+        history += json.loads((out / f"grpo-{task}" / "log_history.json").read_text())
     reward_keys = sorted({k for h in history for k in h if k.startswith("rewards/") and k.endswith("/mean")})
-    curve = plot_curves(history, ["reward", *reward_keys], out / "reward_curve.png", title="GRPO rewards (train)")
+    curve = plot_curves(history, reward_keys, out / "reward_curve.png", title="GRPO rewards (train, sampled)")
     lines = ["# radrl demo report", "",
-             "Synthetic chest X-rays, a tiny random Qwen3-VL, SFT then GRPO, evaluated on the held-out split "
-             "(greedy decoding). Scores in percent (avg_chars in characters).", ""]
+             "Synthetic chest X-rays, a tiny random Qwen3-VL, SFT, then GRPO per task from the SFT checkpoint "
+             "(report and grounding RL are separate runs, as in the paper); held-out split, greedy decoding. "
+             "Scores in percent (avg_chars in characters).", ""]
     for task in ("grounding", "report"):
         lines += [f"## {task}", "", markdown_table({n: r for n, r in results.items()}, task), ""]
     if curve:
@@ -117,7 +131,7 @@ def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
     lines += ["## Boxes (green: reference, red: prediction)", "", "| SFT | SFT+GRPO |", "|---|---|"]
     sft_boxes = sorted((out / "eval-sft" / "boxes").glob("*.png"))
     for path in sft_boxes:
-        grpo_path = out / "eval-sft-grpo" / "boxes" / path.name
+        grpo_path = out / "eval-grpo-grounding" / "boxes" / path.name
         lines.append(f"| ![]({path.relative_to(out)}) | ![]({grpo_path.relative_to(out)}) |")
     lines += ["", "## Time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in times.items()]

@@ -18,7 +18,7 @@ def _config_class(path: Path):
 
 
 def test_there_are_recipes():
-    assert {p.name for p in RECIPES} >= {"sft.yaml", "grpo.yaml"}
+    assert {p.name for p in RECIPES} >= {"sft.yaml", "grpo_report.yaml", "grpo_grounding.yaml"}
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(REPO)))

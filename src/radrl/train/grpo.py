@@ -1,6 +1,6 @@
 """GRPO with clinically grounded rewards (TRL GRPOTrainer).
 
-    radrl grpo --config recipes/demo/grpo.yaml [--learning_rate 5e-5 ...]
+    radrl grpo --config recipes/demo/grpo_grounding.yaml [--learning_rate 5e-5 ...]
 
 Reads top to bottom: config -> data -> model -> rewards -> trainer -> train -> save.
 Each reward sees every dataset column (``task``, ``solution``, ``thinking``), returns
