@@ -1,13 +1,16 @@
 """Rule-based CheXpert labeler, CheXbert-style F1 and the per-sample clinical score."""
 
 import csv
+import html
+import re
+import tarfile
 import time
 
 import pytest
 
 from radrl.data.schema import CHEXPERT_LABELS
 from radrl.metrics import METRICS
-from radrl.metrics.chexpert import chexpert_f1, clinical_score, label_report
+from radrl.metrics.chexpert import _STOPS, _compiled, chexpert_f1, clinical_score, label_report
 
 # (sentence, expected labels; "No Finding" included where the sentence has no positive finding)
 SENTENCES = [
@@ -64,6 +67,13 @@ SENTENCES = [
     ("Heart size is at the upper limits of normal.", {"No Finding": 1, "Cardiomegaly": 0}),
     # decimals do not split sentences; capitals do not matter
     ("A 1.5 CM NODULE IS SEEN. NO EFFUSION.", {"Lung Lesion": 1, "Pleural Effusion": 0}),
+    # a hedge that qualifies a finding stays negative after a negation ...
+    ("No suspicious pulmonary nodules or masses.", {"No Finding": 1, "Lung Lesion": 0}),
+    ("No focal consolidation, suspicious opacity or pneumothorax.",
+     {"No Finding": 1, "Lung Opacity": 0, "Consolidation": 0, "Pneumothorax": 0}),
+    ("No findings concerning for pneumonia.", {"No Finding": 1, "Pneumonia": 0}),
+    # ... and is uncertain on its own
+    ("Opacity suspicious for pneumonia.", {"Lung Opacity": 1, "Pneumonia": -1}),
 ]
 
 
@@ -86,6 +96,65 @@ def test_hand_labelled_reports(cxr_data):
         text = row.pop("Reports")
         expected = {k: int(float(v)) for k, v in row.items() if v.strip()}
         assert label_report(text) == expected, text
+
+
+@pytest.fixture(scope="module")
+def iu_sections(cxr_data) -> dict[str, dict[str, str]]:
+    """uId -> {section label: text} of every IU report."""
+    section_re = re.compile(r'<AbstractText Label="([A-Z]+)">(.*?)</AbstractText>', re.DOTALL)
+    out = {}
+    with tarfile.open(cxr_data / "reports" / "NLMCXR_reports.tgz") as tar:
+        for member in tar:
+            if member.name.endswith(".xml"):
+                xml = tar.extractfile(member).read().decode()
+                uid = re.search(r'<uId id="([^"]+)"', xml).group(1)
+                out[uid] = {k: html.unescape(v.strip()) for k, v in section_re.findall(xml) if v.strip()}
+    assert len(out) == 3955
+    return out
+
+
+def test_every_match_holds_a_trigger_and_no_stop(iu_sections):
+    # label_report runs an observation's patterns only between the sentences that hold its
+    # first and last trigger (see _window); that is exact only if every match contains a
+    # trigger and no sentence stop. Checked on every IU report (all sections) and the cases above.
+    texts = ["\n".join(parts.values()).lower() for parts in iu_sections.values()] + [s.lower() for s, _ in SENTENCES]
+    matches = 0
+    for name, triggers, pattern, _ in _compiled():
+        for text in texts:
+            for m in pattern.finditer(text):
+                matches += 1
+                assert any(t in m.group() for t in triggers), (name, m.group(), "add a trigger to _TRIGGERS")
+                assert not set(m.group()) & set(_STOPS), (name, m.group())
+    assert matches > 10_000
+
+
+# (IU report, labels of FINDINGS + IMPRESSION): a small regression snapshot of whole reports
+IU_SNAPSHOT = [
+    # borderline heart size is positive; a tracheostomy tube is a support device
+    ("CXR29", {"Cardiomegaly": 1, "Lung Opacity": 1, "Pneumothorax": 0, "Pleural Effusion": 0, "Support Devices": 1}),
+    # "no suspicious nodules, pneumonia, effusions, or CHF" negates the whole list; "may represent" hedges
+    ("CXR31", {"Lung Opacity": -1, "Lung Lesion": 0, "Edema": 0, "Pneumonia": 0, "Pleural Effusion": 0}),
+    # "no focal consolidation, suspicious pulmonary opacity, large pleural effusion, or pneumothorax"
+    ("CXR330", {"No Finding": 1, "Lung Opacity": 0, "Consolidation": 0, "Pneumothorax": 0, "Pleural Effusion": 0}),
+    # "could represent a pneumonia" is uncertain
+    ("CXR332", {"Cardiomegaly": 0, "Lung Opacity": 1, "Pneumonia": -1, "Pneumothorax": 0, "Pleural Effusion": 0}),
+    # "densities ... suggestive of coronary artery stents": uncertain device
+    ("CXR340", {"Cardiomegaly": 1, "Lung Opacity": 1, "Edema": 0, "Consolidation": 0, "Pleural Effusion": 0,
+                "Support Devices": -1}),
+    # congestive heart failure with edema, effusions and atelectasis
+    ("CXR369", {"Cardiomegaly": 1, "Lung Opacity": 1, "Edema": 1, "Atelectasis": 1, "Pleural Effusion": 1}),
+    # old rib fractures are positive, everything else negative
+    ("CXR403", {"Cardiomegaly": 0, "Lung Opacity": 0, "Pneumothorax": 0, "Pleural Effusion": 0, "Fracture": 1}),
+    # "consolidation, most consistent with pneumonia" is positive pneumonia
+    ("CXR3565", {"Lung Opacity": 1, "Consolidation": 1, "Pneumonia": 1, "Pneumothorax": 0, "Pleural Effusion": 0}),
+]
+
+
+def test_iu_report_snapshot(iu_sections):
+    for uid, expected in IU_SNAPSHOT:
+        # FINDINGS + IMPRESSION, one per line, as bench/chexpert_labeler_iu.py labels them
+        text = "\n".join(iu_sections[uid][k] for k in ("FINDINGS", "IMPRESSION") if k in iu_sections[uid])
+        assert label_report(text) == expected, (uid, text)
 
 
 @pytest.mark.parametrize("text", [None, "x" * 1_000_000, "no " * 100_000, "\x00\ufffd" * 1000, "effusion " * 50_000,
