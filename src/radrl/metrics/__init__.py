@@ -75,4 +75,5 @@ def _lazy(module: str, function: str) -> Callable[[list[str], list[str]], Metric
 METRICS: dict[str, Callable[[list[str], list[str]], MetricResult]] = {
     "text": _lazy("text", "score_text"),
     "chexpert": _lazy("chexpert", "chexpert_f1"),
+    "meteor": _lazy("text", "score_meteor"),  # needs the `meteor` extra (pycocoevalcap + Java) or WordNet
 }

