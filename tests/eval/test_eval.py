@@ -86,6 +86,11 @@ def test_evaluate_writes_predictions_metrics_and_images(tiny_model_dir, synth_da
     assert len(preds) == agg["report"]["n"] + agg["grounding"]["n"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["tasks"]["grounding"]["aggregate"]["soft_f1"] == agg["grounding"]["soft_f1"]
+    low, high = metrics["tasks"]["grounding"]["ci"]["soft_f1"]  # seeded 95% bootstrap interval
+    assert low <= agg["grounding"]["soft_f1"] <= high
+    assert "rouge_l" in metrics["tasks"]["report"]["ci"] and "bleu" in metrics["tasks"]["report"]["no_ci"]
+    per_sample = [json.loads(line) for line in (tmp_path / "per_sample.jsonl").read_text().splitlines()]
+    assert [(p["id"], p["task"]) for p in per_sample] == [(p["id"], p["task"]) for p in preds]
     assert "| model |" in (tmp_path / "metrics.md").read_text()
     assert list((tmp_path / "boxes").glob("*.png"))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from radrl.data.boxes import Box
+from radrl.eval.stats import mean_cis
 from radrl.metrics import MetricResult
 
 # Which aggregate keys a table shows per task, in order (percent unless noted).
@@ -17,12 +18,48 @@ TABLE_KEYS = {
 }
 
 
-def write_metrics(results: dict[str, MetricResult], path: str | Path, extra: dict | None = None) -> Path:
+def write_metrics(results: dict[str, MetricResult], path: str | Path, extra: dict | None = None,
+                  n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05) -> Path:
+    """``metrics.json``: per task its ``aggregate``, ``ci`` and ``no_ci``, and ``versions``.
+
+    ``ci[key] = [low, high]``: percentile bootstrap interval at level ``1 - alpha``
+    (``n_resamples`` resamples of the rows, ``seed``) for every aggregate that is the mean
+    of its per-sample values; ``no_ci[key]`` says why another aggregate has none (counts,
+    corpus-level BLEU / GLEU / CheXpert micro-macro F1, CIDEr). See ``radrl.eval.stats.mean_cis``.
+    ``n_resamples=0`` leaves the intervals out.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"tasks": {t: {"aggregate": r.aggregate, "versions": r.versions} for t, r in results.items()}}
+    tasks = {}
+    for t, r in results.items():
+        tasks[t] = {"aggregate": r.aggregate}
+        if n_resamples:
+            tasks[t]["ci"], tasks[t]["no_ci"] = mean_cis(r, n_resamples=n_resamples, seed=seed, alpha=alpha)
+        tasks[t]["versions"] = r.versions
+    payload: dict = {"tasks": tasks}
+    if n_resamples:
+        payload["bootstrap"] = {"method": "percentile bootstrap over samples", "n_resamples": n_resamples,
+                                "seed": seed, "level": 1 - alpha}
     payload.update(extra or {})
     path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def write_per_sample(rows: list[dict], results: dict[str, MetricResult], path: str | Path) -> Path:
+    """``per_sample.jsonl``: one line per row, ``{"id", "task", <metric>: value, ...}``, in row order.
+
+    ``results[task].per_sample`` lists follow the order of that task's rows (as ``score``
+    returns them); later comparisons and paired tests join two runs on ``(task, id)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, int] = {}
+    lines = []
+    for row in rows:
+        task = row["task"]
+        i = seen[task] = seen.get(task, -1) + 1
+        per = results[task].per_sample if task in results else {}
+        lines.append(json.dumps({"id": row.get("id"), "task": task, **{k: v[i] for k, v in per.items()}}))
+    path.write_text("".join(line + "\n" for line in lines))
     return path
 
 
@@ -34,13 +71,20 @@ def _fmt(key: str, value: float | None) -> str:
     return f"{100 * value:.1f}"
 
 
-def markdown_table(runs: dict[str, dict[str, dict[str, float]]], task: str) -> str:
-    """Runs side by side for one task: ``runs[name][task] = aggregate dict``. Scores in percent."""
+def markdown_table(runs: dict[str, dict[str, dict[str, float]]], task: str,
+                   cis: dict[str, dict[str, dict[str, list[float]]]] | None = None) -> str:
+    """Runs side by side for one task: ``runs[name][task] = aggregate dict``. Scores in percent.
+
+    ``cis[name][task][key] = [low, high]`` (the ``ci`` of ``metrics.json``), when given, shows
+    a cell as ``value [low, high]``; keys without an interval show the value alone."""
     keys = TABLE_KEYS.get(task) or sorted({k for r in runs.values() for k in r.get(task, {})})
     lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, by_task in runs.items():
         agg = by_task.get(task, {})
-        lines.append(f"| {name} | " + " | ".join(_fmt(k, agg.get(k)) for k in keys) + " |")
+        ci = ((cis or {}).get(name) or {}).get(task) or {}
+        cells = [_fmt(k, agg.get(k)) + (f" [{_fmt(k, ci[k][0])}, {_fmt(k, ci[k][1])}]"
+                                        if k in ci and agg.get(k) is not None else "") for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

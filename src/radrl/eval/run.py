@@ -5,12 +5,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from radrl.data.instructions import build_conversations
 from radrl.data.schema import read_jsonl
 from radrl.eval.generate import generate, write_predictions
-from radrl.eval.report import TABLE_KEYS, draw_boxes, markdown_table, write_metrics
+from radrl.eval.report import (
+    TABLE_KEYS,
+    draw_boxes,
+    markdown_table,
+    write_metrics,
+    write_per_sample,
+)
 from radrl.eval.score import score
 from radrl.models import load
 from radrl.parsing import parse
@@ -21,7 +28,12 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
              max_rows: int | None = None, n_box_images: int = 6, device: str | None = None,
              min_pixels: int | None = None, max_pixels: int | None = None, seed: int = 1,
              box_instruction: bool = False) -> dict:
-    """Evaluate one model on one samples JSONL; returns ``{task: aggregate metrics}``."""
+    """Evaluate one model on one samples JSONL; returns ``{task: aggregate metrics}``.
+
+    Writes ``predictions.jsonl``, ``per_sample.jsonl`` (every per-sample metric by id),
+    ``metrics.json`` (aggregates with seeded 95% bootstrap intervals, 2,000 resamples, for
+    those that are means of per-sample values; see ``write_metrics``), ``metrics.md`` and
+    box images."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = build_conversations(read_jsonl(data), tasks=tasks, seed=seed, thinking=thinking,
@@ -33,11 +45,16 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     completions = generate(model, processor, rows, batch_size=batch_size, max_new_tokens=max_new_tokens)
     write_predictions(rows, completions, out_dir / "predictions.jsonl")
     results = score(rows, completions)
-    write_metrics(results, out_dir / "metrics.json",
-                  extra={"model": model_path, "data": data, "rows": len(rows),
-                         "decoding": {"greedy": True, "max_new_tokens": max_new_tokens, "thinking": thinking}})
+    write_per_sample(rows, results, out_dir / "per_sample.jsonl")
+    metrics = write_metrics(results, out_dir / "metrics.json", n_resamples=2000, seed=0,
+                            extra={"model": model_path, "data": data, "rows": len(rows),
+                                   "decoding": {"greedy": True, "max_new_tokens": max_new_tokens,
+                                                "thinking": thinking}})
     aggregates = {t: r.aggregate for t, r in results.items()}
-    tables = [f"## {t}\n\n" + markdown_table({Path(model_path).name: aggregates}, t) for t in aggregates]
+    cis = {t: v.get("ci", {}) for t, v in json.loads(metrics.read_text())["tasks"].items()}
+    name = Path(model_path).name
+    tables = [f"## {t}\n\n" + markdown_table({name: aggregates}, t, cis={name: cis})
+              + "\n\nBrackets: 95% bootstrap interval over samples (2,000 resamples, seed 0)." for t in aggregates]
     (out_dir / "metrics.md").write_text("\n\n".join(tables) + "\n")
     _box_images(rows, completions, out_dir / "boxes", n_box_images)
     return aggregates
