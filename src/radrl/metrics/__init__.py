@@ -76,4 +76,5 @@ METRICS: dict[str, Callable[[list[str], list[str]], MetricResult]] = {
     "text": _lazy("text", "score_text"),
     "chexpert": _lazy("chexpert", "chexpert_f1"),
     "meteor": _lazy("text", "score_meteor"),  # needs the `meteor` extra (pycocoevalcap + Java) or WordNet
+    "bertscore": _lazy("bertscore", "bertscore"),  # needs bert-score and a local model (RADRL_BERTSCORE_MODEL)
 }

