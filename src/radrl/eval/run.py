@@ -51,10 +51,13 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
                                    "decoding": {"greedy": True, "max_new_tokens": max_new_tokens,
                                                 "thinking": thinking}})
     aggregates = {t: r.aggregate for t, r in results.items()}
-    cis = {t: v.get("ci", {}) for t, v in json.loads(metrics.read_text())["tasks"].items()}
+    written = json.loads(metrics.read_text())
+    cis = {t: v.get("ci", {}) for t, v in written["tasks"].items()}
+    boot = written["bootstrap"]
     name = Path(model_path).name
     tables = [f"## {t}\n\n" + markdown_table({name: aggregates}, t, cis={name: cis})
-              + "\n\nBrackets: 95% bootstrap interval over samples (2,000 resamples, seed 0)." for t in aggregates]
+              + f"\n\nBrackets: {boot['level']:.0%} bootstrap interval over samples ({boot['n_resamples']:,} "
+              f"resamples, seed {boot['seed']})." for t in aggregates]
     (out_dir / "metrics.md").write_text("\n\n".join(tables) + "\n")
     _box_images(rows, completions, out_dir / "boxes", n_box_images)
     return aggregates

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from radrl.metrics import MetricResult
+from radrl.metrics import MetricResult, check_aligned
 
 __all__ = ["CORPUS_LEVEL", "bootstrap_ci", "bootstrap_corpus_ci", "bootstrap_indices", "mean_cis",
            "paired_bootstrap"]
@@ -90,8 +90,7 @@ def bootstrap_corpus_ci(scorer: Callable[[list, list], MetricResult | float], re
     >>> bootstrap_corpus_ci(METRICS["text"], ["a b c d"] * 3, ["a b c d"] * 3, "bleu", n_resamples=20)
     (1.0, 1.0)
     """
-    if len(refs) != len(hyps):
-        raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
+    check_aligned(refs, hyps)
     _check_alpha(alpha)
     refs, hyps = list(refs), list(hyps)
     stats = []

@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
-__all__ = ["METRICS", "MetricResult", "package_version"]
+__all__ = ["METRICS", "MetricResult", "check_aligned", "package_version"]
 
 
 @dataclass
@@ -50,6 +50,12 @@ class MetricResult:
             out.per_sample.update(r.per_sample)
             out.versions.update(r.versions)
         return out
+
+
+def check_aligned(refs: Sequence, hyps: Sequence) -> None:
+    """Every report scorer takes aligned lists: one reference per hypothesis."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
 
 
 def package_version(name: str) -> str:

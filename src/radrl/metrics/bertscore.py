@@ -58,7 +58,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from radrl.metrics import MetricResult, package_version
+from radrl.metrics import MetricResult, check_aligned, package_version
 
 __all__ = ["ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL", "BertScoreModelMissing", "bertscore", "prepare_text"]
 
@@ -91,8 +91,7 @@ def bertscore(refs: Sequence[str | None], hyps: Sequence[str | None], model: str
     baseline of a known model; ``device``: torch device (default cuda when available).
     Results do not depend on ``batch_size`` beyond float rounding.
     """
-    if len(refs) != len(hyps):
-        raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
+    check_aligned(refs, hyps)
     folder = _model_folder(model)
     name = _known_name(folder)
     layers = _layer(folder, name, num_layers)

@@ -56,7 +56,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics import MetricResult
+from radrl.metrics import MetricResult, check_aligned
 
 __all__ = ["COMMON5", "LABELER_VERSION", "MAX_REPORT_CHARS", "chexpert_f1", "clinical_score", "label_report",
            "label_reports"]
@@ -425,8 +425,7 @@ def chexpert_f1(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
     >>> r.aggregate["chexpert_micro_f1_14"], r.per_sample["clinical"]
     (1.0, [0.6666666666666666])
     """
-    if len(refs) != len(hyps):
-        raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
+    check_aligned(refs, hyps)
     ref_labels, hyp_labels = label_reports(refs), label_reports(hyps)
     ref_bin = [_binary(lab) for lab in ref_labels]
     hyp_bin = [_binary(lab) for lab in hyp_labels]

