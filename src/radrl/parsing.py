@@ -129,27 +129,21 @@ def _read_boxes(answer: str) -> tuple[list[Box], int]:
     invalid = 0
     masked = list(answer)
 
-    def mask(start: int, end: int) -> None:
+    def take(box: Box | None, start: int, end: int) -> None:
+        """Keep a valid box (or count an invalid one) and blank its span for the later passes."""
+        nonlocal invalid
+        if box is None or not box.is_valid:
+            invalid += 1
+        else:
+            found.append((start, box))
         masked[start:end] = " " * (end - start)
 
     for m in _OBJ_RE.finditer(answer):
         inner = _BBOX2D_RE.search(m.group(0))
-        if inner is None:
-            continue
-        label = _json_label(m.group(0))
-        box = _qwen_box(inner.group(1), label)
-        if box is None or not box.is_valid:
-            invalid += 1
-        else:
-            found.append((m.start(), box))
-        mask(m.start(), m.end())
+        if inner is not None:
+            take(_qwen_box(inner.group(1), _json_label(m.group(0))), m.start(), m.end())
     for m in _BBOX2D_RE.finditer("".join(masked)):  # truncated JSON without a closing brace
-        box = _qwen_box(m.group(1), None)
-        if box is None or not box.is_valid:
-            invalid += 1
-        else:
-            found.append((m.start(), box))
-        mask(m.start(), m.end())
+        take(_qwen_box(m.group(1), None), m.start(), m.end())
 
     prose = "".join(masked)
     prev_end, prev_label = 0, None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig, GRPOTrainer, TrlParser
 
-from radrl.rewards import REWARDS
+from radrl.rewards import REWARDS, build_rewards
 from radrl.train.common import RadrlArgs, conversation_dataset, load_for_training, resume_checkpoint, save_outputs
 
 
@@ -31,6 +31,9 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         unknown = [r for r in self.rewards if r not in REWARDS]
         if unknown:
             raise ValueError(f"unknown reward(s) {unknown}; choose from {sorted(REWARDS)}")
+        if len(set(self.rewards)) != len(self.rewards):
+            raise ValueError(f"rewards lists a reward twice ({self.rewards}); give each once and set its weight "
+                             "with reward_weights")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards "
                              f"{self.rewards}; give one weight per reward, in the same order")
@@ -53,7 +56,9 @@ def train(cfg: RadrlGRPOConfig) -> str:
     # padding the rollouts used, or Qwen3-VL's multimodal positions misalign (TRL sets this only when it
     # loads the processor itself).
     processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
-    reward_funcs = [REWARDS[name] for name in cfg.rewards]  # weights: cfg.reward_weights (default all 1)
+    # Recipe weights (default 1 each) are checked and handed to TRL, which sums the weighted rewards.
+    weights = cfg.reward_weights or [1.0] * len(cfg.rewards)
+    reward_funcs, cfg.reward_weights = build_rewards(dict(zip(cfg.rewards, weights, strict=True)))
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg, train_dataset=dataset,
                           processing_class=processor)
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
