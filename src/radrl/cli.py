@@ -6,6 +6,12 @@
     radrl sft          supervised fine-tuning from a YAML recipe (+ overrides)
     radrl grpo         GRPO from a YAML recipe (+ overrides)
     radrl eval         generate, parse, score and write metrics for a model on a split
+    radrl prepare      read a dataset in its published layout into samples (radrl prepare --list)
+    radrl coldstart    teacher thinking traces -> validated cold-start SFT data
+    radrl score        score a file of generated reports against references with chosen metrics
+    radrl label        CheXpert labels (1/0/-1/blank) for a file of reports, as CSV
+    radrl compare      several evaluation runs side by side (Markdown, CSV, JSON, HTML)
+    radrl reward-server  serve clinical scorers over HTTP to GRPO trainers
 """
 
 from __future__ import annotations
@@ -95,8 +101,21 @@ def _demo(argv: list[str]) -> None:
     main(argv)
 
 
+def _lazy(module: str):
+    """A verb whose ``main(argv)`` lives in ``module`` (imported only when the verb runs)."""
+
+    def run(argv: list[str]) -> None:
+        import importlib
+
+        importlib.import_module(module).main(argv)
+
+    return run
+
+
 VERBS = {"demo": _demo, "synth-data": _synth_data, "tiny-model": _tiny_model, "sft": _sft, "grpo": _grpo,
-         "eval": _eval}
+         "eval": _eval, "prepare": _lazy("radrl.data.prepare"), "coldstart": _lazy("radrl.train.coldstart"),
+         "score": _lazy("radrl.metrics.cli"), "label": _lazy("radrl.metrics.label_cli"),
+         "compare": _lazy("radrl.eval.compare"), "reward-server": _lazy("radrl.rewards.server")}
 
 
 def main(argv: list[str] | None = None) -> None:
