@@ -101,20 +101,20 @@ def _demo(argv: list[str]) -> None:
     main(argv)
 
 
-def _lazy(module: str):
-    """A verb whose ``main(argv)`` lives in ``module`` (imported only when the verb runs)."""
+def _lazy(module: str, function: str = "main"):
+    """A verb whose ``function(argv)`` lives in ``module`` (imported only when the verb runs)."""
 
     def run(argv: list[str]) -> None:
         import importlib
 
-        importlib.import_module(module).main(argv)
+        getattr(importlib.import_module(module), function)(argv)
 
     return run
 
 
 VERBS = {"demo": _demo, "synth-data": _synth_data, "tiny-model": _tiny_model, "sft": _sft, "grpo": _grpo,
          "eval": _eval, "prepare": _lazy("radrl.data.prepare"), "coldstart": _lazy("radrl.train.coldstart"),
-         "score": _lazy("radrl.metrics.cli"), "label": _lazy("radrl.metrics.label_cli"),
+         "score": _lazy("radrl.metrics.cli", "score_main"), "label": _lazy("radrl.metrics.cli", "label_main"),
          "compare": _lazy("radrl.eval.compare"), "reward-server": _lazy("radrl.rewards.server")}
 
 
