@@ -32,6 +32,24 @@ class RadrlArgs:
         default=False, metadata={"help": "Spell out the expected box format in grounding requests (for base models)."})
     max_train_rows: int | None = field(default=None, metadata={"help": "Use only the first N conversation rows."})
     data_seed_prompts: int = field(default=0, metadata={"help": "Seed for drawing request phrasings."})
+    freeze_vision_tower: bool = field(
+        default=False, metadata={"help": "Do not train the ViT blocks and patch embedding (model.visual minus mergers)."})
+    freeze_projector: bool = field(
+        default=False, metadata={"help": "Do not train the vision-language mergers (model.visual.merger, deepstack)."})
+    freeze_language_model: bool = field(
+        default=False, metadata={"help": "Do not train the language model (model.language_model and lm_head)."})
+    use_lora: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters (peft) instead of the weights; they go on the linear "
+                                         "layers of the parts not frozen, unless lora_target_modules is set."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: str | None = field(
+        default=None, metadata={"help": "A regex fullmatched against module names, overriding the part flags, "
+                                         "e.g. 'model[.]language_model[.].*[.](q|v)_proj'."})
+    lora_merge: bool = field(
+        default=True, metadata={"help": "Also write the merged full model to output_dir (the adapter always goes to "
+                                        "output_dir/adapter); eval and vLLM load the merged folder."})
 
     def check_radrl_fields(self) -> None:
         if not self.model_name_or_path:
@@ -43,6 +61,11 @@ class RadrlArgs:
                                     "or point to a prepared samples JSONL")
         if self.box_format not in ("paper", "qwen"):
             raise ValueError(f"box_format must be 'paper' or 'qwen', got {self.box_format!r}")
+        if self.freeze_vision_tower and self.freeze_projector and self.freeze_language_model:
+            raise ValueError("freeze_vision_tower, freeze_projector and freeze_language_model are all true: nothing "
+                             "would train; unfreeze at least one part")
+        if self.use_lora and self.lora_r < 1:
+            raise ValueError(f"lora_r must be >= 1 with use_lora, got {self.lora_r}")
 
 
 def conversation_dataset(args: RadrlArgs):
@@ -65,9 +88,68 @@ def conversation_dataset(args: RadrlArgs):
 
 def load_for_training(args: RadrlArgs):
     """Model in fp32 on the CPU (the Trainer places it and autocasts to bf16 when ``bf16: true``,
-    keeping fp32 master weights) and the image-only processor with the recipe's pixel budget."""
-    return load(args.model_name_or_path, dtype=torch.float32, device="cpu", min_pixels=args.min_pixels,
-                max_pixels=args.max_pixels)
+    keeping fp32 master weights), frozen parts switched off, and the image-only processor with the
+    recipe's pixel budget."""
+    model, processor = load(args.model_name_or_path, dtype=torch.float32, device="cpu", min_pixels=args.min_pixels,
+                            max_pixels=args.max_pixels)
+    if not args.use_lora:  # with LoRA, peft freezes every base weight and the part flags place the adapters
+        frozen = frozen_parts(args)
+        for name, param in model.named_parameters():
+            if model_part(name) in frozen:
+                param.requires_grad_(False)
+    return model, processor
+
+
+# Qwen3-VL's three parts, by parameter/module name prefix (transformers 5 layout; the 8B and the tiny model
+# share it). The mergers (the main one and the DeepStack ones that feed ViT features into early LM layers)
+# are the projector; everything else under model.visual is the vision tower.
+PARTS = (("projector", ("model.visual.merger.", "model.visual.deepstack_merger_list.")),
+         ("vision_tower", ("model.visual.",)),
+         ("language_model", ("model.language_model.", "lm_head.")))
+
+# LoRA goes on these linear layers of each part (the ViT's fused qkv/proj and MLP, the mergers' MLP,
+# the LM's attention and MLP projections), never on embeddings or lm_head.
+LORA_TARGETS = {
+    "vision_tower": r"model\.visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.linear_fc[12])",
+    "projector": r"model\.visual\.(merger|deepstack_merger_list\.\d+)\.linear_fc[12]",
+    "language_model": r"model\.language_model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)",
+}
+
+
+def model_part(name: str) -> str:
+    """Which part of Qwen3-VL a parameter belongs to.
+
+    >>> model_part("model.visual.blocks.0.attn.qkv.weight"), model_part("model.visual.merger.linear_fc1.weight")
+    ('vision_tower', 'projector')
+    >>> model_part("lm_head.weight")
+    'language_model'
+    """
+    for part, prefixes in PARTS:
+        if name.startswith(prefixes):
+            return part
+    raise ValueError(f"parameter {name} is in no known Qwen3-VL part ({[p for p, _ in PARTS]}); radrl's part "
+                     "flags expect the transformers 5 Qwen3-VL layout")
+
+
+def frozen_parts(args: RadrlArgs) -> set[str]:
+    return {part for part, flag in (("vision_tower", args.freeze_vision_tower), ("projector", args.freeze_projector),
+                                    ("language_model", args.freeze_language_model)) if flag}
+
+
+def lora_config(args: RadrlArgs):
+    """The peft ``LoraConfig`` TRL's trainers take as ``peft_config`` (None for full fine-tuning).
+
+    Adapters go on the linear layers of the parts that are not frozen, so the same three flags say
+    what trains in both modes: ``use_lora: true, freeze_vision_tower: true, freeze_projector: true``
+    puts adapters on the language model only (a regex over module names, peft's fullmatch)."""
+    if not args.use_lora:
+        return None
+    from peft import LoraConfig
+
+    target = args.lora_target_modules or "|".join(
+        f"({regex})" for part, regex in LORA_TARGETS.items() if part not in frozen_parts(args))
+    return LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                      target_modules=target, task_type="CAUSAL_LM")
 
 
 def resume_checkpoint(value: str | None, output_dir: str) -> str | None:
@@ -82,10 +164,35 @@ def resume_checkpoint(value: str | None, output_dir: str) -> str | None:
     return value
 
 
-def save_outputs(trainer, processor, output_dir: str) -> str:
-    """Final model, processor and log history (the curves reports plot), written once (main process)."""
-    trainer.save_model(output_dir)
+def save_outputs(trainer, processor, args: RadrlArgs) -> str:
+    """Final model, processor and log history (the curves reports plot), written once (main process).
+
+    With LoRA the adapter goes to ``output_dir/adapter``; with ``lora_merge`` the main process then
+    loads the base checkpoint on the CPU, merges the adapter into it and writes a complete checkpoint
+    to ``output_dir``. Merging from the saved files, not from the live model, works the same under
+    DeepSpeed ZeRO-3 and FSDP, where no single process holds the full weights."""
+    output_dir = args.output_dir
+    if args.use_lora:
+        trainer.save_model(str(Path(output_dir) / "adapter"))
+    else:
+        trainer.save_model(output_dir)
     if trainer.is_world_process_zero():
+        if args.use_lora and args.lora_merge:
+            merge_lora(args.model_name_or_path, Path(output_dir) / "adapter", output_dir)
         processor.save_pretrained(output_dir)
         (Path(output_dir) / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return output_dir
+
+
+def merge_lora(base: str, adapter: str | Path, out: str | Path) -> Path:
+    """Base checkpoint + LoRA adapter folder -> merged full checkpoint in ``out`` (weights in the base's dtype).
+
+    >>> merge_lora("/models/Qwen3-VL-8B-Instruct", "runs/sft-lora/adapter", "runs/sft-lora")  # doctest: +SKIP
+    """
+    from peft import PeftModel
+    from transformers import Qwen3VLForConditionalGeneration
+
+    model = Qwen3VLForConditionalGeneration.from_pretrained(base, dtype="auto", device_map="cpu")
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(str(out))
+    return Path(out)

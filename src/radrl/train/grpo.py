@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig, GRPOTrainer, TrlParser
 
 from radrl.rewards import REWARDS, build_rewards
-from radrl.train.common import RadrlArgs, conversation_dataset, load_for_training, resume_checkpoint, save_outputs
+from radrl.train.common import (
+    RadrlArgs,
+    conversation_dataset,
+    load_for_training,
+    lora_config,
+    resume_checkpoint,
+    save_outputs,
+)
 
 
 @dataclass
@@ -60,6 +67,6 @@ def train(cfg: RadrlGRPOConfig) -> str:
     weights = cfg.reward_weights or [1.0] * len(cfg.rewards)
     reward_funcs, cfg.reward_weights = build_rewards(dict(zip(cfg.rewards, weights, strict=True)))
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg, train_dataset=dataset,
-                          processing_class=processor)
+                          processing_class=processor, peft_config=lora_config(cfg))
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
-    return save_outputs(trainer, processor, cfg.output_dir)
+    return save_outputs(trainer, processor, cfg)

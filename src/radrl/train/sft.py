@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from trl import SFTConfig, SFTTrainer, TrlParser
 
-from radrl.train.common import RadrlArgs, conversation_dataset, load_for_training, resume_checkpoint, save_outputs
+from radrl.train.common import (
+    RadrlArgs,
+    conversation_dataset,
+    load_for_training,
+    lora_config,
+    resume_checkpoint,
+    save_outputs,
+)
 
 
 @dataclass
@@ -38,10 +45,12 @@ def main(argv: list[str] | None = None) -> str:
 def build_trainer(cfg: RadrlSFTConfig) -> tuple[SFTTrainer, object]:
     dataset = conversation_dataset(cfg)
     model, processor = load_for_training(cfg)
-    return SFTTrainer(model=model, args=cfg, train_dataset=dataset, processing_class=processor), processor
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=dataset, processing_class=processor,
+                         peft_config=lora_config(cfg))
+    return trainer, processor
 
 
 def train(cfg: RadrlSFTConfig) -> str:
     trainer, processor = build_trainer(cfg)
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
-    return save_outputs(trainer, processor, cfg.output_dir)
+    return save_outputs(trainer, processor, cfg)
