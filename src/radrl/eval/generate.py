@@ -1,10 +1,29 @@
-"""Batched generation for conversation rows (left padding, greedy by default, per-task token limits)."""
+"""Generation for evaluation: one interface over local Hugging Face models, vLLM and OpenAI endpoints,
+and a predictions JSONL that is appended as rows finish, so a killed evaluation resumes.
+
+Backends (``make_backend``), each a callable ``backend(rows, limits, on_result)`` that calls
+``on_result(i, completion)`` for every row ``i`` as soon as it is generated:
+
+* ``hf``: a local checkpoint. Qwen3-VL checkpoints load through ``radrl.models.load`` (the
+  image-only processor); any other vision-language model with a chat template through
+  ``AutoModelForImageTextToText`` + ``AutoProcessor`` (``loader="generic"`` forces that path).
+  Rows are batched within a task (per-task token limits), left-padded, greedy by default.
+* ``vllm``: the vLLM offline engine (``LLM.chat``), when the package is installed.
+* ``openai``: any OpenAI-compatible server via ``radrl.models.endpoint.ChatClient``
+  (images as base64 PNG data URLs, ``concurrency`` requests in flight, retries with backoff).
+
+``generate_to_jsonl`` skips rows whose ``(task, id)`` already has a line in the file (after
+checking that the line was made for the same request), drops a half-written last line left by
+a kill, and appends each new completion with a flush, so a rerun neither recomputes nor
+duplicates rows.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from PIL import Image
@@ -12,6 +31,8 @@ from tqdm.auto import tqdm
 
 # Token limits per task (paper: reports 1,024 new tokens, 4,096 when thinking; grounding 4,096).
 DEFAULT_MAX_NEW_TOKENS = {"report": 1024, "grounding": 4096}
+
+OnResult = Callable[[int, str], None]
 
 
 def _open(image, row_id) -> Image.Image:
@@ -25,8 +46,12 @@ def _open(image, row_id) -> Image.Image:
                          "or remove the row") from None
 
 
-def _messages_with_images(row: dict) -> list[dict]:
-    """Fill the prompt's image placeholders with the row's images (PIL or paths)."""
+def messages_with_images(row: dict) -> list[dict]:
+    """Fill the prompt's image placeholders with the row's images (PIL or paths), as PIL images.
+
+    >>> messages_with_images({"id": "a", "images": [], "prompt": [{"role": "user", "content": "hi"}]})
+    [{'role': 'user', 'content': 'hi'}]
+    """
     images = [_open(img, row.get("id")) for img in (row.get("images") or [])]
     messages, k = [], 0
     for msg in row["prompt"]:
@@ -47,47 +72,280 @@ def _messages_with_images(row: dict) -> list[dict]:
     return messages
 
 
+def task_limits(max_new_tokens: dict[str, int] | int | None) -> dict[str, int]:
+    """Per-task new-token limits: defaults, overridden per task (dict) or everywhere (int).
+
+    >>> task_limits({"report": 64})
+    {'report': 64, 'grounding': 4096}
+    """
+    if isinstance(max_new_tokens, int):
+        return {k: max_new_tokens for k in DEFAULT_MAX_NEW_TOKENS}
+    return {**DEFAULT_MAX_NEW_TOKENS, **{k: v for k, v in (max_new_tokens or {}).items() if v is not None}}
+
+
+def load_any(path: str, device: str | None = None, loader: str = "auto", dtype=None,
+             min_pixels: int | None = None, max_pixels: int | None = None):
+    """(model, processor) for a local checkpoint: Qwen3-VL through ``radrl.models.load``, anything else
+    (or ``loader="generic"``) through ``AutoModelForImageTextToText`` and its own processor and chat template."""
+    from radrl.models.load import default_device, default_dtype, load
+
+    if loader not in ("auto", "qwen3vl", "generic"):
+        raise ValueError(f"loader={loader!r}; choose auto, qwen3vl or generic")
+    config = Path(path) / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type") if config.exists() else None
+    if loader == "qwen3vl" or (loader == "auto" and model_type in ("qwen3_vl", None)):
+        return load(path, dtype=dtype, device=device, min_pixels=min_pixels, max_pixels=max_pixels)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = device or default_device()
+    kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+    processor = AutoProcessor.from_pretrained(path, **kwargs)
+    if getattr(processor, "chat_template", None) is None:
+        raise ValueError(f"{path}: the processor has no chat template; radrl builds prompts with the model's own "
+                         "template, so copy chat_template.jinja from the model's release into the folder")
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype or default_dtype(device),
+                                                            device_map=device)
+    except ValueError as e:
+        raise ValueError(f"{path} (model_type {model_type!r}) is not an image-text-to-text model transformers "
+                         f"knows ({e}); serve it with its own stack and evaluate it with --endpoint") from None
+    return model, processor
+
+
 @torch.no_grad()
+def generate_messages(model, processor, conversations: list[list[dict]], max_new_tokens: int = 1024,
+                      do_sample: bool = False, temperature: float = 1.0, top_p: float | None = None,
+                      per_row_max_new_tokens: list[int] | None = None, stats: dict | None = None) -> list[str]:
+    """One left-padded batch of chat conversations (PIL images in their parts) -> decoded completions.
+
+    ``per_row_max_new_tokens`` cuts each row's completion at its own limit (the batch runs to
+    the largest). ``stats``, when given, receives ``prompt_tokens`` and ``new_tokens`` per row."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    model.eval()
+    inputs = processor.apply_chat_template(
+        conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        processor_kwargs={"padding": True, "padding_side": "left"})
+    inputs = inputs.to(model.device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                         temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
+                         top_k=None, pad_token_id=pad)
+    new = gen[:, inputs["input_ids"].shape[1]:]  # (batch, new_tokens)
+    eos = model.generation_config.eos_token_id
+    stop = ({eos} if isinstance(eos, int) else set(eos or [])) | {pad}
+    lengths = []
+    for r, row in enumerate(new.tolist()):
+        limit = per_row_max_new_tokens[r] if per_row_max_new_tokens else len(row)
+        n = next((j for j, t in enumerate(row[:limit]) if t in stop), min(limit, len(row)))
+        lengths.append(n)
+    texts = [tokenizer.decode(new[r, :n], skip_special_tokens=True).strip() for r, n in enumerate(lengths)]
+    if stats is not None:
+        stats["prompt_tokens"] = inputs["attention_mask"].sum(dim=1).tolist()
+        stats["new_tokens"] = lengths
+    return texts
+
+
+class HFBackend:
+    """Local checkpoint, batches of ``batch_size`` within a task, left padding."""
+
+    name = "hf"
+
+    def __init__(self, model, processor, batch_size: int = 8, do_sample: bool = False, temperature: float = 1.0,
+                 top_p: float | None = None, progress: bool = True):
+        self.model, self.processor, self.batch_size = model, processor, batch_size
+        self.do_sample, self.temperature, self.top_p, self.progress = do_sample, temperature, top_p, progress
+
+    def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
+        by_task: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_task.setdefault(row.get("task", "report"), []).append(i)
+        bar = tqdm(total=len(rows), desc="generate", disable=not self.progress, leave=False)
+        for task, idx in by_task.items():
+            for j in range(0, len(idx), self.batch_size):
+                batch = idx[j:j + self.batch_size]
+                texts = generate_messages(self.model, self.processor, [messages_with_images(rows[i]) for i in batch],
+                                          max_new_tokens=limits.get(task, 1024), do_sample=self.do_sample,
+                                          temperature=self.temperature, top_p=self.top_p)
+                for i, text in zip(batch, texts):
+                    on_result(i, text)
+                bar.update(len(batch))
+        bar.close()
+
+
+class EndpointBackend:
+    """Any OpenAI-compatible server; ``concurrency`` requests in flight, results appended as they arrive."""
+
+    name = "openai"
+
+    def __init__(self, client, temperature: float = 0.0, top_p: float | None = None):
+        self.client, self.temperature, self.top_p = client, temperature, top_p
+
+    def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
+        extra = {"top_p": self.top_p} if self.top_p is not None else {}
+        by_task: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_task.setdefault(row.get("task", "report"), []).append(i)
+        for task, idx in by_task.items():
+            self.client.complete_many([messages_with_images(rows[i]) for i in idx], max_tokens=limits.get(task, 1024),
+                                      temperature=self.temperature, on_result=lambda k, t, idx=idx: on_result(idx[k], t),
+                                      **extra)
+
+
+class VLLMBackend:
+    """vLLM offline engine (``LLM.chat``); rows go in chunks so finished chunks are written before the next."""
+
+    name = "vllm"
+
+    def __init__(self, path: str, temperature: float = 0.0, top_p: float | None = None, chunk: int = 256,
+                 **engine_kwargs):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError:
+            raise ImportError("--engine vllm needs the vllm package (pip install vllm on a CUDA machine); "
+                              "or use --engine hf") from None
+        self.llm = LLM(model=path, limit_mm_per_prompt={"image": 1}, **engine_kwargs)
+        self.sampling = SamplingParams
+        self.temperature, self.top_p, self.chunk = temperature, top_p, chunk
+
+    def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
+        from radrl.models.endpoint import to_openai_messages
+
+        by_task: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_task.setdefault(row.get("task", "report"), []).append(i)
+        for task, idx in by_task.items():
+            params = self.sampling(max_tokens=limits.get(task, 1024), temperature=self.temperature,
+                                   top_p=self.top_p or 1.0)
+            for j in range(0, len(idx), self.chunk):
+                batch = idx[j:j + self.chunk]
+                outs = self.llm.chat([to_openai_messages(messages_with_images(rows[i])) for i in batch], params,
+                                     use_tqdm=False)
+                for i, out in zip(batch, outs):
+                    on_result(i, out.outputs[0].text.strip())
+
+
+def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, batch_size: int = 8,
+                 temperature: float = 0.0, top_p: float | None = None, device: str | None = None,
+                 loader: str = "auto", min_pixels: int | None = None, max_pixels: int | None = None,
+                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4, api_key: str | None = None,
+                 progress: bool = True):
+    """The backend for ``engine``: ``hf`` (local checkpoint), ``vllm`` or ``openai`` (``endpoint`` URL,
+    ``model`` is the served model id). ``temperature`` 0 is greedy decoding."""
+    if engine == "openai" or endpoint:
+        from radrl.models.endpoint import ChatClient
+
+        if not endpoint:
+            raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
+        client = ChatClient(endpoint, model, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                            concurrency=concurrency)
+        return EndpointBackend(client, temperature=temperature, top_p=top_p)
+    if engine == "vllm":
+        return VLLMBackend(model, temperature=temperature, top_p=top_p)
+    if engine != "hf":
+        raise ValueError(f"engine={engine!r}; choose hf, vllm or openai")
+    m, processor = load_any(model, device=device, loader=loader, min_pixels=min_pixels, max_pixels=max_pixels)
+    return HFBackend(m, processor, batch_size=batch_size, do_sample=temperature > 0, temperature=temperature or 1.0,
+                     top_p=top_p, progress=progress)
+
+
 def generate(model, processor, rows: list[dict], batch_size: int = 8,
              max_new_tokens: dict[str, int] | int | None = None, do_sample: bool = False,
              temperature: float = 1.0, progress: bool = True) -> list[str]:
-    """One completion per row, in row order. Rows are batched within a task so token limits can differ."""
-    limits = {**DEFAULT_MAX_NEW_TOKENS, **(max_new_tokens if isinstance(max_new_tokens, dict) else {})}
-    if isinstance(max_new_tokens, int):
-        limits = {k: max_new_tokens for k in limits}
-    tokenizer = processor.tokenizer
-    model.eval()
+    """One completion per row, in row order (in memory; ``generate_to_jsonl`` is the resumable form)."""
     out: list[str | None] = [None] * len(rows)
-    by_task: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_task.setdefault(row.get("task", "report"), []).append(i)
-    batches = [(task, idx[j:j + batch_size]) for task, idx in by_task.items() for j in range(0, len(idx), batch_size)]
-    bar = tqdm(total=len(rows), desc="generate", disable=not progress, leave=False)
-    for task, idx in batches:
-        msgs = [_messages_with_images(rows[i]) for i in idx]
-        inputs = processor.apply_chat_template(
-            msgs, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-            processor_kwargs={"padding": True, "padding_side": "left"})
-        inputs = inputs.to(model.device)
-        gen = model.generate(**inputs, max_new_tokens=limits.get(task, 1024), do_sample=do_sample,
-                             temperature=temperature if do_sample else None, top_p=None, top_k=None,
-                             pad_token_id=tokenizer.pad_token_id)
-        new = gen[:, inputs["input_ids"].shape[1]:]  # (batch, new_tokens)
-        for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True)):
-            out[i] = text.strip()
-        bar.update(len(idx))
-    bar.close()
+    HFBackend(model, processor, batch_size, do_sample, temperature, progress=progress)(
+        rows, task_limits(max_new_tokens), lambda i, text: out.__setitem__(i, text))
     return out  # type: ignore[return-value]
 
 
+def _request(row: dict) -> str:
+    return next(p["text"] for p in row["prompt"][-1]["content"] if p.get("type") == "text")
+
+
+def prediction_line(row: dict, completion: str) -> dict:
+    """One predictions.jsonl record; ``kind`` (grounding sub-task) and the image path are kept when present."""
+    line = {"id": row["id"], "task": row["task"], "request": _request(row), "solution": row["solution"],
+            "completion": completion, "thinking": row.get("thinking", False)}
+    if row.get("kind"):
+        line["kind"] = row["kind"]
+    images = row.get("images") or []
+    if images and isinstance(images[0], (str, os.PathLike)):
+        line["image"] = str(images[0])
+    return line
+
+
+def read_predictions(path: str | Path, repair: bool = False) -> list[dict]:
+    """Lines of a predictions JSONL. A last line without its newline (a kill mid-write) is dropped,
+    and with ``repair=True`` cut from the file so that appending continues cleanly."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete = data[:data.rfind(b"\n") + 1]
+    if repair and len(complete) != len(data):
+        with path.open("r+b") as f:
+            f.truncate(len(complete))
+    lines = []
+    for n, raw in enumerate(complete.decode("utf-8").splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n} is not valid JSON ({e}); delete that line (it will be regenerated) "
+                             "or start a fresh --out folder") from None
+    return lines
+
+
+def generate_to_jsonl(backend, rows: list[dict], path: str | Path, max_new_tokens: dict[str, int] | int | None = None
+                      ) -> dict[str, int]:
+    """Generate every row not yet in ``path`` and append it there; returns ``{"resumed", "generated"}``.
+
+    A line found for ``(task, id)`` must carry the same request and reference as the row,
+    otherwise the file belongs to another data split or prompt seed and the call stops with
+    an error instead of mixing them. Duplicate lines in the file are an error too."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[tuple[str, str], dict] = {}
+    for line in read_predictions(path, repair=True):
+        key = (line["task"], line["id"])
+        if key in done:
+            raise ValueError(f"{path} has two lines for {key}; delete one of them, then rerun")
+        done[key] = line
+    wanted = {(r["task"], r["id"]) for r in rows}
+    for row in rows:
+        line = done.get((row["task"], row["id"]))
+        if line is not None and (line["request"] != _request(row) or line["solution"] != row["solution"]):
+            raise ValueError(f"{path}: the line for {row['task']} {row['id']} was generated for another request or "
+                             "reference (different data, seed or --thinking/--box-instruction); use a new --out folder")
+    if extra := sorted(set(done) - wanted)[:3]:
+        raise ValueError(f"{path} has predictions for rows not in this evaluation (e.g. {extra}); it belongs to "
+                         "another data split or task list; use a new --out folder")
+    todo = [r for r in rows if (r["task"], r["id"]) not in done]
+    if todo:
+        with path.open("a") as f:
+            def write(i: int, text: str) -> None:
+                f.write(json.dumps(prediction_line(todo[i], text)) + "\n")
+                f.flush()  # a kill loses at most the row being written
+
+            backend(todo, task_limits(max_new_tokens), write)
+    return {"resumed": len(rows) - len(todo), "generated": len(todo)}
+
+
+def completions_in_row_order(rows: list[dict], path: str | Path) -> list[str]:
+    """The completions of ``path`` in the order of ``rows`` (every row must have one)."""
+    by_key = {(line["task"], line["id"]): line["completion"] for line in read_predictions(path)}
+    missing = [(r["task"], r["id"]) for r in rows if (r["task"], r["id"]) not in by_key]
+    if missing:
+        raise ValueError(f"{path} lacks {len(missing)} rows (e.g. {missing[:3]}); rerun the evaluation to finish them")
+    return [by_key[(r["task"], r["id"])] for r in rows]
+
+
 def write_predictions(rows: Iterable[dict], completions: list[str], path: str | Path) -> Path:
-    """Predictions JSONL: id, task, request, reference and completion per row."""
+    """Predictions JSONL written in one go: id, task, request, reference and completion per row."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as f:
         for row, completion in zip(rows, completions):
-            request = next(p["text"] for p in row["prompt"][-1]["content"] if p.get("type") == "text")
-            f.write(json.dumps({"id": row["id"], "task": row["task"], "request": request,
-                                "solution": row["solution"], "completion": completion,
-                                "thinking": row.get("thinking", False)}) + "\n")
+            f.write(json.dumps(prediction_line(row, completion)) + "\n")
     return path
