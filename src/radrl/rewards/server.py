@@ -1,0 +1,388 @@
+"""``radrl reward-server``: the clinical scorers as an HTTP service, outside the trainer.
+
+Why: a model-based reward (RadCliQ needs RadGraph, CheXbert and BERTScore models) loaded
+inside every GRPO training process costs GPU memory once per rank, loads twice and stalls
+the step while it scores. The paper ran its RadCliQ reward on a separate node of reward
+workers; this is that node. Each worker process loads the configured scorers once, at
+start-up, and serves ``POST /score``; the trainer's reward (``radrl.rewards.remote``)
+sends the parsed answers there.
+
+    radrl reward-server --metrics chexpert text --workers 4 --port 8765
+    RADRL_REWARD_TOKEN=s3cret radrl reward-server --metrics radcliq --host 0.0.0.0 --workers 2
+
+Endpoints:
+
+* ``GET /health``: liveness (``{"status": "ok", "pid": 1234}``), answered even while loading.
+* ``GET /ready``: 200 with the loaded scorers, their per-sample keys and versions once every
+  scorer has loaded and scored a warm-up pair; 503 before that or when loading failed
+  (the body says which scorer and why).
+* ``POST /score``: ``{"metrics": ["chexpert"], "references": [...], "predictions": [...]}`` ->
+  ``{"n": 2, "results": {"chexpert": {"per_sample": {"clinical": [1.0, 0.5], ...},
+  "versions": {...}}}, "pid": 1234, "cached": 0}``. Values are ``radrl.metrics.METRICS``'
+  per-sample values, the same numbers evaluation reports.
+
+Batching: inside a worker, requests for the same metric that arrive within ``--batch-window-ms``
+of each other (default 5 ms), up to ``--max-batch`` pairs, are scored in one scorer call, so a
+GPU scorer sees batches from many trainer ranks at once. This is only valid for per-sample
+values that depend on the pair alone, so keys that depend on the other samples of a call are
+not served (``BATCH_DEPENDENT``: CIDEr-D's IDF is computed over the scored references).
+
+Cache: each worker keeps an LRU of ``(metric, reference, prediction) -> per-sample values``
+(``--cache-size`` entries, default 100,000; 0 disables it), so pairs repeated across GRPO
+steps and ranks (short identical answers are common) are scored once per worker.
+
+Limits: ``--max-items`` pairs per request (413), ``--max-chars`` per text (413), a body of
+at most ``--max-body-mb`` (413); malformed JSON or fields are 400 / 422 with the row named;
+an unknown or unloaded metric is 400. Binds 127.0.0.1 by default; any other ``--host`` needs
+a bearer token (``--token`` or, better, ``$RADRL_REWARD_TOKEN``) and refuses to start without.
+
+Scorers: any name in ``radrl.metrics.METRICS`` (``--metrics``), and your own scorers
+``(refs, hyps) -> MetricResult`` as ``--scorer NAME=package.module:function``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib import import_module
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+__all__ = ["BATCH_DEPENDENT", "CONFIG_ENV", "TOKEN_ENV", "ServerConfig", "create_app", "main"]
+
+log = logging.getLogger("uvicorn.error")  # uvicorn configures this logger in every worker process
+
+CONFIG_ENV = "RADRL_REWARD_SERVER_CONFIG"  # JSON ServerConfig, how uvicorn's worker processes get the settings
+TOKEN_ENV = "RADRL_REWARD_TOKEN"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Per-sample keys whose value for one pair depends on the other pairs scored with it: never
+# batched across requests, cached or served (a reward must not depend on who else was scored).
+BATCH_DEPENDENT: dict[str, tuple[str, ...]] = {"text": ("cider",)}
+WARMUP = (["No pleural effusion. Heart size is normal."], ["Heart size is normal. No effusion."])
+
+
+@dataclass
+class ServerConfig:
+    """What every worker process needs; travels to uvicorn's workers as JSON in ``$RADRL_REWARD_SERVER_CONFIG``."""
+
+    metrics: list[str] = field(default_factory=lambda: ["chexpert"])
+    scorers: dict[str, str] = field(default_factory=dict)  # extra NAME -> "module:function"
+    token: str | None = None
+    max_items: int = 4096
+    max_chars: int = 20_000
+    max_body_bytes: int = 64 * 2**20
+    max_batch: int = 512
+    batch_window_ms: float = 5.0
+    cache_size: int = 100_000
+
+
+def resolve_scorers(config: ServerConfig) -> dict[str, Callable]:
+    """Name -> scorer for every configured metric; unknown names fail before anything loads."""
+    from radrl.metrics import METRICS
+
+    out: dict[str, Callable] = {}
+    for name in config.metrics:
+        if name not in METRICS:
+            raise SystemExit(f"radrl reward-server: unknown metric {name!r}; known: {sorted(METRICS)} "
+                             "(or serve your own with --scorer NAME=package.module:function)")
+        out[name] = METRICS[name]
+    for name, target in config.scorers.items():
+        module, _, function = target.partition(":")
+        if not module or not function:
+            raise SystemExit(f"radrl reward-server: --scorer {name}={target}: write NAME=package.module:function")
+        try:
+            out[name] = getattr(import_module(module), function)
+        except (ImportError, AttributeError) as e:
+            raise SystemExit(f"radrl reward-server: --scorer {name}={target} cannot be imported: {e}") from e
+    if not out:
+        raise SystemExit("radrl reward-server: no scorer configured; pass --metrics NAME ... or --scorer")
+    return out
+
+
+class _Batcher:
+    """One metric in one worker: collects requests for ``window`` seconds (or ``max_batch``
+    pairs), scores them in one call on the metric's own thread, hands each request its rows.
+    Scorer calls of one metric never overlap (models are not assumed thread-safe); the event
+    loop stays free for ``/health`` and for collecting the next batch meanwhile."""
+
+    def __init__(self, name: str, scorer: Callable, window: float, max_batch: int, cache_size: int) -> None:
+        self.name, self.scorer, self.window, self.max_batch = name, scorer, window, max_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"score-{name}")
+        self.cache: OrderedDict[tuple[str, str], dict[str, float]] = OrderedDict()
+        self.cache_size = cache_size
+        self.keys: list[str] = []
+        self.versions: dict[str, str] = {}
+        self.task: asyncio.Task | None = None
+
+    def score_now(self, refs: list[str], hyps: list[str]) -> dict[str, list[float]]:
+        """Score on the calling thread (warm-up), recording the served keys and versions."""
+        result = self.scorer(refs, hyps)
+        dropped = BATCH_DEPENDENT.get(self.name, ())
+        per = {k: v for k, v in result.per_sample.items() if k not in dropped}
+        bad = [k for k, v in per.items() if len(v) != len(refs)]
+        if bad or not per:
+            raise RuntimeError(f"scorer {self.name!r} returned per-sample values {list(result.per_sample)} "
+                               f"with lengths {[len(v) for v in result.per_sample.values()]} for {len(refs)} pairs; "
+                               "a served scorer must give one value per pair")
+        self.keys, self.versions = sorted(per), dict(result.versions)
+        return per
+
+    async def score(self, refs: list[str], hyps: list[str]) -> tuple[dict[str, list[float]], int]:
+        """Per-sample values for the pairs, from the cache or the next batch; and how many were cached."""
+        rows: list[dict[str, float] | None] = [None] * len(refs)
+        missing: dict[tuple[str, str], list[int]] = {}
+        for i, pair in enumerate(zip(refs, hyps)):
+            hit = self.cache.get(pair)
+            if hit is not None:
+                self.cache.move_to_end(pair)
+                rows[i] = hit
+            else:
+                missing.setdefault(pair, []).append(i)  # a pair repeated in the request is scored once
+        cached = len(refs) - sum(len(v) for v in missing.values())
+        if missing:
+            pairs = list(missing)
+            future = asyncio.get_running_loop().create_future()
+            await self.queue.put((pairs, future))
+            if self.task is None:
+                self.task = asyncio.create_task(self._run())
+            for pair, values in zip(pairs, await future):
+                for i in missing[pair]:
+                    rows[i] = values
+                if self.cache_size:
+                    self.cache[pair] = values
+                    if len(self.cache) > self.cache_size:
+                        self.cache.popitem(last=False)
+        return {k: [row[k] for row in rows] for k in self.keys}, cached  # type: ignore[index]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            n = len(batch[0][0])
+            deadline = loop.time() + self.window
+            while n < self.max_batch:
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    break
+                batch.append(item)
+                n += len(item[0])
+            pairs = [p for item, _ in batch for p in item]
+            try:
+                per = await loop.run_in_executor(self.executor, self._score_pairs, pairs)
+            except Exception as e:  # noqa: BLE001 - handed to every waiting request as a 500
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            start = 0
+            for item, future in batch:
+                rows = [{k: per[k][start + j] for k in self.keys} for j in range(len(item))]
+                start += len(item)
+                if not future.done():
+                    future.set_result(rows)
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> dict[str, list[float]]:
+        result = self.scorer([r for r, _ in pairs], [h for _, h in pairs])
+        missing = [k for k in self.keys if len(result.per_sample.get(k, ())) != len(pairs)]
+        if missing:
+            raise RuntimeError(f"scorer {self.name!r} gave no per-sample {missing} for {len(pairs)} pairs")
+        values = {k: [float(x) for x in result.per_sample[k]] for k in self.keys}
+        if not all(math.isfinite(x) for v in values.values() for x in v):
+            raise RuntimeError(f"scorer {self.name!r} returned a non-finite value; that is a scorer bug")
+        self.versions = dict(result.versions)
+        return values
+
+
+class _State:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.batchers: dict[str, _Batcher] = {}
+        self.ready = False
+        self.error: str | None = None
+        self.load_seconds: dict[str, float] = {}
+
+
+def _load(state: _State) -> None:
+    """Import every scorer and score the warm-up pair, so models are in memory before /ready says 200."""
+    config = state.config
+    try:
+        for name, scorer in resolve_scorers(config).items():
+            start = time.perf_counter()
+            b = _Batcher(name, scorer, config.batch_window_ms / 1000, config.max_batch, config.cache_size)
+            b.score_now(*WARMUP)
+            state.batchers[name] = b
+            state.load_seconds[name] = round(time.perf_counter() - start, 3)
+            log.info("worker %d: scorer %s loaded in %.1f s (keys %s)", os.getpid(), name, state.load_seconds[name],
+                     b.keys)
+        state.ready = True
+    except BaseException as e:  # noqa: BLE001 - reported by /ready, and the log says which scorer
+        state.error = f"{type(e).__name__}: {e}"
+        log.error("worker %d: loading scorers failed: %s", os.getpid(), state.error)
+
+
+def create_app(config: ServerConfig | None = None):
+    """The FastAPI app of one worker (``config`` default: ``$RADRL_REWARD_SERVER_CONFIG``).
+
+    >>> app = create_app(ServerConfig(metrics=["chexpert"]))  # doctest: +SKIP
+    """
+    from contextlib import asynccontextmanager
+
+    if config is None:
+        config = ServerConfig(**json.loads(os.environ.get(CONFIG_ENV, "{}")))
+    state = _State(config)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        # loaded off the event loop, so /health answers during a long model load
+        await asyncio.get_running_loop().run_in_executor(None, _load, state)
+        yield
+
+    app = FastAPI(title="radrl reward server", lifespan=lifespan)
+    app.state.radrl = state
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def authorised(request: Request) -> bool:
+        if not config.token:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {config.token}".encode())
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "pid": os.getpid()}
+
+    @app.get("/ready")
+    async def ready(request: Request):
+        if not authorised(request):
+            return error(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
+        body = {"ready": state.ready, "pid": os.getpid(), "error": state.error, "load_seconds": state.load_seconds,
+                "scorers": {n: {"keys": b.keys, "versions": b.versions} for n, b in state.batchers.items()},
+                "limits": {"max_items": config.max_items, "max_chars": config.max_chars,
+                           "max_body_bytes": config.max_body_bytes}}
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    @app.post("/score")
+    async def score(request: Request):
+        if not authorised(request):
+            return error(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
+        if not state.ready:
+            return error(503, f"scorers not loaded yet{': ' + state.error if state.error else ''}; retry later")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            return error(413, f"request body of {length} bytes exceeds {config.max_body_bytes}; "
+                              "send fewer pairs per request")
+        raw = await request.body()
+        if len(raw) > config.max_body_bytes:
+            return error(413, f"request body of {len(raw)} bytes exceeds {config.max_body_bytes}")
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            return error(400, f"request body is not JSON: {e}")
+        problem = _check(body, config, state.batchers)
+        if problem:
+            return error(*problem)
+        refs, hyps = body["references"], body["predictions"]
+        results, cached = {}, 0
+        try:
+            for name in body["metrics"]:
+                b = state.batchers[name]
+                per, hits = await b.score(refs, hyps)
+                results[name] = {"per_sample": per, "versions": b.versions}
+                cached += hits
+        except Exception as e:  # a scorer failure is the server's fault: 500, the client may retry
+            log.exception("scoring failed")
+            return error(500, f"scorer failed: {type(e).__name__}: {e}")
+        return {"n": len(refs), "results": results, "pid": os.getpid(), "cached": cached}
+
+    return app
+
+
+def _check(body: Any, config: ServerConfig, batchers: dict[str, _Batcher]) -> tuple[int, str] | None:
+    """None, or (status, message) naming the field or row at fault."""
+    if not isinstance(body, dict):
+        return 422, "body must be a JSON object with 'metrics', 'references' and 'predictions'"
+    missing = [k for k in ("metrics", "references", "predictions") if k not in body]
+    if missing:
+        return 422, f"missing field(s) {missing}; send metrics, references and predictions"
+    metrics, refs, hyps = body["metrics"], body["references"], body["predictions"]
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
+        return 422, "'metrics' must be a non-empty list of metric names"
+    unknown = [m for m in metrics if m not in batchers]
+    if unknown:
+        return 400, f"metric(s) {unknown} not served here; this server loaded {sorted(batchers)}"
+    for name, values in (("references", refs), ("predictions", hyps)):
+        if not isinstance(values, list):
+            return 422, f"'{name}' must be a list of strings"
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                return 422, f"'{name}'[{i}] is {type(v).__name__}, not a string"
+            if len(v) > config.max_chars:
+                return 413, f"'{name}'[{i}] has {len(v)} characters, over the limit of {config.max_chars}"
+    if len(refs) != len(hyps):
+        return 422, f"got {len(refs)} references and {len(hyps)} predictions; send one reference per prediction"
+    if len(refs) > config.max_items:
+        return 413, f"{len(refs)} pairs exceed the limit of {config.max_items} per request; split the request"
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="radrl reward-server", description=__doc__.split("\n\n")[0])
+    p.add_argument("--metrics", nargs="*", default=["chexpert"], help="names in radrl.metrics.METRICS to serve")
+    p.add_argument("--scorer", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
+                   help="also serve your own scorer (refs, hyps) -> MetricResult under NAME (repeatable)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback needs a token")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each loading every scorer once")
+    p.add_argument("--token", default=None, help=f"bearer token (prefer ${TOKEN_ENV}: command lines are visible)")
+    p.add_argument("--max-items", type=int, default=4096, help="pairs per request")
+    p.add_argument("--max-chars", type=int, default=20_000, help="characters per reference or prediction")
+    p.add_argument("--max-body-mb", type=float, default=64.0, help="request body size")
+    p.add_argument("--max-batch", type=int, default=512, help="pairs per scorer call when batching requests")
+    p.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    p.add_argument("--cache-size", type=int, default=100_000, help="LRU entries per metric and worker; 0: off")
+    p.add_argument("--log-level", default="info")
+    a = p.parse_args(argv)
+
+    token = a.token or os.environ.get(TOKEN_ENV) or None
+    if a.host not in LOOPBACK and not token:
+        raise SystemExit(f"radrl reward-server: refusing to bind {a.host} without a token: anyone who can reach "
+                         f"the port could spend the scorers' GPU time and fill the cache. Set {TOKEN_ENV}=<secret> (or --token) and "
+                         f"give the trainer the same value, or bind 127.0.0.1 and tunnel.")
+    for name, value in (("--workers", a.workers), ("--max-items", a.max_items), ("--max-chars", a.max_chars),
+                        ("--max-batch", a.max_batch)):
+        if value < 1:
+            raise SystemExit(f"radrl reward-server: {name} must be at least 1, got {value}")
+    scorers = {}
+    for spec in a.scorer:
+        name, eq, target = spec.partition("=")
+        if not eq or not name or not target:
+            raise SystemExit(f"radrl reward-server: --scorer {spec!r}: write NAME=package.module:function")
+        scorers[name] = target
+    config = ServerConfig(metrics=list(a.metrics), scorers=scorers, token=token, max_items=a.max_items,
+                          max_chars=a.max_chars, max_body_bytes=int(a.max_body_mb * 2**20), max_batch=a.max_batch,
+                          batch_window_ms=a.batch_window_ms, cache_size=a.cache_size)
+    resolve_scorers(config)  # unknown names fail here, once, not in every worker
+    os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+    import uvicorn
+
+    print(f"radrl reward-server: {a.workers} worker(s) serving {config.metrics + list(scorers)} on "
+          f"http://{a.host}:{a.port} ({'token required' if token else 'no token'})", file=sys.stderr, flush=True)
+    uvicorn.run("radrl.rewards.server:create_app", factory=True, host=a.host, port=a.port, workers=a.workers,
+                log_level=a.log_level, access_log=False, timeout_graceful_shutdown=5)
