@@ -1,0 +1,128 @@
+"""PadChest-GR (BIMCV): grounded radiology reports, sentence by sentence, with boxes.
+
+Why: the paper's second phrase-grounding set (4,478 x 2 SFT pairs, its own benchmark) and
+grounded conversations (2,225 x 4). Each finding sentence of a report may carry boxes.
+
+Layout under ``root``::
+
+    grounded_reports_20240819.json   [{"StudyID": ..., "ImageID": "<name>.png", "findings": [
+                                        {"sentence_en": ..., "sentence_es": ..., "abnormal": true,
+                                         "boxes": [[x1, y1, x2, y2], ...], "extra_boxes": [...],
+                                         "labels": [...], "locations": [...], "progression": ...}, ...]}, ...]
+    master_table.csv (or master_table.csv.zip)   one row per (study, label): StudyID, ImageID, PatientID, split, ...
+    Padchest_GR_files/<ImageID>       the PNGs (images=PATH for another folder, e.g. RadVLM's images_grounding/)
+
+Boxes in ``boxes`` are already normalized to 0-1 (x_min, y_min, x_max, y_max); a box with
+a coordinate above 1 is reported, not guessed at. ``extra_boxes`` are not used. Sentences
+with ``abnormal: false`` often have no ``boxes`` key; they still join the report text.
+
+Each ``Sample``: ``findings`` = the English sentences joined (the grounded report), boxes
+labelled with their sentence. Labels stay empty: PadChest's label vocabulary is not
+CheXpert's. The JSON file is one array of about 4,500 studies (tens of MB), read whole;
+the master table is read row by row into a StudyID/ImageID -> split dict.
+
+Not verified against a real copy: the exact ``split`` spellings (we map train, validation /
+val / valid, test) and whether ``ImageID`` carries the ``.png`` extension (we add it when
+missing).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from radrl.data.boxes import Box
+from radrl.data.schema import Sample
+from radrl.data.sources import Skip
+
+NAME = "padchest-gr"
+EXPECTS = """PadChest-GR root:
+  grounded_reports_20240819.json (ImageID, StudyID, findings: sentence_en, boxes in 0-1)
+  master_table.csv or master_table.csv.zip (StudyID, ImageID, split)
+  Padchest_GR_files/<ImageID>  (or images=PATH)
+options: images=PATH, reports=FILE"""
+
+SPLITS = {"train": "train", "validation": "valid", "val": "valid", "valid": "valid", "test": "test"}
+
+
+def _master_rows(root: Path) -> Iterator[tuple[str, dict]]:
+    plain, zipped = root / "master_table.csv", root / "master_table.csv.zip"
+    if plain.is_file():
+        with plain.open(newline="", encoding="utf-8") as f:
+            for i, r in enumerate(csv.DictReader(f), 2):
+                yield f"{plain}:{i}", r
+        return
+    if zipped.is_file():
+        with zipfile.ZipFile(zipped) as z:
+            name = next((n for n in z.namelist() if n.endswith(".csv")), None)
+            if name is None:
+                raise ValueError(f"{zipped} holds no .csv file")
+            with z.open(name) as raw:
+                for i, r in enumerate(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")), 2):
+                    yield f"{zipped}:{name}:{i}", r
+        return
+    raise FileNotFoundError(f"{root}: neither master_table.csv nor master_table.csv.zip found (PadChest-GR release)")
+
+
+def read(root: str | Path, images: str | None = None, reports: str | None = None) -> Iterator[Sample | Skip]:
+    """One ``Sample`` per image with a split in the master table and at least one boxed sentence."""
+    root = Path(root)
+    image_root = Path(images) if images else root / "Padchest_GR_files"
+    split_of: dict[str, str] = {}
+    for where, r in _master_rows(root):
+        split = SPLITS.get((r.get("split") or "").strip().lower())
+        if split is None:
+            yield Skip(where, "bad split", f"split {r.get('split')!r}")
+            continue
+        for key in ("ImageID", "StudyID"):
+            if r.get(key):
+                split_of[r[key]] = split
+    path = Path(reports) if reports else root / "grounded_reports_20240819.json"
+    if not path.is_file():
+        found = sorted(root.glob("grounded_reports_*.json"))
+        if not found:
+            raise FileNotFoundError(f"{path} not found; download PadChest-GR from BIMCV or pass reports=FILE")
+        path = found[-1]
+    try:
+        studies = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); re-download the file") from None
+    if not isinstance(studies, list):
+        raise TypeError(f"{path}: expected a JSON list of studies, got {type(studies).__name__}")
+    for n, st in enumerate(studies):
+        where = f"{path} study {n}"
+        if not isinstance(st, dict) or not st.get("ImageID"):
+            yield Skip(where, "bad study", "not an object with an ImageID")
+            continue
+        image_id = st["ImageID"] if str(st["ImageID"]).lower().endswith(".png") else f"{st['ImageID']}.png"
+        split = split_of.get(st["ImageID"]) or split_of.get(str(st.get("StudyID", "")))
+        if split is None:
+            yield Skip(where, "not in master table", f"{st['ImageID']} has no split")
+            continue
+        sentences, boxes = [], []
+        for k, fnd in enumerate(st.get("findings") or []):
+            text = " ".join(str(fnd.get("sentence_en") or "").split()) if isinstance(fnd, dict) else ""
+            if not text:
+                yield Skip(f"{where} finding {k}", "bad finding", "no sentence_en")
+                continue
+            sentences.append(text)
+            for b in fnd.get("boxes") or []:
+                try:
+                    x1, y1, x2, y2 = (float(v) for v in b)
+                except (TypeError, ValueError):
+                    yield Skip(f"{where} finding {k}", "bad box", f"{b!r} is not four numbers")
+                    continue
+                box = Box(x1, y1, x2, y2, label=text)
+                if not box.is_valid:
+                    yield Skip(f"{where} finding {k}", "bad box", f"{b!r} is not a 0-1 box with x1 < x2, y1 < y2")
+                    continue
+                boxes.append(box)
+        if not boxes:
+            yield Skip(where, "no boxes", f"{st['ImageID']} has no boxed sentence")
+            continue
+        yield Sample(id=Path(image_id).stem, image=str(image_root / image_id), source=NAME, split=split,
+                     findings=" ".join(sentences), boxes=boxes)
