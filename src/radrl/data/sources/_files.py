@@ -1,0 +1,110 @@
+"""Small file helpers shared by the public-dataset adapters (NIH, RSNA, TBX11K, VinDr, IU X-ray).
+
+Why: the same dataset reaches users in several wrappings (``.csv``, ``.csv.gz``, a Kaggle
+``.csv.zip``; images in the published sub-folders or flattened into one folder), so the
+adapters look files up by a list of candidate names and index images by file name.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from radrl.data.boxes import Box
+from radrl.data.images import ImageError, image_size
+from radrl.data.sources import Skip
+
+
+def find_first(root: Path, candidates: list[str]) -> Path | None:
+    """The first candidate (a path relative to ``root``) that exists, else None."""
+    for c in candidates:
+        if (root / c).is_file():
+            return root / c
+    return None
+
+
+def require(root: Path, candidates: list[str], what: str) -> Path:
+    """Like ``find_first``, but a missing file is an error that lists every name tried."""
+    found = find_first(root, candidates)
+    if found is None:
+        raise FileNotFoundError(f"{root}: no {what} found (looked for {', '.join(candidates)}); "
+                                "point --root at the dataset folder as it was downloaded (radrl prepare --list)")
+    return found
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """A text handle on ``path``: plain, gzip, or the single CSV inside a zip (Kaggle downloads)."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    if path.suffix == ".zip":
+        z = zipfile.ZipFile(path)
+        members = [n for n in z.namelist() if n.lower().endswith(".csv")]
+        if len(members) != 1:
+            raise ValueError(f"{path}: expected exactly one .csv inside the zip, found {members}")
+        return io.TextIOWrapper(z.open(members[0]), encoding="utf-8-sig", newline="")
+    return path.open("r", newline="", encoding="utf-8-sig")
+
+
+def csv_rows(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """(``file:line``, fields) for each data row, header skipped; streamed, so any size works."""
+    with open_text(path) as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for row in reader:
+            if row:
+                yield f"{path}:{reader.line_num}", row
+
+
+def csv_dicts(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """(``file:line``, row dict) for each data row; streamed."""
+    with open_text(path) as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+
+
+def index_files(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """File name -> path for every file under ``root`` with one of ``suffixes`` (first one found wins).
+
+    One walk of the tree (about a second for NIH's 112,120 PNGs) instead of guessing which
+    ``images_0XX`` folder holds an image.
+    """
+    found: dict[str, Path] = {}
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if name.lower().endswith(suffixes) and name not in found:
+                found[name] = Path(folder) / name
+    return found
+
+
+def header_size(path: Path, where: str) -> tuple[int, int] | Skip:
+    """(width, height) from the image header, or the Skip that says why it cannot be read."""
+    if not path.is_file():
+        return Skip(where, "missing image", f"{path} does not exist")
+    try:
+        return image_size(path)
+    except ImageError as e:
+        return Skip(where, "unreadable image", str(e))
+
+
+def pixel_box(x1: str | float, y1: str | float, x2: str | float, y2: str | float, width: int, height: int,
+              label: str, where: str, xywh: bool = False) -> Box | Skip:
+    """A pixel box (corners, or top-left + size with ``xywh``) as a normalized ``Box``; a box that is
+    not numeric, empty or outside the image is a Skip, so a bad row never becomes a wrong box."""
+    try:
+        a, b, c, d = (float(v) for v in (x1, y1, x2, y2))
+    except (TypeError, ValueError):
+        return Skip(where, "malformed box", f"non-numeric coordinates {[x1, y1, x2, y2]}")
+    if xywh:
+        c, d = a + c, b + d
+    if not (c > a and d > b):
+        return Skip(where, "malformed box", f"empty or inverted box {[a, b, c, d]} (pixels)")
+    tol = 2.0  # annotation tools round to the pixel grid; further out than this is a wrong image size
+    if a < -tol or b < -tol or c > width + tol or d > height + tol:
+        return Skip(where, "box outside image", f"box {[a, b, c, d]} outside the {width}x{height} image")
+    return Box.from_pixels(a, b, c, d, width, height, label)

@@ -1,0 +1,125 @@
+"""RSNA Pneumonia Detection Challenge boxes, read as Kaggle distributes them.
+
+Why: the RSNA boxes (radiologists' boxes around opacities suspicious for pneumonia) are
+the largest public grounding set for one finding, and its images are NIH ChestX-ray14
+images: through the RSNA-to-NIH match table the same boxes can sit on the NIH PNGs, so a
+user with ChestX-ray14 on disk needs no second copy of the pixels. Files::
+
+    stage_2_train_labels.csv   patientId,x,y,width,height,Target   (Kaggle also ships it zipped;
+                               pixels of the 1024x1024 image, (x, y) top-left; Target 0 rows have
+                               no box; one row per box, so an image can have several rows)
+    stage_2_detailed_class_info.csv   patientId,class  (Lung Opacity / No Lung Opacity / Not Normal / Normal)
+    stage_2_train_images/<patientId>.dcm
+    a match table to NIH file names (optional): a CSV with patientId (or subset_img_id) and
+    nih_image (or img_id / orig_img_id) columns, e.g. rsna_to_nih_matches.csv or the
+    challenge's pneumonia_dataset_mapping.csv
+
+Images: the DICOM when ``stage_2_train_images/<patientId>.dcm`` exists, else the matched NIH
+PNG found anywhere under root (``images=dicom`` or ``images=nih`` forces one). One sample per
+patientId; boxes are labelled "Pneumonia" (what the challenge asked readers to box) and
+``labels`` holds ``{"Pneumonia": Target}``. Only the Kaggle training set has labels: split "train".
+
+>>> [len(s.boxes) for s in read("/data/rsna") if hasattr(s, "boxes")][:3]    # doctest: +SKIP
+[0, 2, 1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from radrl.data.boxes import Box
+from radrl.data.schema import Sample
+from radrl.data.sources import Skip
+from radrl.data.sources._files import (
+    csv_dicts,
+    find_first,
+    header_size,
+    index_files,
+    pixel_box,
+    require,
+)
+
+NAME = "rsna"
+EXPECTS = """RSNA Pneumonia Detection Challenge (Kaggle) root:
+  stage_2_train_labels.csv (or its .csv.zip, e.g. kaggle_stage_2_train_labels.csv.zip)
+  stage_2_detailed_class_info.csv                      optional
+  stage_2_train_images/<patientId>.dcm                 or, with a match table, the NIH PNGs under root
+  rsna_to_nih_matches.csv or pneumonia_dataset_mapping.csv   optional (patientId -> NIH file name)
+options: images=dicom|nih"""
+
+LABELS = ["stage_2_train_labels.csv", "stage_2_train_labels.csv.zip", "kaggle_stage_2_train_labels.csv.zip",
+          "stage_2_train_labels.csv.gz"]
+MATCHES = ["rsna_to_nih_matches.csv", "pneumonia_dataset_mapping.csv", "rsna_to_nih_matches.csv.gz"]
+BOX_LABEL = "Pneumonia"
+
+
+def read_matches(path: Path) -> dict[str, str]:
+    """patientId -> NIH PNG file name, from either match-table spelling."""
+    out: dict[str, str] = {}
+    for _where, row in csv_dicts(path):
+        pid = (row.get("patientId") or row.get("subset_img_id") or "").strip()
+        nih = (row.get("nih_image") or row.get("img_id") or row.get("orig_img_id") or "").strip()
+        if pid and nih:
+            out[pid] = nih if nih.lower().endswith(".png") else f"{nih}.png"
+    return out
+
+
+def read(root: str | Path, images: str | None = None) -> Iterator[Sample | Skip]:
+    root = Path(root)
+    if images not in (None, "dicom", "nih"):
+        raise ValueError(f"rsna: images must be 'dicom' or 'nih', got {images!r}")
+    labels_path = require(root, LABELS, "RSNA label file (stage_2_train_labels.csv)")
+    dicom_dir = root / "stage_2_train_images"
+    use_dicom = images == "dicom" or (images is None and dicom_dir.is_dir())
+    matches: dict[str, str] = {}
+    nih_index: dict[str, Path] = {}
+    if not use_dicom:
+        match_path = find_first(root, MATCHES)
+        if match_path is None:
+            raise FileNotFoundError(f"{root}: no stage_2_train_images/ folder and no match table "
+                                    f"({', '.join(MATCHES)}) to find the NIH images; add one of them")
+        matches = read_matches(match_path)
+        nih_index = index_files(root, (".png",))
+
+    # patientId -> (where of first row, target, [(where, x, y, w, h)]); 26,684 patients: small.
+    patients: dict[str, tuple[str, int, list]] = {}
+    for where, row in csv_dicts(labels_path):
+        pid = (row.get("patientId") or "").strip()
+        target = (row.get("Target") or "").strip()
+        if not pid or target not in ("0", "1"):
+            yield Skip(where, "malformed row", f"expected patientId and Target 0/1, got {dict(row)}")
+            continue
+        first, t, boxes = patients.setdefault(pid, (where, int(target), []))
+        if int(target) != t:
+            yield Skip(where, "malformed row", f"patient {pid}: Target {target} disagrees with {first}")
+            continue
+        if target == "1":
+            boxes.append((where, row.get("x"), row.get("y"), row.get("width"), row.get("height")))
+
+    for pid, (where, target, raw_boxes) in patients.items():
+        if use_dicom:
+            path = dicom_dir / f"{pid}.dcm"
+        elif pid not in matches:
+            yield Skip(where, "no NIH match", f"patient {pid} is not in the match table")
+            continue
+        else:
+            path = nih_index.get(matches[pid], root / matches[pid])
+        size = header_size(path, where)
+        if isinstance(size, Skip):
+            yield size
+            continue
+        width, height = size
+        boxes: list[Box] = []
+        bad = None
+        for box_where, x, y, w, h in raw_boxes:
+            b = pixel_box(x, y, w, h, width, height, BOX_LABEL, box_where, xywh=True)
+            if isinstance(b, Skip):
+                bad = b
+                break
+            boxes.append(b)
+        if bad is not None:
+            yield bad
+            continue
+        yield Sample(id=pid, image=str(path.resolve()), source=NAME, split="train", width=width, height=height,
+                     labels={"Pneumonia": target}, boxes=boxes)
