@@ -1,4 +1,4 @@
-"""Samples -> Qwen3-VL conversations for report generation and grounding.
+"""Samples -> Qwen3-VL conversations: the paper's task mix, templated requests, box text.
 
 One conversation row serves SFT, GRPO and evaluation alike (TRL's conversational
 prompt-completion format plus our columns, which TRL hands to every reward):
@@ -7,9 +7,32 @@ prompt-completion format plus our columns, which TRL hands to every reward):
      "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe ..."}]}],
      "completion": [{"role": "assistant", "content": [{"type": "text", "text": "The heart ..."}]}],
      "images": ["/data/img.png"],            # paths; decoded to PIL when the dataset is built
-     "task": "report" | "grounding",
+     "task": "report" | "grounding" | "classification" | "detection" | "conversation",
+     "kind": None | "abnormality" | "anatomy" | "phrase" | "detection" | "conversation" | "grounded_conversation",
      "solution": "The heart ...",            # the reference answer, parsed by the same parser as completions
      "thinking": False}                      # whether the request asked for <think>...</think>
+
+``task`` routes rewards and scorers; everything the grounding reward should score has
+``task="grounding"`` and says which grounding in ``kind`` (abnormality, anatomy, phrase,
+detection), so rewards keep routing on ``task`` alone. Detection rows of an image without
+boxes ("No abnormalities.") have ``task="detection"``: the grounding reward is 0 without a
+reference box, so they are SFT data only.
+
+Tasks (``TASKS``), after the RadVLM instruction set (see ``SOURCE_TASKS`` and ``REPEATS``):
+
+* ``report``: report generation (findings, else impression);
+* ``classification``: "which abnormalities?" -> the positive CheXpert observations
+  (uncertain counts as positive, as in RadVLM);
+* ``grounding``: abnormality grounding, one row per finding class with boxes;
+* ``anatomy_grounding``: one anatomical region per row (Chest ImaGenome), drawn at random;
+* ``phrase_grounding``: one phrase per row with all its boxes (MS-CXR, PadChest-GR);
+* ``detection``: all abnormalities of an image with their boxes;
+* ``conversation``: a multi-turn conversation assembled from what the sample has (report,
+  abnormalities, phrase boxes). RadVLM's own conversations were written by an LLM; these are
+  templated. Import RadVLM's with ``radrl.data.sources.radvlm_json``.
+
+``build_task_mix`` applies the per-source tasks and repeats of the paper's data table and
+streams rows; ``build_conversations`` builds the tasks you name for every sample.
 
 Boxes are written with ``radrl.data.boxes`` only: the paper's ``[x1, y1, x2, y2]`` 0-1
 form (default) or Qwen3-VL's 0-1000 JSON form.
@@ -18,10 +41,11 @@ form (default) or Qwen3-VL's 0-1000 JSON form.
 from __future__ import annotations
 
 import random
-from typing import Iterable, Literal
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
 
 from radrl.data.boxes import Box, format_boxes, format_qwen_json
-from radrl.data.schema import Sample
+from radrl.data.schema import CHEXPERT_LABELS, Sample
 
 THINK_SUFFIX = " /think"
 
@@ -53,12 +77,48 @@ GROUNDING_PROMPTS = (
     "Show the location of the {finding}.",
 )
 
+CLASSIFICATION_PROMPTS = (
+    "Which abnormalities are present in this chest X-ray?",
+    "List the abnormal findings in this image.",
+    "What pathologies can you identify on this radiograph?",
+    "Identify any abnormalities visible in this chest X-ray.",
+    "Are there any abnormalities in this image? Name them.",
+    "Classify the findings present in this chest radiograph.",
+)
+
+ANATOMY_PROMPTS = (
+    "Where is the {region} on this chest X-ray?",
+    "Locate the {region}.",
+    "Give the bounding box of the {region}.",
+    "Show me the {region} in this image.",
+    "Provide the coordinates of the {region}.",
+)
+
+PHRASE_PROMPTS = (
+    "Locate the following finding: {phrase}",
+    "Where in the image is this described: \"{phrase}\"?",
+    "Give the bounding box for: {phrase}",
+    "Show the region described by this sentence: {phrase}",
+    "Ground this phrase in the image: {phrase}",
+)
+
+DETECTION_PROMPTS = (
+    "Detect all abnormalities in this chest X-ray and give their locations.",
+    "Find every abnormal finding in this image with its bounding box.",
+    "List the abnormalities on this radiograph and where they are.",
+    "Locate all pathologies visible in this chest X-ray.",
+)
+
+NO_ABNORMALITY = "No abnormalities."
+NO_FINDING = "No Finding"
+
 BOX_INSTRUCTION = {
     "paper": " Answer with boxes as [x_min, y_min, x_max, y_max] in 0-1 image coordinates.",
     "qwen": " Answer in JSON with bbox_2d on a 0-1000 grid.",
 }
 
-Task = Literal["report", "grounding"]
+Task = Literal["report", "grounding", "classification", "anatomy_grounding", "phrase_grounding", "detection",
+               "conversation"]
 BoxFormat = Literal["paper", "qwen"]
 
 
@@ -74,7 +134,8 @@ def grounding_answer(label: str, boxes: list[Box], box_format: BoxFormat = "pape
     return f"{label} at {format_boxes(boxes)}"
 
 
-def _row(sample: Sample, task: Task, request: str, answer: str, thinking: bool, suffix: str) -> dict:
+def _row(sample: Sample, task: str, request: str, answer: str, thinking: bool, suffix: str,
+         kind: str | None = None) -> dict:
     text = request + (THINK_SUFFIX if thinking else "")
     return {
         "id": f"{sample.id}-{suffix}",
@@ -82,6 +143,7 @@ def _row(sample: Sample, task: Task, request: str, answer: str, thinking: bool, 
         "completion": [{"role": "assistant", "content": [{"type": "text", "text": answer}]}],
         "images": [sample.image],
         "task": task,
+        "kind": kind,
         "solution": answer,
         "thinking": thinking,
     }
@@ -108,26 +170,221 @@ def grounding_conversations(sample: Sample, rng: random.Random, thinking: bool =
             request += BOX_INSTRUCTION[box_format]
         answer = grounding_answer(label, boxes, box_format)
         slug = label.lower().replace(" ", "_")
-        rows.append(_row(sample, "grounding", request, answer, thinking, f"ground-{slug}"))
+        rows.append(_row(sample, "grounding", request, answer, thinking, f"ground-{slug}", kind="abnormality"))
     return rows
+
+
+def _boxes_answer(boxes: list[Box], box_format: BoxFormat) -> str:
+    return format_qwen_json(boxes) if box_format == "qwen" else format_boxes(boxes)
+
+
+def _positives(sample: Sample) -> list[str]:
+    """Observations present (1) or uncertain (-1), in CheXpert order, 'No Finding' left out."""
+    return [k for k in CHEXPERT_LABELS if k != NO_FINDING and sample.labels.get(k) in (1, -1)]
+
+
+def classification_answer(sample: Sample) -> str | None:
+    """'Cardiomegaly, Pleural Effusion', or 'No Finding'; None when the sample has no labels.
+
+    >>> classification_answer(Sample(id="a", image="a.png", labels={"Edema": -1, "Cardiomegaly": 1, "Fracture": 0}))
+    'Cardiomegaly, Edema'
+    """
+    if not sample.labels:
+        return None
+    return ", ".join(_positives(sample)) or NO_FINDING
+
+
+def classification_conversation(sample: Sample, rng: random.Random, thinking: bool = False) -> dict | None:
+    """'Which abnormalities ...?' -> the positive observations; None without labels."""
+    answer = classification_answer(sample)
+    if answer is None:
+        return None
+    return _row(sample, "classification", rng.choice(CLASSIFICATION_PROMPTS), answer, thinking, "classify")
+
+
+def anatomy_conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
+                         box_instruction: bool = False) -> dict | None:
+    """One region drawn at random (as RadVLM does): 'Where is the left lung?' -> 'left lung at [..]'."""
+    regions = sorted({b.label for b in sample.boxes if b.label})
+    if not regions:
+        return None
+    region = rng.choice(regions)
+    request = rng.choice(ANATOMY_PROMPTS).format(region=region)
+    if box_instruction:
+        request += BOX_INSTRUCTION[box_format]
+    answer = grounding_answer(region, [b for b in sample.boxes if b.label == region], box_format)
+    return _row(sample, "grounding", request, answer, thinking, f"anatomy-{region.lower().replace(' ', '_')}",
+                kind="anatomy")
+
+
+def phrase_conversations(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
+                         box_instruction: bool = False) -> list[dict]:
+    """One row per phrase, answered with all of that phrase's boxes (the phrase is not repeated)."""
+    by_phrase: dict[str, list[Box]] = {}
+    for b in sample.boxes:
+        if b.label:
+            by_phrase.setdefault(b.label, []).append(b)
+    rows = []
+    for n, (phrase, boxes) in enumerate(by_phrase.items()):
+        request = rng.choice(PHRASE_PROMPTS).format(phrase=phrase)
+        if box_instruction:
+            request += BOX_INSTRUCTION[box_format]
+        rows.append(_row(sample, "grounding", request, _boxes_answer(boxes, box_format), thinking, f"phrase{n}",
+                         kind="phrase"))
+    return rows
+
+
+def detection_answer(sample: Sample, box_format: BoxFormat = "paper") -> str:
+    """Every labelled box: 'Cardiomegaly at [..]; Nodule/Mass at [..] and [..]' (or Qwen JSON), else NO_ABNORMALITY."""
+    boxes = [b for b in sample.boxes if b.label]
+    if not boxes:
+        return NO_ABNORMALITY
+    if box_format == "qwen":
+        return format_qwen_json(sorted(boxes, key=lambda b: b.label or ""))
+    by_label: dict[str, list[Box]] = {}
+    for b in boxes:
+        by_label.setdefault(b.label or "", []).append(b)
+    return "; ".join(f"{label} at {format_boxes(bs)}" for label, bs in sorted(by_label.items()))
+
+
+def detection_conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
+                           box_instruction: bool = False) -> dict | None:
+    """All abnormalities with boxes; a box-free image (labels say nothing is wrong) answers NO_ABNORMALITY."""
+    has_boxes = any(b.label for b in sample.boxes)
+    if not has_boxes and not _says_normal(sample):
+        return None
+    request = rng.choice(DETECTION_PROMPTS) + (BOX_INSTRUCTION[box_format] if box_instruction else "")
+    task = "grounding" if has_boxes else "detection"
+    return _row(sample, task, request, detection_answer(sample, box_format), thinking, "detect", kind="detection")
+
+
+def _says_normal(sample: Sample) -> bool:
+    """A sample we may call normal: labelled, and nothing positive or uncertain."""
+    return bool(sample.labels) and not _positives(sample)
+
+
+def conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
+                 box_instruction: bool = False, max_phrases: int = 2) -> dict | None:
+    """A multi-turn conversation from the sample's annotations; None when fewer than two turns exist.
+
+    Turns, in order, where the sample has them: report, abnormalities, then up to
+    ``max_phrases`` phrase groundings (a "grounded conversation"). The image sits in the first
+    user turn; earlier answers are assistant messages in the prompt; the last answer is the
+    completion and the solution; " /think" goes on the last request only."""
+    turns: list[tuple[str, str]] = []
+    if sample.report:
+        turns.append((rng.choice(REPORT_PROMPTS), sample.report.strip()))
+    if (answer := classification_answer(sample)) is not None:
+        turns.append((rng.choice(CLASSIFICATION_PROMPTS), answer))
+    phrases = phrase_conversations(sample, rng, False, box_format, box_instruction)[:max_phrases]
+    turns += [(r["prompt"][0]["content"][1]["text"], r["solution"]) for r in phrases]
+    if len(turns) < 2:
+        return None
+    messages: list[dict] = []
+    for i, (request, answer) in enumerate(turns):
+        last = i == len(turns) - 1
+        text = request + (THINK_SUFFIX if thinking and last else "")
+        content = ([{"type": "image"}] if i == 0 else []) + [{"type": "text", "text": text}]
+        messages.append({"role": "user", "content": content})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    kind = "grounded_conversation" if phrases else "conversation"
+    return {"id": f"{sample.id}-conversation", "prompt": messages[:-1], "completion": messages[-1:],
+            "images": [sample.image], "task": "conversation", "kind": kind, "solution": turns[-1][1],
+            "thinking": thinking}
+
+
+def _as_list(row: dict | list[dict] | None) -> list[dict]:
+    return [] if row is None else row if isinstance(row, list) else [row]
+
+
+# task name -> (sample, rng, thinking, box_format, box_instruction) -> rows
+TASKS: dict[str, Callable[..., list[dict]]] = {
+    "report": lambda s, rng, th, bf, bi: _as_list(report_conversation(s, rng, th)),
+    "classification": lambda s, rng, th, bf, bi: _as_list(classification_conversation(s, rng, th)),
+    "grounding": lambda s, rng, th, bf, bi: grounding_conversations(s, rng, th, bf, bi),
+    "anatomy_grounding": lambda s, rng, th, bf, bi: _as_list(anatomy_conversation(s, rng, th, bf, bi)),
+    "phrase_grounding": lambda s, rng, th, bf, bi: phrase_conversations(s, rng, th, bf, bi),
+    "detection": lambda s, rng, th, bf, bi: _as_list(detection_conversation(s, rng, th, bf, bi)),
+    "conversation": lambda s, rng, th, bf, bi: _as_list(conversation(s, rng, th, bf, bi)),
+}
+
+# Which tasks a source feeds (paper.md's SFT table; box-only public sets feed abnormality tasks).
+# A source not listed here (e.g. "synthetic") gets DEFAULT_TASKS.
+SOURCE_TASKS: dict[str, tuple[str, ...]] = {
+    "mimic-cxr": ("report", "classification", "conversation"),
+    "chexpert-plus": ("report", "classification"),
+    "chest-imagenome": ("anatomy_grounding",),
+    "vindr-cxr": ("grounding", "detection"),
+    "nih": ("grounding", "detection"),
+    "rsna": ("grounding", "detection"),
+    "tbx11k": ("grounding", "detection"),
+    "ms-cxr": ("phrase_grounding", "conversation"),
+    "padchest-gr": ("phrase_grounding", "conversation"),
+    "iu-xray": ("report", "classification"),
+}
+DEFAULT_TASKS = ("report", "grounding")
+
+# (task, source) -> repeats, from paper.md's "pairs x repeats" column; anything else is 1.
+REPEATS: dict[tuple[str, str], int] = {
+    ("grounding", "vindr-cxr"): 3,
+    ("detection", "vindr-cxr"): 2,
+    ("phrase_grounding", "ms-cxr"): 3,
+    ("phrase_grounding", "padchest-gr"): 2,
+    ("conversation", "ms-cxr"): 4,
+    ("conversation", "padchest-gr"): 4,
+}
+
+
+def _check_tasks(tasks: Iterable[str]) -> tuple[str, ...]:
+    tasks = tuple(tasks)
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {', '.join(TASKS)}")
+    return tasks
 
 
 def build_conversations(samples: Iterable[Sample], tasks: Iterable[Task] = ("report", "grounding"),
                         seed: int = 0, thinking: bool = False, box_format: BoxFormat = "paper",
                         box_instruction: bool = False) -> list[dict]:
-    """All conversation rows for ``samples`` and ``tasks``; request phrasings are drawn from ``seed``."""
+    """All conversation rows for ``samples`` and ``tasks`` (names in ``TASKS``), whatever the source;
+    request phrasings are drawn from ``seed``. Use ``build_task_mix`` for the paper's per-source mix."""
     rng = random.Random(seed)
-    tasks = tuple(tasks)
-    unknown = set(tasks) - {"report", "grounding"}
-    if unknown:
-        raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from 'report' and 'grounding'")
+    tasks = _check_tasks(tasks)
     rows: list[dict] = []
     for s in samples:
-        if "report" in tasks and (row := report_conversation(s, rng, thinking)) is not None:
-            rows.append(row)
-        if "grounding" in tasks:
-            rows.extend(grounding_conversations(s, rng, thinking, box_format, box_instruction))
+        for task, build in TASKS.items():  # a fixed order, whatever order the caller named them in
+            if task in tasks:
+                rows.extend(build(s, rng, thinking, box_format, box_instruction))
     return rows
+
+
+def build_task_mix(samples: Iterable[Sample], seed: int = 0, thinking: bool = False, box_format: BoxFormat = "paper",
+                   box_instruction: bool = False, tasks: Iterable[str] | None = None,
+                   repeats: dict[tuple[str, str], int] | None = None,
+                   source_tasks: dict[str, tuple[str, ...]] | None = None) -> Iterator[dict]:
+    """The paper's instruction mix, streamed: each sample feeds its source's tasks, each ``repeats`` times.
+
+    Every repeat draws afresh (another phrasing; another region for anatomy), and repeat ``r > 0``
+    has ``-r<r>`` appended to its id so ids stay unique. ``tasks`` keeps only the named tasks.
+
+    >>> s = Sample(id="m1", image="m1.jpg", source="ms-cxr", findings="Small left effusion.",
+    ...            boxes=[Box(0.6, 0.6, 0.9, 0.9, "Small left effusion.")])
+    >>> [r["id"] for r in build_task_mix([s], tasks=["phrase_grounding"])]
+    ['m1-phrase0', 'm1-phrase0-r1', 'm1-phrase0-r2']
+    """
+    rng = random.Random(seed)
+    keep = set(_check_tasks(tasks)) if tasks is not None else None
+    repeats = REPEATS if repeats is None else repeats
+    source_tasks = SOURCE_TASKS if source_tasks is None else source_tasks
+    for s in samples:
+        for task in _check_tasks(source_tasks.get(s.source, DEFAULT_TASKS)):
+            if keep is not None and task not in keep:
+                continue
+            for r in range(repeats.get((task, s.source), 1)):
+                for row in TASKS[task](s, rng, thinking, box_format, box_instruction):
+                    if r:
+                        row["id"] += f"-r{r}"
+                    yield row
 
 
 def to_dataset(rows: list[dict]):
