@@ -10,9 +10,10 @@ generator both emit it, and ``instructions`` turns it into conversations. On dis
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from radrl.data.boxes import Box
 
@@ -73,10 +74,12 @@ class Sample:
         return row
 
     @classmethod
-    def from_row(cls, row: Any, where: str = "row") -> "Sample":
+    def from_row(cls, row: Any, where: str = "row") -> Sample:
         """Build a sample from ``to_row`` output; ``where`` names the file and row in errors."""
+        # ValueError, not TypeError, for every bad row: readers catch one exception type per row.
         if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected a JSON object with the sample fields, got {type(row).__name__}")
+            got = type(row).__name__
+            raise ValueError(f"{where}: expected a JSON object with the sample fields, got {got}")  # noqa: TRY004
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(row) - known)
         if unknown:
@@ -91,17 +94,33 @@ class Sample:
         if isinstance(labels, str):
             labels = json.loads(labels)
         if not isinstance(labels, dict):
-            raise ValueError(f"{where}: labels must map observation -> 1/0/-1, got {type(labels).__name__}")
+            got = type(labels).__name__
+            raise ValueError(f"{where}: labels must map observation -> 1/0/-1, got {got}")  # noqa: TRY004  # noqa: TRY004
         bad = {k: v for k, v in labels.items() if v not in (POSITIVE, NEGATIVE, UNCERTAIN)}
         if bad:
             raise ValueError(f"{where}: label values must be 1, 0 or -1 (leave unmentioned ones out), got {bad}")
         boxes = row.get("boxes") or []
         if not isinstance(boxes, list):
-            raise ValueError(f"{where}: boxes must be a list of {{'box': [x1, y1, x2, y2], 'label': ...}}")
+            raise ValueError(f"{where}: boxes must be a list of {{'box': [x1, y1, x2, y2], 'label': ...}}")  # noqa: TRY004  # noqa: TRY004
         boxes = [Box.from_dict(b, where=f"{where} box {i}") if isinstance(b, dict) else
                  Box.from_dict({"box": b}, where=f"{where} box {i}") for i, b in enumerate(boxes)]
         rest = {k: v for k, v in row.items() if k not in ("labels", "boxes")}
         return cls(**rest, labels={k: int(v) for k, v in labels.items()}, boxes=boxes)
+
+
+def hf_features():
+    """The ``datasets.Features`` of ``Sample.to_row()``: fixed up front so that a first batch without
+    boxes (or without a view) cannot make ``datasets`` guess a null type for the whole column.
+
+    >>> sorted(hf_features())[:3]
+    ['boxes', 'findings', 'height']
+    """
+    from datasets import Features, List, Value
+
+    text = Value("string")
+    return Features({"id": text, "image": text, "source": text, "split": text, "view": text,
+                     "width": Value("int64"), "height": Value("int64"), "findings": text, "impression": text,
+                     "labels": text, "boxes": List({"label": text, "box": List(Value("float64"))})})
 
 
 def write_jsonl(samples: Iterable[Sample], path: str | Path) -> int:

@@ -1,0 +1,257 @@
+"""``radrl prepare SOURCE --root DIR --out DIR``: a dataset in its published layout -> samples on disk.
+
+Why a separate step: adapters read eleven different layouts; everything after them (SFT,
+GRPO, eval) reads one thing, the samples JSONL, so preparing once turns each dataset into
+files the rest of the pipeline already understands. What it writes under ``--out``::
+
+    samples.jsonl            every sample (``radrl.data.schema.write_jsonl`` rows; image paths absolute)
+    <split>.jsonl            the same rows per split (train.jsonl, valid.jsonl, test.jsonl, all.jsonl)
+                             -> ``radrl sft`` / ``radrl eval --data OUT/test.jsonl`` read these directly
+    dataset/                 a Hugging Face DatasetDict (``--format hf``, the default; images by path), or
+    parquet/<split>.parquet  (``--format parquet``); nothing more with ``--format jsonl``
+    skipped.jsonl            one line per skipped row or file: where, reason, detail
+    summary.json             rows written (per split), rows skipped by reason, the first skips
+
+Sources that ship conversations (``radvlm-json``) write ``conversations.jsonl`` instead of
+``samples.jsonl``, with the same per-split files, dataset, skips and summary.
+
+Nothing is dropped silently: each row an adapter cannot use (malformed row, missing image,
+unreadable file, duplicate id, a sample that fails the schema check) is counted by reason,
+listed in ``skipped.jsonl`` and summarised at the end; ``--strict`` stops at the first one
+instead. Memory stays bounded: adapters stream, rows are written as they arrive, and the
+dataset is built from the JSONL files in batches (``Dataset.from_generator``).
+
+    $ radrl prepare tbx11k --root ../shared/data/cxr/tbx11k --out data/tbx11k
+    written 3 (train 3); skipped 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from radrl.data.images import ImageError, load_image
+from radrl.data.schema import Sample
+from radrl.data.sources import SOURCES, Skip, load_source
+
+FORMATS = ("hf", "parquet", "jsonl")
+SHOWN_SKIPS = 20   # skips listed in summary.json and on screen; all of them are in skipped.jsonl
+
+
+class PrepareError(RuntimeError):
+    """A fatal problem (``--strict`` skip, unknown option, missing dataset files); the message says the fix."""
+
+
+def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, str] | None = None,
+            strict: bool = False, fmt: str = "hf", limit: int | None = None, decode: bool = False,
+            progress: bool = True) -> dict[str, Any]:
+    """Run one adapter and write its rows; returns the summary (also written to ``summary.json``).
+
+    ``decode`` opens every image fully (``load_image``), so corrupt pixel data is found now
+    rather than in the middle of training; it is slow (DICOM decoding), so it is off by
+    default and adapters only read image headers.
+
+    >>> prepare("tbx11k", "../shared/data/cxr/tbx11k", "/tmp/tbx")["written"]   # doctest: +SKIP
+    3
+    """
+    if fmt not in FORMATS:
+        raise PrepareError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    module = load_source(source)
+    conversations = not hasattr(module, "read")
+    reader = module.read_conversations if conversations else module.read
+    options = dict(options or {})
+    _check_options(source, reader, options)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    kind = "conversations" if conversations else "samples"
+
+    from tqdm.auto import tqdm
+
+    written: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    shown: list[dict[str, str]] = []
+    seen: set[str] = set()
+    split_files: dict[str, Any] = {}
+    all_file = (out / f"{kind}.jsonl").open("w")
+    skip_file = (out / "skipped.jsonl").open("w")
+    bar = tqdm(desc=f"prepare {source}", unit=" rows", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    try:
+        rows = reader(root, **options)
+        for item in rows:
+            bar.update(1)
+            line, split = None, None
+            if not isinstance(item, Skip):
+                item, line, split = _check(item, conversations, seen, decode)
+            if isinstance(item, Skip):
+                if strict:
+                    raise PrepareError(f"{item.where}: {item.reason}: {item.detail} "
+                                       "(--strict stops at the first skipped row; drop --strict to skip and count)")
+                reasons[item.reason] += 1
+                record = {"where": item.where, "reason": item.reason, "detail": item.detail}
+                skip_file.write(json.dumps(record) + "\n")
+                if len(shown) < SHOWN_SKIPS:
+                    shown.append(record)
+                bar.set_postfix(skipped=sum(reasons.values()), refresh=False)
+                continue
+            all_file.write(line)
+            if split not in split_files:
+                split_files[split] = (out / f"{split}.jsonl").open("w")
+            split_files[split].write(line)
+            written[split] += 1
+            if limit is not None and sum(written.values()) >= limit:
+                break
+    except (FileNotFoundError, ValueError) as e:   # a whole file missing or unusable: nothing to skip to
+        raise PrepareError(f"{source}: {e}") from None
+    finally:
+        bar.close()
+        for f in (all_file, skip_file, *split_files.values()):
+            f.close()
+
+    files = {kind: str(out / f"{kind}.jsonl"), "skipped": str(out / "skipped.jsonl")}
+    files.update({split: str(out / f"{split}.jsonl") for split in sorted(written)})
+    if fmt != "jsonl" and written:
+        files.update(_write_dataset(out, sorted(written), fmt, conversations))
+    summary = {"source": source, "root": str(root), "options": options, "kind": kind,
+               "written": sum(written.values()), "written_by_split": dict(sorted(written.items())),
+               "skipped": sum(reasons.values()), "skipped_by_reason": dict(reasons.most_common()),
+               "skipped_examples": shown, "files": files}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _check(item: Any, conversations: bool, seen: set[str], decode: bool) -> tuple[Any, str | None, str | None]:
+    """A row from an adapter -> (row or Skip, its JSON line, its split)."""
+    if conversations:
+        if not isinstance(item, dict):
+            return Skip("adapter", "invalid row", f"expected a conversation dict, got {type(item).__name__}"), None, None
+        key, split = str(item.get("id", "")), str(item.get("split") or "train")
+        where = f"conversation {key or '?'}"
+    else:
+        where = f"sample {getattr(item, 'id', '?')}"
+        try:
+            item = Sample.from_row(item.to_row(), where=where)   # the same checks every reader of the JSONL applies
+        except (ValueError, AttributeError, TypeError) as e:
+            return Skip(where, "invalid sample", str(e)), None, None
+        key, split = item.id, item.split
+    if key:
+        if key in seen:
+            return Skip(where, "duplicate id", f"id {key!r} was already written; the first one is kept"), None, None
+        seen.add(key)
+    if decode and not conversations:
+        try:
+            load_image(item.image)
+        except ImageError as e:
+            return Skip(where, "unreadable image", str(e)), None, None
+    if conversations:
+        return item, json.dumps(item) + "\n", split
+    row = item.to_row()
+    row["labels"] = item.labels   # as write_jsonl writes it
+    return item, json.dumps(row) + "\n", split
+
+
+def _check_options(source: str, reader, options: dict[str, str]) -> None:
+    params = [p for p in inspect.signature(reader).parameters.values() if p.kind == p.KEYWORD_ONLY
+              or (p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "root")]
+    names = [p.name for p in params]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise PrepareError(f"{source} has no option(s) {unknown}; it accepts {names or 'none'} (radrl prepare --list)")
+
+
+def _jsonl_rows(path: str, conversations: bool):
+    """Generator for ``Dataset.from_generator``: JSONL lines -> dataset rows (labels as JSON text)."""
+    with open(path) as f:
+        for line in f:
+            row = json.loads(line)
+            yield row if conversations else Sample.from_row(row, where=path).to_row()
+
+
+def _write_dataset(out: Path, splits: list[str], fmt: str, conversations: bool) -> dict[str, str]:
+    from datasets import Dataset, DatasetDict
+
+    from radrl.data.schema import hf_features
+
+    cache = out / ".hf_cache"
+    features = None if conversations else hf_features()
+    parts = {split: Dataset.from_generator(_jsonl_rows, features=features, cache_dir=str(cache),
+                                           gen_kwargs={"path": str(out / f"{split}.jsonl"),
+                                                       "conversations": conversations})
+             for split in splits}
+    files: dict[str, str] = {}
+    if fmt == "hf":
+        DatasetDict(parts).save_to_disk(str(out / "dataset"))
+        files["dataset"] = str(out / "dataset")
+    else:
+        (out / "parquet").mkdir(exist_ok=True)
+        for split, ds in parts.items():
+            ds.to_parquet(str(out / "parquet" / f"{split}.parquet"))
+            files[f"parquet_{split}"] = str(out / "parquet" / f"{split}.parquet")
+    del parts
+    shutil.rmtree(cache, ignore_errors=True)
+    return files
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The end-of-run text: rows written per split, skips by reason, the first skips."""
+    splits = ", ".join(f"{k} {v:,}" for k, v in summary["written_by_split"].items())
+    lines = [f"written {summary['written']:,} {summary['kind']}" + (f" ({splits})" if splits else ""),
+             f"skipped {summary['skipped']:,}"]
+    lines += [f"  {n:>8,}  {reason}" for reason, n in summary["skipped_by_reason"].items()]
+    if summary["skipped_examples"]:
+        lines.append("first skipped rows (all in skipped.jsonl):")
+        lines += [f"  {s['where']}: {s['reason']}: {s['detail']}" for s in summary["skipped_examples"][:10]]
+    lines += [f"{k}: {v}" for k, v in summary["files"].items()]
+    return "\n".join(lines)
+
+
+def list_sources() -> str:
+    """Every source name with the files it expects (``radrl prepare --list``)."""
+    parts = []
+    for name in SOURCES:
+        try:
+            expects = load_source(name).EXPECTS
+        except (ImportError, AttributeError) as e:
+            expects = f"(adapter not available: {e})"
+        parts.append(f"{name}\n" + "\n".join(f"    {line}" for line in expects.strip().splitlines()))
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="radrl prepare", description="Read a dataset in its published layout into "
+                                "samples JSONL + a Hugging Face dataset (radrl prepare --list shows the sources).")
+    p.add_argument("source", nargs="?", choices=list(SOURCES), metavar="SOURCE", help=", ".join(SOURCES))
+    p.add_argument("--list", action="store_true", help="show every source with the files it expects")
+    p.add_argument("--root", help="the dataset folder (or file) as downloaded")
+    p.add_argument("--out", help="output folder")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="adapter option, e.g. -o boxed=only (see --list)")
+    p.add_argument("--format", default="hf", choices=FORMATS, help="dataset written beside the JSONL (default hf)")
+    p.add_argument("--strict", action="store_true", help="stop at the first skipped row instead of counting it")
+    p.add_argument("--decode", action="store_true", help="decode every image fully to find corrupt files now (slow)")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many written rows (a quick look)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    if a.list:
+        print(list_sources())
+        return
+    if not a.source or not a.root or not a.out:
+        p.error("SOURCE, --root and --out are required (or --list)")
+    options = {}
+    for opt in a.option:
+        key, sep, value = opt.partition("=")
+        if not sep or not key:
+            p.error(f"-o expects KEY=VALUE, got {opt!r}")
+        options[key] = value
+    try:
+        summary = prepare(a.source, a.root, a.out, options=options, strict=a.strict, fmt=a.format, limit=a.limit,
+                          decode=a.decode, progress=not a.no_progress)
+    except PrepareError as e:
+        print(f"radrl prepare: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(format_summary(summary))
