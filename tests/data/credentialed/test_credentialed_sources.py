@@ -1,0 +1,243 @@
+"""Credentialed-dataset adapters on miniature copies of the published layouts (see conftest.py)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import tracemalloc
+import zipfile
+from collections import Counter
+
+import pytest
+
+from radrl.data.schema import CHEXPERT_LABELS, Sample
+from radrl.data.sources import Skip, chexpert_plus, load_source, mimic_cxr
+
+# fake MIMIC dicom ids of the miniature trees (same as conftest.D)
+D = {k: f"{k * 8}-{k * 8}-{k * 8}-{k * 8}-{k * 8}" for k in "abcdefgh"}
+
+
+def _split(items):
+    items = list(items)
+    return [s for s in items if isinstance(s, Sample)], [s for s in items if isinstance(s, Skip)]
+
+
+def _reasons(skips):
+    return Counter(s.reason for s in skips)
+
+
+# --- every module keeps the adapter contract ------------------------------------------------------
+@pytest.mark.parametrize("name", ["mimic-cxr", "chexpert-plus", "chest-imagenome", "ms-cxr", "padchest-gr",
+                                  "radvlm-json"])
+def test_contract(name):
+    mod = load_source(name)
+    assert mod.NAME == name and mod.EXPECTS.strip()
+    assert callable(getattr(mod, "read_conversations" if name == "radvlm-json" else "read"))
+
+
+# --- MIMIC-CXR ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("frontal, ids", [
+    ("all", [D["a"], D["c"], D["d"], D["g"]]),          # every PA/AP image (RadVLM's only_frontal)
+    ("one", [D["a"], D["d"], D["g"]]),                  # one per study, PA before AP (study 53189527: d not c)
+    ("none", [D["a"], D["b"], D["c"], D["d"], D["e"], D["g"]]),  # laterals too
+])
+def test_mimic_frontal_selection(mimic_root, frontal, ids):
+    samples, _ = _split(mimic_cxr.read(mimic_root, frontal=frontal))
+    assert [s.id for s in samples] == ids
+
+
+def test_mimic_sample_fields(mimic_root):
+    samples, skips = _split(mimic_cxr.read(mimic_root))
+    a = samples[0]
+    assert a.image == str(mimic_root / "files/p10/p10000032/s50414267" / f"{D['a']}.jpg")
+    assert (a.source, a.split, a.view, a.width, a.height) == ("mimic-cxr", "train", "PA", 2544, 3056)
+    # sections kept apart, whitespace collapsed, header lines (INDICATION, COMPARISON) dropped
+    assert a.findings == ("There is no focal consolidation, pleural effusion or pneumothorax. "
+                          "The cardiomediastinal silhouette is normal.")
+    assert a.impression == "No acute cardiopulmonary process."
+    assert a.labels == {"No Finding": 1}
+    c = samples[1]
+    # blank label cells are left out; -1 (uncertain) and 0 (negative) are kept
+    assert c.labels == {"Cardiomegaly": 1, "Pleural Effusion": 1, "Edema": -1, "Pneumothorax": 0}
+    g = samples[-1]
+    # no FINDINGS/IMPRESSION header: the last paragraph becomes the impression; validate -> valid, test kept
+    assert (g.findings, g.impression, g.split) == (None, "Lines and tubes are in standard position. Lungs are clear.",
+                                                   "test")
+    # the lateral-only study and the study without a report are reported, not dropped silently
+    assert _reasons(skips) == {"no frontal image": 1, "missing report": 1}
+    assert all(str(mimic_root) in s.where for s in skips)
+
+
+def test_mimic_reports_from_zip_equal_unpacked(tmp_path, mimic_root, trees):
+    zipped = trees.write_mimic(tmp_path / "zipped", reports_as_zip=True)
+    a, _ = _split(mimic_cxr.read(mimic_root))
+    b, _ = _split(mimic_cxr.read(zipped))
+    assert [(s.id, s.findings, s.impression) for s in a] == [(s.id, s.findings, s.impression) for s in b]
+
+
+def test_mimic_split_filter_and_bad_rows(tmp_path, trees):
+    root = trees.write_mimic(tmp_path / "m", extra_split_rows=[
+        [D["h"], "59999999", "10001111", "train"],      # dicom without metadata
+        [D["a"], "50000000", "10000032", "bogus"],      # unknown split value
+        [D["a"], "50414267", "10000032", "train"],      # study listed again after other studies
+    ])
+    samples, skips = _split(mimic_cxr.read(root, splits="train"))
+    assert [s.id for s in samples] == [D["a"], D["c"], D["d"]]
+    assert _reasons(skips) == {"no frontal image": 1, "no metadata": 1, "bad split": 1, "study not contiguous": 1}
+    assert any("mimic-cxr-2.0.0-split.csv.gz:11" in s.where for s in skips)  # file and line are named
+
+
+@pytest.mark.parametrize("case, match", [
+    ("bad label", r"chexpert.csv.gz:2: .*2.0"),          # a label cell that is not 1/0/-1: file and line named
+    ("no metadata table", "metadata"),                  # a missing table names the file to download
+    ("split without split column", r"missing column\(s\) \['split'\]"),  # a table without the expected columns
+])
+def test_mimic_broken_tables_fail_clearly(tmp_path, trees, case, match):
+    root = tmp_path / "m"
+    trees.write_mimic(root, labels={"50414267": {"Cardiomegaly": "2.0"}} if case == "bad label" else None)
+    if case == "no metadata table":
+        (root / "mimic-cxr-2.0.0-metadata.csv.gz").unlink()
+    if case == "split without split column":
+        with gzip.open(root / "mimic-cxr-2.0.0-split.csv.gz", "wt") as f:
+            f.write("dicom_id,study_id,subject_id\n")
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        list(mimic_cxr.read(root))
+
+
+def test_mimic_reads_reports_lazily(mimic_root, monkeypatch):
+    """Reports are read when their study is emitted, not up front (the full release has 227 k)."""
+    calls = []
+    original = mimic_cxr._Reports.read
+    monkeypatch.setattr(mimic_cxr._Reports, "read", lambda self, su, st: calls.append(st) or original(self, su, st))
+    first = next(s for s in mimic_cxr.read(mimic_root) if isinstance(s, Sample))
+    assert first.id == D["a"] and calls == ["50414267"]
+
+
+@pytest.mark.slow
+def test_mimic_memory_stays_bounded(tmp_path, trees):
+    """3,000 studies with 8 kB reports (24 MB of text): streaming keeps the peak far below that."""
+    root = tmp_path / "big"
+    root.mkdir()
+    n, report = 3000, "FINAL REPORT\n FINDINGS: " + "No acute process. " * 450 + "\n IMPRESSION: Normal.\n"
+    ids = [(f"{i:08x}-0000-0000-0000-000000000000", f"1{i:07d}", f"5{i:07d}") for i in range(n)]
+    write_gz_csv, META_HEADER = trees.write_gz_csv, trees.META_HEADER
+    write_gz_csv(root / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "study_id", "subject_id", "split"],
+                 [[d, st, su, "train"] for d, su, st in ids])
+    write_gz_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", META_HEADER,
+                 [[d, su, st, "", "PA", 3056, 2544, "", "", "", "", ""] for d, su, st in ids])
+    write_gz_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id", *CHEXPERT_LABELS],
+                 [[su, st, "1.0"] + [""] * 13 for _, su, st in ids])
+    with zipfile.ZipFile(root / "mimic-cxr-reports.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        for _, su, st in ids:
+            z.writestr(f"files/p{su[:2]}/p{su}/s{st}.txt", report)
+    tracemalloc.start()
+    count = sum(isinstance(s, Sample) for s in mimic_cxr.read(root))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == n
+    assert peak < 8e6, f"peak {peak / 1e6:.1f} MB while reading {n * len(report) / 1e6:.0f} MB of reports"
+
+
+# --- CheXpert-Plus ---------------------------------------------------------------------------------------
+def test_chexpert_plus(chexpert_plus_root):
+    samples, skips = _split(chexpert_plus.read(chexpert_plus_root))
+    assert [s.id for s in samples] == ["train_patient00001_study1_view1_frontal", "valid_patient64541_study1_view1_frontal"]
+    s, v = samples
+    # the PNG release is used when PNG/ exists; the CSV names .jpg
+    assert s.image == str(chexpert_plus_root / "PNG/train/patient00001/study1/view1_frontal.png")
+    assert (s.view, s.findings, s.impression) == ("AP", "Stable cardiomegaly.", "No change.")
+    # null labels are left out; 1/0/-1 kept
+    assert s.labels == {"Cardiomegaly": 1, "Pleural Effusion": 0, "Support Devices": -1}
+    assert (v.split, v.findings, v.impression, v.labels) == ("valid", None, "Clear lungs.", {"No Finding": 1})
+    # a broken JSON line, an out-of-range label, an empty report and an unknown split are all counted
+    assert _reasons(skips) == {"bad label row": 2, "empty report": 1, "bad split": 1}
+
+
+def test_chexpert_plus_laterals_and_chexpert_csv_labels(chexpert_plus_root, tmp_path):
+    labels = tmp_path / "train.csv"   # the original CheXpert train.csv form: Path with the CheXpert-v1.0/ prefix
+    with labels.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_LABELS])
+        w.writerow(["CheXpert-v1.0/train/patient00001/study1/view2_lateral.jpg", "Female", 68, "Lateral", "",
+                    *(["1.0"] + [""] * 13)])
+    samples, _ = _split(chexpert_plus.read(chexpert_plus_root, labels=str(labels), frontal="false"))
+    lateral = next(s for s in samples if s.id.endswith("view2_lateral"))
+    assert lateral.labels == {"No Finding": 1} and lateral.view is None
+
+
+def test_chexpert_plus_missing_column(tmp_path, trees):
+    (tmp_path / "df_chexpert_plus_240401.csv").write_text(",".join(h for h in trees.CHEXPERT_PLUS_HEADER
+                                                                     if h != "section_findings") + "\n")
+    with pytest.raises(ValueError, match="section_findings"):
+        list(chexpert_plus.read(tmp_path))
+
+
+# --- Chest ImaGenome ----------------------------------------------------------------------------------------
+def test_chest_imagenome(imagenome_root):
+    root, mimic = imagenome_root
+    mod = load_source("chest-imagenome")
+    samples, skips = _split(mod.read(root, mimic=str(mimic)))
+    assert [s.id for s in samples] == [D["a"], D["g"]]
+    a, g = samples
+    # original pixels / (Columns, Rows) of the MIMIC metadata
+    lung = next(b for b in a.boxes if b.label == "right lung")
+    assert lung.coords == pytest.approx((254 / 2544, 305 / 3056, 1272 / 2544, 2445 / 3056))
+    assert sorted(b.label for b in a.boxes) == ["cardiac silhouette", "right lung"]
+    assert a.image == str(mimic / "files/p10/p10000032/s50414267" / f"{D['a']}.jpg")
+    assert (g.split, g.view, g.width, g.height) == ("test", "AP", 3056, 2544)
+    # outside-the-image region, truncated JSON, missing scene graph, absent valid.csv
+    assert _reasons(skips) == {"empty region box": 1, "bad scene graph": 1, "missing scene graph": 1,
+                               "missing split file": 1}
+
+
+def test_chest_imagenome_needs_mimic(imagenome_root):
+    with pytest.raises(ValueError, match="mimic=PATH"):
+        list(load_source("chest-imagenome").read(imagenome_root[0]))
+
+
+# --- MS-CXR -----------------------------------------------------------------------------------------------
+def test_ms_cxr(ms_cxr_root, tmp_path):
+    mod = load_source("ms-cxr")
+    samples, skips = _split(mod.read(ms_cxr_root, mimic=str(tmp_path / "jpg")))
+    assert [s.id for s in samples] == [D["a"], D["c"]]
+    a, c = samples
+    assert a.image == str(tmp_path / "jpg/files/p10/p10000032/s50414267" / f"{D['a']}.jpg")
+    # one box per row, x/y top-left + w/h in pixels of image_width x image_height; the phrase is the label
+    assert [b.label for b in a.boxes] == ["Small left apical pneumothorax"] * 2 + ["Right pleural effusion"]
+    assert a.boxes[0].coords == pytest.approx((1500 / 2544, 200 / 3056, 1900 / 2544, 500 / 3056))
+    assert a.labels == {"Pneumothorax": 1, "Pleural Effusion": 1}
+    assert (c.split, c.labels) == ("test", {"Lung Opacity": 1})
+    # non-numeric x, zero width, an image listed again later
+    assert _reasons(skips) == {"bad box": 2, "image not contiguous": 1}
+
+
+# --- PadChest-GR --------------------------------------------------------------------------------------------
+def test_padchest_gr(padchest_root):
+    mod = load_source("padchest-gr")
+    samples, skips = _split(mod.read(padchest_root))
+    assert len(samples) == 2
+    s0, s2 = samples
+    assert s0.image.startswith(str(padchest_root / "Padchest_GR_files")) and s0.image.endswith(".png")
+    assert s0.findings == "Cardiomegaly. No pleural effusion. Bilateral basal opacities."
+    assert [b.label for b in s0.boxes] == ["Cardiomegaly.", "Bilateral basal opacities.",
+                                           "Bilateral basal opacities."]
+    assert s0.boxes[0].coords == (0.30, 0.45, 0.78, 0.80)  # already 0-1
+    assert (s0.split, s2.split, [b.label for b in s2.boxes]) == ("train", "test", ["Scoliosis."])
+    # '???' split row, a boxless study, a pixel box, a study missing from the master table, a non-object
+    assert _reasons(skips) == {"bad split": 1, "no boxes": 1, "bad box": 1, "not in master table": 1,
+                               "bad study": 1}
+
+
+def test_padchest_gr_truncated_json(padchest_root):
+    path = padchest_root / "grounded_reports_20240819.json"
+    path.write_text(path.read_text()[:100])
+    with pytest.raises(ValueError, match="not valid JSON"):
+        list(load_source("padchest-gr").read(padchest_root))
+
+
+def test_sample_rows_roundtrip(mimic_root, ms_cxr_root):
+    """Adapter output survives the schema's own validation (what `radrl prepare` writes)."""
+    samples = _split(mimic_cxr.read(mimic_root))[0] + _split(load_source("ms-cxr").read(ms_cxr_root))[0]
+    for s in samples:
+        assert Sample.from_row(json.loads(json.dumps(s.to_row())), where=s.id) == s
