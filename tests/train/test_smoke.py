@@ -25,7 +25,7 @@ def test_sft_one_step_saves_a_loadable_checkpoint(tiny_model_dir, synth_data, tm
     out = _sft(tiny_model_dir, synth_data, tmp_path / "sft", "--max_steps", "1")
     history = json.loads((tmp_path / "sft" / "log_history.json").read_text())
     assert any("loss" in h for h in history)
-    model, processor = load(out, device="cpu")  # the saved folder is a complete checkpoint
+    _model, processor = load(out, device="cpu")  # the saved folder is a complete checkpoint
     assert processor.tokenizer is not None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,9 @@ class RadrlArgs:
                                     "or point to a prepared samples JSONL")
         if self.box_format not in ("paper", "qwen"):
             raise ValueError(f"box_format must be 'paper' or 'qwen', got {self.box_format!r}")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() and not self.use_cpu:
+            raise ValueError("several processes were launched on a machine without a GPU but use_cpu is false: each "
+                             "process would train alone on all the data. Add --use_cpu true to join them over gloo")
         if self.freeze_vision_tower and self.freeze_projector and self.freeze_language_model:
             raise ValueError("freeze_vision_tower, freeze_projector and freeze_language_model are all true: nothing "
                              "would train; unfreeze at least one part")
