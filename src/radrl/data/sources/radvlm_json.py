@@ -14,7 +14,8 @@ into ``prompt`` (earlier answers as assistant messages), the last answer is ``co
 ``<image>`` becomes the image part of the user message it appears in. ``task`` is
 ``"conversation"`` for several question turns, else ``"imported"`` (the file does not say
 which task a pair belongs to, so GRPO rewards leave these rows alone); ``kind`` is
-``"radvlm"``. A request ending in " /think" sets ``thinking``.
+``"radvlm"``. A request ending in " /think" sets ``thinking``. An ``id`` seen before gets
+``-<file stem>-<entry index>`` appended, so every row is kept under a unique id.
 
 ``root`` is a ``.json`` file (one array, parsed incrementally: the 1.1 M-entry file is never
 held whole), a ``.jsonl`` file (one entry per line), or a folder of them. Relative image paths
@@ -85,6 +86,8 @@ def iter_json_array(path: Path, chunk_size: int = 1 << 20) -> Iterator[tuple[int
                     buf = buf[pos:] + more
                     pos = 0
                     continue
+                if e.pos >= len(buf.rstrip()):
+                    raise ValueError(f"{path}: file ends inside element {index} (truncated download?)") from None
                 raise ValueError(f"{path}: element {index} is not valid JSON ({e.msg} at char {e.pos})") from None
             yield index, obj
             index, pos = index + 1, end
@@ -108,7 +111,9 @@ def _message(role: str, text: str, with_image: bool) -> dict:
     if role == "assistant":
         return {"role": role, "content": [{"type": "text", "text": text}]}
     content: list[dict] = []
-    if with_image:
+    if with_image and IMAGE_TOKEN not in text:
+        content.append({"type": "image"})
+    elif with_image:
         before, _, after = text.partition(IMAGE_TOKEN)
         if before.strip():
             content.append({"type": "text", "text": before.strip()})
@@ -169,16 +174,22 @@ def read_conversations(root: str | Path, images: str | None = None) -> Iterator[
         files = [root]
     else:
         raise FileNotFoundError(f"{root} does not exist; point to the RadVLM instruction JSON")
+    seen: set[str] = set()
     for path in files:
         image_root = Path(images) if images else path.parent
-        for where, entry in _entries(path):
+        for n, (where, entry) in enumerate(_entries(path)):
             if isinstance(entry, json.JSONDecodeError):
                 yield Skip(where, "bad JSON", str(entry))
                 continue
             try:
-                yield to_row(entry, image_root, where)
+                row = to_row(entry, image_root, where)
             except ValueError as e:
                 yield Skip(where, "bad entry", str(e))
+                continue
+            if row["id"] in seen:  # one image often serves several tasks under one id: keep all, ids unique
+                row["id"] = f"{row['id']}-{path.stem}-{n}"
+            seen.add(row["id"])
+            yield row
 
 
 def _text(message: dict, image_token: bool) -> str:
