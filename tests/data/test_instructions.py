@@ -5,9 +5,24 @@ import json
 import pytest
 
 from radrl.data.boxes import Box
-from radrl.data.instructions import (GROUNDING_PROMPTS, REPORT_PROMPTS, THINK_SUFFIX, build_conversations,
-                                     to_dataset)
+from radrl.data.instructions import (
+    ANATOMY_PROMPTS,
+    CLASSIFICATION_PROMPTS,
+    DETECTION_PROMPTS,
+    GROUNDING_PROMPTS,
+    NO_ABNORMALITY,
+    PHRASE_PROMPTS,
+    REPEATS,
+    REPORT_PROMPTS,
+    SOURCE_TASKS,
+    TASKS,
+    THINK_SUFFIX,
+    build_conversations,
+    build_task_mix,
+    to_dataset,
+)
 from radrl.data.schema import Sample
+from radrl.parsing import parse
 
 
 def _sample():
@@ -70,3 +85,156 @@ def test_dataset_decodes_images(tmp_path):
     s.image = str(tmp_path / "a.png")
     ds = to_dataset(build_conversations([s]))
     assert ds[0]["images"][0].size == (32, 32)
+
+
+# --- the paper's task mix -------------------------------------------------------------------------
+
+
+def _mimic():
+    return Sample(id="m", image="m.jpg", source="mimic-cxr", findings="Moderate cardiomegaly.",
+                  impression="Cardiomegaly.", labels={"Cardiomegaly": 1, "Edema": -1, "Pneumothorax": 0})
+
+
+def _imagenome():
+    return Sample(id="g", image="g.jpg", source="chest-imagenome", width=2544, height=3056,
+                  boxes=[Box(0.1, 0.1, 0.5, 0.8, "right lung"), Box(0.35, 0.4, 0.7, 0.7, "cardiac silhouette")])
+
+
+def _mscxr():
+    return Sample(id="p", image="p.jpg", source="ms-cxr", findings="Small left apical pneumothorax.",
+                  labels={"Pneumothorax": 1},
+                  boxes=[Box(0.59, 0.07, 0.75, 0.16, "Small left apical pneumothorax"),
+                         Box(0.61, 0.16, 0.69, 0.2, "Small left apical pneumothorax"),
+                         Box(0.08, 0.72, 0.4, 0.92, "Right pleural effusion")])
+
+
+def _vindr(boxes=True):
+    return Sample(id="v", image="v.png", source="vindr-cxr", labels={} if boxes else {"No Finding": 1},
+                  boxes=[Box(0.3, 0.5, 0.7, 0.8, "Cardiomegaly"), Box(0.1, 0.2, 0.2, 0.3, "Nodule/Mass"),
+                         Box(0.6, 0.2, 0.7, 0.3, "Nodule/Mass")] if boxes else [])
+
+
+@pytest.mark.parametrize("sample, task, expected", [
+    # classification: positives and uncertain, CheXpert order, negatives left out
+    (_mimic(), "classification", [("classification", None, "Cardiomegaly, Edema")]),
+    # labelled but nothing positive -> "No Finding"; no labels at all -> no row
+    (Sample(id="n", image="n.png", labels={"No Finding": 1, "Edema": 0}), "classification",
+     [("classification", None, "No Finding")]),
+    (Sample(id="n", image="n.png"), "classification", []),
+    # phrase grounding: one row per phrase, all its boxes, phrase not repeated in the answer
+    (_mscxr(), "phrase_grounding", [("grounding", "phrase", "[0.59, 0.07, 0.75, 0.16] and [0.61, 0.16, 0.69, 0.20]"),
+                                    ("grounding", "phrase", "[0.08, 0.72, 0.40, 0.92]")]),
+    # detection: every class with its boxes, classes sorted
+    (_vindr(), "detection", [("grounding", "detection", ("Cardiomegaly at [0.30, 0.50, 0.70, 0.80]; "
+                              "Nodule/Mass at [0.10, 0.20, 0.20, 0.30] and [0.60, 0.20, 0.70, 0.30]"))]),
+    # a labelled normal image: a detection row the grounding reward does not score (task 'detection')
+    (_vindr(boxes=False), "detection", [("detection", "detection", NO_ABNORMALITY)]),
+    # an unlabelled image without boxes says nothing about normality: no row
+    (Sample(id="u", image="u.png"), "detection", []),
+])
+def test_task_rows(sample, task, expected):
+    rows = build_conversations([sample], tasks=[task])
+    assert [(r["task"], r["kind"], r["solution"]) for r in rows] == expected
+
+
+@pytest.mark.parametrize("task, templates, field", [
+    ("classification", CLASSIFICATION_PROMPTS, None),
+    ("detection", DETECTION_PROMPTS, None),
+    ("phrase_grounding", PHRASE_PROMPTS, "phrase"),
+    ("anatomy_grounding", ANATOMY_PROMPTS, "region"),
+])
+def test_requests_come_from_templates(task, templates, field):
+    sample = {"classification": _mimic(), "detection": _vindr(), "phrase_grounding": _mscxr(),
+              "anatomy_grounding": _imagenome()}[task]
+    for seed in range(5):
+        for r in build_conversations([sample], tasks=[task], seed=seed):
+            text = _text(r)
+            labels = {b.label for b in sample.boxes}
+            options = {t.format(**{field: x}) for t in templates for x in labels} if field else set(templates)
+            assert text in options
+
+
+def test_anatomy_draws_one_region_per_row_and_repeats_vary():
+    rows = [build_conversations([_imagenome()], tasks=["anatomy_grounding"], seed=s)[0] for s in range(12)]
+    assert all((r["task"], r["kind"]) == ("grounding", "anatomy") for r in rows)
+    # one region per row, answered as '<region> at [box]'; over seeds both regions appear
+    assert {r["solution"] for r in rows} == {"right lung at [0.10, 0.10, 0.50, 0.80]",
+                                             "cardiac silhouette at [0.35, 0.40, 0.70, 0.70]"}
+
+
+@pytest.mark.parametrize("task, sample", [("phrase_grounding", _mscxr()), ("anatomy_grounding", _imagenome()),
+                                          ("detection", _vindr())])
+def test_grounding_answers_parse_back_to_the_boxes(task, sample):
+    """What the grounding reward will read: the parser recovers every reference box (both box forms)."""
+    for box_format in ("paper", "qwen"):
+        for r in build_conversations([sample], tasks=[task], box_format=box_format):
+            boxes = parse(r["solution"]).boxes
+            assert boxes, r["solution"]
+            assert all(any(abs(p.x1 - b.x1) < 0.006 and abs(p.y2 - b.y2) < 0.006 for b in sample.boxes)
+                       for p in boxes)
+
+
+def test_conversation_turns():
+    row = build_conversations([_mscxr()], tasks=["conversation"], thinking=True)[0]
+    roles = [m["role"] for m in row["prompt"]]
+    # report, abnormalities, two phrase groundings: 4 questions, the last answer is the completion
+    assert roles == ["user", "assistant"] * 3 + ["user"]
+    assert row["prompt"][0]["content"][0] == {"type": "image"}
+    assert all(c["type"] == "text" for m in row["prompt"][1:] for c in m["content"])  # one image, first turn only
+    assert row["prompt"][1]["content"][0]["text"] == "Small left apical pneumothorax."
+    assert row["prompt"][3]["content"][0]["text"] == "Pneumothorax"
+    assert (row["task"], row["kind"]) == ("conversation", "grounded_conversation")
+    assert row["solution"] == "[0.08, 0.72, 0.40, 0.92]"
+    # ' /think' only on the last request
+    assert row["prompt"][-1]["content"][-1]["text"].endswith(THINK_SUFFIX)
+    assert not row["prompt"][0]["content"][1]["text"].endswith(THINK_SUFFIX)
+    # a sample with one possible turn gives no conversation
+    assert build_conversations([Sample(id="x", image="x.png", findings="Normal.")], tasks=["conversation"]) == []
+
+
+def test_task_mix_follows_sources_and_paper_repeats():
+    rows = list(build_task_mix([_mimic(), _imagenome(), _mscxr(), _vindr(), _vindr(boxes=False)]))
+    by = {}
+    for r in rows:
+        by.setdefault(r["id"].split("-")[0], []).append(r["id"])
+    assert by["m"] == ["m-report", "m-classify", "m-conversation"]  # MIMIC: report, classification, conversation
+    assert len(by["g"]) == 1 and by["g"][0].startswith("g-anatomy-")
+    # MS-CXR: phrase grounding x3 (2 phrases -> 6 rows), grounded conversation x4
+    assert sum("phrase" in i for i in by["p"]) == 2 * REPEATS[("phrase_grounding", "ms-cxr")]
+    assert sum("conversation" in i for i in by["p"]) == REPEATS[("conversation", "ms-cxr")]
+    # VinDr: abnormality grounding x3 per class (2 classes), detection x2; the normal image: detection x2 only
+    assert sum("ground" in i for i in by["v"]) == 2 * 3 * 1 and sum("detect" in i for i in by["v"]) == 2 * 2
+    ids = [r["id"] for r in rows if r["id"] != "v-detect" and not r["id"].startswith("v-detect-r")]
+    assert len(ids) == len(set(ids))
+    # every task named in the source table exists
+    assert {t for ts in SOURCE_TASKS.values() for t in ts} <= set(TASKS)
+
+
+def test_task_mix_filter_and_unknown_task():
+    # the filter keeps named tasks of each source's own list: MS-CXR has no classification task in the paper
+    rows = list(build_task_mix([_mimic(), _mscxr()], tasks=["classification"]))
+    assert [r["id"] for r in rows] == ["m-classify"]
+    with pytest.raises(ValueError, match="unknown task"):
+        list(build_task_mix([_mimic()], tasks=["vqa"]))
+
+
+def test_task_mix_is_lazy():
+    def samples():
+        yield _mimic()
+        raise AssertionError("read past the first sample")
+    assert next(build_task_mix(samples()))["id"] == "m-report"
+
+
+def test_mixed_tasks_build_one_dataset(tmp_path):
+    from PIL import Image
+
+    Image.new("L", (32, 32), 100).save(tmp_path / "a.png")
+    samples = [_mimic(), _imagenome(), _mscxr(), _vindr(), _vindr(boxes=False)]
+    for s in samples:
+        s.image = str(tmp_path / "a.png")
+    rows = list(build_task_mix(samples))
+    ds = to_dataset(rows)
+    assert len(ds) == len(rows) and set(ds["task"]) == {"report", "classification", "grounding", "detection",
+                                                        "conversation"}
+    multi = ds[[r["task"] for r in rows].index("conversation")]
+    assert len(multi["prompt"]) == 3  # the MIMIC sample: report, abnormalities -> user, assistant, user
