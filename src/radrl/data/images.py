@@ -238,12 +238,11 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
         arr = arr[0]
     if samples == 3:  # colour DICOM (secondary capture): pydicom already returns RGB
         return _to_uint8(arr.astype(np.float64)) if arr.dtype != np.uint8 else arr
-    arr = apply_modality_lut(arr, ds).astype(np.float64)
+    arr = apply_modality_lut(arr, ds)   # keeps integer data integer, as a VOI LUT lookup needs
     if "VOILUTSequence" in ds:
-        arr = apply_voi_lut(arr, ds, prefer_lut=True).astype(np.float64)
-        out = _to_uint8(arr)
+        out = _to_uint8(apply_voi_lut(arr, ds, prefer_lut=True))
     elif "WindowCenter" in ds and "WindowWidth" in ds:
-        out = _window(arr, _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR")))
+        out = _window(arr.astype(np.float64), _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR")))
     else:
         out = _to_uint8(arr)
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
