@@ -12,10 +12,11 @@ sends the parsed answers there.
 
 Endpoints:
 
-* ``GET /health``: liveness (``{"status": "ok", "pid": 1234}``), answered even while loading.
-* ``GET /ready``: 200 with the loaded scorers, their per-sample keys and versions once every
-  scorer has loaded and scored a warm-up pair; 503 before that or when loading failed
-  (the body says which scorer and why).
+* ``GET /health``: liveness, ``{"status": "ok", "pid": 1234}``.
+* ``GET /ready``: 200 with the loaded scorers, their per-sample keys and versions; 503 when
+  loading failed (the body says which scorer and why). A worker accepts connections only
+  after every scorer has loaded and scored a warm-up pair, so a restarted worker never
+  answers a request it cannot score yet.
 * ``POST /score``: ``{"metrics": ["chexpert"], "references": [...], "predictions": [...]}`` ->
   ``{"n": 2, "results": {"chexpert": {"per_sample": {"clinical": [1.0, 0.5], ...},
   "versions": {...}}}, "pid": 1234, "cached": 0}``. Values are ``radrl.metrics.METRICS``'
@@ -127,6 +128,7 @@ class _Batcher:
         self.keys: list[str] = []
         self.versions: dict[str, str] = {}
         self.task: asyncio.Task | None = None
+        self.calls = self.pairs = 0  # scorer calls and pairs scored since start (warm-up excluded): batching shows here
 
     def score_now(self, refs: list[str], hyps: list[str]) -> dict[str, list[float]]:
         """Score on the calling thread (warm-up), recording the served keys and versions."""
@@ -201,6 +203,7 @@ class _Batcher:
         missing = [k for k in self.keys if len(result.per_sample.get(k, ())) != len(pairs)]
         if missing:
             raise RuntimeError(f"scorer {self.name!r} gave no per-sample {missing} for {len(pairs)} pairs")
+        self.calls, self.pairs = self.calls + 1, self.pairs + len(pairs)
         values = {k: [float(x) for x in result.per_sample[k]] for k in self.keys}
         if not all(math.isfinite(x) for v in values.values() for x in v):
             raise RuntimeError(f"scorer {self.name!r} returned a non-finite value; that is a scorer bug")
@@ -248,7 +251,7 @@ def create_app(config: ServerConfig | None = None):
 
     @asynccontextmanager
     async def lifespan(app):
-        # loaded off the event loop, so /health answers during a long model load
+        # before the first connection is accepted: a worker that answers can score
         await asyncio.get_running_loop().run_in_executor(None, _load, state)
         yield
 
@@ -273,7 +276,8 @@ def create_app(config: ServerConfig | None = None):
         if not authorised(request):
             return error(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
         body = {"ready": state.ready, "pid": os.getpid(), "error": state.error, "load_seconds": state.load_seconds,
-                "scorers": {n: {"keys": b.keys, "versions": b.versions} for n, b in state.batchers.items()},
+                "scorers": {n: {"keys": b.keys, "versions": b.versions, "calls": b.calls, "pairs": b.pairs,
+                            "cached_entries": len(b.cache)} for n, b in state.batchers.items()},
                 "limits": {"max_items": config.max_items, "max_chars": config.max_chars,
                            "max_body_bytes": config.max_body_bytes}}
         return JSONResponse(body, status_code=200 if state.ready else 503)

