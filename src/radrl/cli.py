@@ -56,29 +56,52 @@ def _tiny_model(argv: list[str]) -> None:
 
 
 def _eval(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="radrl eval", description="Evaluate a model on a samples JSONL split.")
-    p.add_argument("--model", required=True, help="checkpoint folder (or hub id)")
+    p = argparse.ArgumentParser(prog="radrl eval", description="Evaluate a model on a samples JSONL split. Rerunning "
+                                "into the same --out resumes: rows already in predictions.jsonl are kept.")
+    p.add_argument("--model", required=True,
+                   help="checkpoint folder (ours, any Qwen3-VL, or any Hugging Face VLM with a chat template), "
+                        "or with --endpoint the served model id")
     p.add_argument("--data", required=True, help="samples JSONL (e.g. runs/demo/data/test.jsonl)")
-    p.add_argument("--out", required=True, help="output folder for predictions, metrics and images")
+    p.add_argument("--out", required=True, help="output folder for predictions, metrics, images and manifest.json")
+    p.add_argument("--name", default=None, help="run name in tables (default: the model folder name)")
     p.add_argument("--tasks", nargs="+", default=["report", "grounding"], choices=["report", "grounding"])
+    p.add_argument("--engine", default="hf", choices=["hf", "vllm", "openai"],
+                   help="hf: transformers generate; vllm: vLLM offline engine (if installed); openai: --endpoint")
+    p.add_argument("--endpoint", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the endpoint key")
+    p.add_argument("--concurrency", type=int, default=8, help="endpoint requests in flight")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per endpoint request before a retry")
+    p.add_argument("--loader", default="auto", choices=["auto", "qwen3vl", "generic"],
+                   help="generic: AutoModelForImageTextToText + AutoProcessor (auto picks it for non-Qwen3-VL)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy decoding (the default)")
+    p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--max-new-tokens-report", type=int, default=None, help="default 1024 (4096 with --thinking)")
     p.add_argument("--max-new-tokens-grounding", type=int, default=4096)
     p.add_argument("--thinking", action="store_true", help="append ' /think' and score the answer after </think>")
     p.add_argument("--box-instruction", action="store_true",
                    help="spell out the box format in grounding requests (base models that never saw it)")
+    p.add_argument("--metrics", nargs="*", default=[],
+                   help="report metrics beyond text and chexpert, from radrl.metrics.METRICS (e.g. bertscore meteor)")
     p.add_argument("--max-rows", type=int, default=None)
+    p.add_argument("--seed", type=int, default=1, help="seed of the request phrasings")
     p.add_argument("--min-pixels", type=int, default=None)
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--device", default=None)
     a = p.parse_args(argv)
+    import os
+
     from radrl.eval.run import evaluate, print_summary
 
     aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,
                           max_new_tokens={"report": a.max_new_tokens_report or (4096 if a.thinking else 1024),
                                           "grounding": a.max_new_tokens_grounding},
                           thinking=a.thinking, max_rows=a.max_rows, device=a.device, min_pixels=a.min_pixels,
-                          max_pixels=a.max_pixels, box_instruction=a.box_instruction)
+                          max_pixels=a.max_pixels, box_instruction=a.box_instruction, seed=a.seed,
+                          engine=a.engine, endpoint=a.endpoint, loader=a.loader, temperature=a.temperature,
+                          top_p=a.top_p, concurrency=a.concurrency, timeout=a.timeout,
+                          api_key=os.environ.get(a.api_key_env), name=a.name,
+                          report_metrics=tuple(dict.fromkeys(["text", "chexpert", *a.metrics])))
     print_summary(aggregates)
     print(f"written to {a.out}")
 

@@ -1,16 +1,35 @@
-"""``radrl eval``: generate for a held-out split, parse, score, write metrics, tables and box images.
+"""``radrl eval``: generate for a held-out split, parse, score, write metrics, tables, box images and a manifest.
 
     radrl eval --model runs/demo/grpo --data runs/demo/data/test.jsonl --out runs/demo/eval-grpo
+    radrl eval --model served-name --endpoint http://127.0.0.1:8000/v1 --data test.jsonl --out runs/eval-api
+
+Outputs in ``--out``:
+
+* ``predictions.jsonl``: appended as rows are generated; a rerun with the same ``--out``
+  resumes (rows already there are neither regenerated nor duplicated);
+* ``per_sample.jsonl``, ``metrics.json`` (aggregates with seeded 95 % bootstrap intervals,
+  2,000 resamples), ``metrics.md``, ``boxes/*.png``;
+* ``manifest.json``: model, data (file hash, rows per task), decoding settings, metric
+  versions and scorer model files, software versions, generation time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
+import sys
+import time
 from pathlib import Path
 
 from radrl.data.instructions import build_conversations
 from radrl.data.schema import read_jsonl
-from radrl.eval.generate import generate, write_predictions
+from radrl.eval.generate import (
+    completions_in_row_order,
+    generate_to_jsonl,
+    make_backend,
+    task_limits,
+)
 from radrl.eval.report import (
     TABLE_KEYS,
     draw_boxes,
@@ -18,49 +37,192 @@ from radrl.eval.report import (
     write_metrics,
     write_per_sample,
 )
-from radrl.eval.score import score
-from radrl.models import load
+from radrl.eval.score import DEFAULT_REPORT_METRICS, score, score_by_kind
 from radrl.parsing import parse
+
+SOFTWARE = ("radrl", "torch", "transformers", "trl", "peft", "accelerate", "numpy", "pillow", "vllm", "httpx",
+            "bert-score", "pycocoevalcap")
+N_RESAMPLES, BOOT_SEED = 2000, 0
 
 
 def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("report", "grounding"),
              batch_size: int = 16, max_new_tokens: dict[str, int] | None = None, thinking: bool = False,
              max_rows: int | None = None, n_box_images: int = 6, device: str | None = None,
              min_pixels: int | None = None, max_pixels: int | None = None, seed: int = 1,
-             box_instruction: bool = False) -> dict:
+             box_instruction: bool = False, engine: str = "hf", endpoint: str | None = None, loader: str = "auto",
+             temperature: float = 0.0, top_p: float | None = None, concurrency: int = 8, timeout: float = 600.0,
+             api_key: str | None = None, report_metrics: tuple[str, ...] = DEFAULT_REPORT_METRICS,
+             name: str | None = None, progress: bool = True) -> dict:
     """Evaluate one model on one samples JSONL; returns ``{task: aggregate metrics}``.
 
-    Writes ``predictions.jsonl``, ``per_sample.jsonl`` (every per-sample metric by id),
-    ``metrics.json`` (aggregates with seeded 95% bootstrap intervals, 2,000 resamples, for
-    those that are means of per-sample values; see ``write_metrics``), ``metrics.md`` and
-    box images."""
+    ``engine``: ``hf`` (local checkpoint, any Hugging Face VLM with a chat template), ``vllm``,
+    or ``openai`` (``endpoint`` URL; ``model_path`` is then the served model id).
+    ``temperature=0`` is greedy. Rerunning into the same ``out`` resumes generation; it refuses
+    (with the fix) when the model or decoding settings differ from the first run.
+
+    >>> evaluate("runs/demo/sft", "runs/demo/data/test.jsonl", "runs/demo/eval-sft")  # doctest: +SKIP
+    {'grounding': {'soft_f1': ...}, 'report': {'rouge_l': ...}}
+    """
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = build_conversations(read_jsonl(data), tasks=tasks, seed=seed, thinking=thinking,
                                box_instruction=box_instruction)
+    n_all = len(rows)
     rows = rows[:max_rows] if max_rows else rows
     if not rows:
         raise ValueError(f"{data} gives no rows for tasks {tasks}; check the file and the tasks")
-    model, processor = load(model_path, device=device, min_pixels=min_pixels, max_pixels=max_pixels)
-    completions = generate(model, processor, rows, batch_size=batch_size, max_new_tokens=max_new_tokens)
-    write_predictions(rows, completions, out_dir / "predictions.jsonl")
-    results = score(rows, completions)
+    limits = task_limits(max_new_tokens)
+    limits = {t: limits[t] for t in tasks}
+    if endpoint and engine == "hf":
+        engine = "openai"
+    manifest = {
+        "status": "generating",
+        "name": name or Path(model_path).name,
+        "model": _model_info(model_path, engine, endpoint, loader),
+        "data": {"path": str(data), "sha256": _sha256(data), "tasks": list(tasks), "prompt_seed": seed,
+                 "rows_available": n_all, "max_rows": max_rows},
+        "decoding": {"greedy": temperature == 0, "temperature": temperature, "top_p": top_p,
+                     "max_new_tokens": limits, "thinking": thinking, "box_instruction": box_instruction,
+                     "min_pixels": min_pixels, "max_pixels": max_pixels},
+    }
+    previous = _check_resume(out_dir / "manifest.json", manifest)
+    _write_json(out_dir / "manifest.json", {**manifest, "generation_runs": previous})
+
+    timing = {"load_s": 0.0}
+
+    def backend(todo, limits, on_result):  # the model is loaded only when some row is left to generate
+        t0 = time.time()
+        run = make_backend(model_path, engine=engine, endpoint=endpoint, batch_size=batch_size,
+                           temperature=temperature, top_p=top_p, device=device, loader=loader, min_pixels=min_pixels,
+                           max_pixels=max_pixels, concurrency=concurrency, timeout=timeout, api_key=api_key,
+                           progress=progress)
+        timing["load_s"] = time.time() - t0
+        run(todo, limits, on_result)
+
+    predictions = out_dir / "predictions.jsonl"
+    t1 = time.time()
+    counts = generate_to_jsonl(backend, rows, predictions, limits)
+    t_load, t_gen = timing["load_s"], time.time() - t1 - timing["load_s"]
+    completions = completions_in_row_order(rows, predictions)
+
+    results = score(rows, completions, report_metrics)
+    kinds = score_by_kind(rows, completions, report_metrics)
     write_per_sample(rows, results, out_dir / "per_sample.jsonl")
-    metrics = write_metrics(results, out_dir / "metrics.json", n_resamples=2000, seed=0,
+    metrics = write_metrics({**results, **kinds}, out_dir / "metrics.json", n_resamples=N_RESAMPLES, seed=BOOT_SEED,
                             extra={"model": model_path, "data": data, "rows": len(rows),
-                                   "decoding": {"greedy": True, "max_new_tokens": max_new_tokens,
-                                                "thinking": thinking}})
+                                   "decoding": manifest["decoding"]})
     aggregates = {t: r.aggregate for t, r in results.items()}
     written = json.loads(metrics.read_text())
     cis = {t: v.get("ci", {}) for t, v in written["tasks"].items()}
     boot = written["bootstrap"]
-    name = Path(model_path).name
-    tables = [f"## {t}\n\n" + markdown_table({name: aggregates}, t, cis={name: cis})
+    label = manifest["name"]
+    tables = [f"## {t}\n\n" + markdown_table({label: {t: r.aggregate}}, t.split("/")[0], cis={label: cis})
               + f"\n\nBrackets: {boot['level']:.0%} bootstrap interval over samples ({boot['n_resamples']:,} "
-              f"resamples, seed {boot['seed']})." for t in aggregates]
+              f"resamples, seed {boot['seed']})." for t, r in {**results, **kinds}.items()]
     (out_dir / "metrics.md").write_text("\n\n".join(tables) + "\n")
     _box_images(rows, completions, out_dir / "boxes", n_box_images)
+
+    manifest.update({
+        "status": "complete",
+        "data": {**manifest["data"], "rows": len(rows), "rows_per_task": _count(r["task"] for r in rows),
+                 "rows_per_kind": _count(f"{r['task']}/{r['kind']}" for r in rows if r.get("kind"))},
+        "generation_runs": previous + [{"resumed": counts["resumed"], "generated": counts["generated"],
+                                        "load_s": round(t_load, 3), "generate_s": round(t_gen, 3),
+                                        "samples_per_s": round(counts["generated"] / t_gen, 3) if counts["generated"] else None,
+                                        "engine": engine, "batch_size": batch_size, "concurrency": concurrency,
+                                        "device": device, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                    time.gmtime())}],
+        "metrics": {"report_metrics": list(report_metrics),
+                    "versions": {t: r.versions for t, r in results.items()},
+                    "scorer_files": _scorer_files(results),
+                    "bootstrap": boot},
+        "software": _software(),
+        "outputs": sorted(p.name for p in out_dir.iterdir() if p.is_file() and p.name != "manifest.json"),
+    })
+    _write_json(out_dir / "manifest.json", manifest)
     return aggregates
+
+
+# Settings that must match for a rerun into the same folder to resume (max_rows may grow).
+_RESUME_KEYS = (("model",), ("decoding",), ("data", "sha256"), ("data", "tasks"), ("data", "prompt_seed"))
+
+
+def _check_resume(path: Path, new: dict) -> list[dict]:
+    """The earlier generation runs recorded in ``path``, after checking their settings match ``new``."""
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    for keys in _RESUME_KEYS:
+        a, b = old, new
+        for k in keys:
+            a, b = (a or {}).get(k), (b or {}).get(k)
+        if a != b:
+            raise ValueError(f"{path.parent} holds an evaluation with a different {'.'.join(keys)} ({a} vs now {b}); "
+                             "resuming would mix two settings in one predictions.jsonl: pass a new --out folder, "
+                             "or delete that folder to start over")
+    return old.get("generation_runs", [])
+
+
+def _model_info(model: str, engine: str, endpoint: str | None, loader: str) -> dict:
+    info = {"id": model, "engine": engine, "endpoint": endpoint, "loader": loader if engine == "hf" else None}
+    folder = Path(model)
+    if engine != "openai" and folder.is_dir():
+        config = folder / "config.json"
+        if config.exists():
+            cfg = json.loads(config.read_text())
+            info["model_type"] = cfg.get("model_type")
+            info["config_sha256"] = _sha256(config)
+        info["files"] = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+    return info
+
+
+def _scorer_files(results: dict) -> dict:
+    """Model folders behind model-based scores (e.g. BERTScore), with file names and sizes."""
+    out = {}
+    for r in results.values():
+        for key, value in r.versions.items():
+            if key.endswith("_model"):
+                folder = Path(str(value).split(" (")[0])
+                out[key] = {"path": str(folder),
+                            "files": {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+                            if folder.is_dir() else "not a local folder"}
+    return out
+
+
+def _software() -> dict:
+    from radrl.metrics import package_version
+
+    info = {"python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": {p: package_version(p) for p in SOFTWARE}}
+    try:
+        import torch
+
+        info["cuda"] = torch.version.cuda
+        info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        pass
+    return info
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)  # atomic: a kill never leaves half a manifest
 
 
 def _box_images(rows: list[dict], completions: list[str], folder: Path, n: int) -> list[Path]:
