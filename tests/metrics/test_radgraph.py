@@ -1,0 +1,162 @@
+"""RadGraph F1 offline: a tiny random RadGraph-XL archive in the real layout, checked against the radgraph package."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from radrl.metrics import METRICS
+from radrl.metrics.radgraph import (
+    ENV_VAR,
+    KEYS,
+    RadGraphModelMissing,
+    f1_scores,
+    load_radgraph,
+    radgraph,
+    tokenize_report,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_helper():
+    spec = importlib.util.spec_from_file_location("tiny_clinical", FIXTURES / "tiny_clinical.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_radgraph(tmp_path_factory) -> Path:
+    return load_helper().write_tiny_radgraph(tmp_path_factory.mktemp("rg") / "radgraph-xl", seed=0)
+
+
+@pytest.fixture
+def no_env(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv("RADRL_RADGRAPH_ENCODER", raising=False)
+
+
+@pytest.mark.slow
+def test_matches_the_radgraph_package(tiny_radgraph):
+    # radgraph_reference.json: the radgraph package (0.1.18 code, RadEval's transformers-5 copy) run on the same
+    # tiny checkpoint (make_radgraph_reference.py): every entity, label, span and relation, and the four scores,
+    # must be identical; the last pair is longer than the encoder's 64-piece window (AllenNLP's folding)
+    ref = json.loads((FIXTURES / "radgraph_reference.json").read_text())
+    model = load_radgraph(tiny_radgraph, device="cpu")
+    texts = ref["refs"] + ref["hyps"]
+    assert [model.annotate(t) for t in texts] == ref["annotations"]
+    assert sum(len(a["entities"]) for a in ref["annotations"]) > 100  # the random model does find entities
+    r = radgraph(ref["refs"], ref["hyps"], model=tiny_radgraph, device="cpu")
+    for key in KEYS:
+        assert r.per_sample[key] == pytest.approx(ref[key], abs=1e-12), key
+        assert r.aggregate[key] == pytest.approx(sum(ref[key]) / len(ref[key]), abs=1e-12)
+
+
+def test_tokenize_like_radgraph_xl():
+    # wordpunct tokens, newlines (real and escaped) become spaces, "%." split
+    assert tokenize_report("Mild edema.\nNo effusion") == ["Mild", "edema", ".", "No", "effusion"]
+    assert tokenize_report("ETT 5cm above carina,\\nstable 10%.") == ["ETT", "5cm", "above", "carina", ",", "stable",
+                                                                       "10", "%", "."]
+    assert tokenize_report("") == []
+
+
+def ann(*entities):
+    """Annotation from (tokens, label, [(relation, target id)]) tuples, ids from 1."""
+    return {"entities": {str(i + 1): {"tokens": t, "label": lab, "relations": [list(r) for r in rels]}
+                         for i, (t, lab, rels) in enumerate(entities)}}
+
+
+OP, AP = "Observation::definitely present", "Anatomy::definitely present"
+F1_CASES = [
+    # identical, no relations: every level 1; er = (1 + F1 of two empty relation sets = 0) / 2
+    ("identical_no_rel", ann(("effusion", OP, [])), ann(("effusion", OP, [])), (1.0, 1.0, 1.0, 0.5)),
+    # identical with a relation: all 1
+    ("identical_rel", ann(("effusion", OP, [("located_at", "2")]), ("left", AP, [])),
+     ann(("effusion", OP, [("located_at", "2")]), ("left", AP, [])), (1.0, 1.0, 1.0, 1.0)),
+    # hypothesis has no entity: 0 at every level (radgraph's rule), er 0
+    ("empty_hyp", ann(("effusion", OP, [])), ann(), (0.0, 0.0, 0.0, 0.0)),
+    # same entities, relation missing in hyp: simple 1; partial {(eff,OP,True),(left,AP)} vs {(eff,OP),(left,AP)}
+    # -> 1/2 each way = 0.5; complete {(eff,OP,located_at,left),(left,AP)} vs {(eff,OP),(left,AP)} = 0.5;
+    # er = (1 + 0) / 2
+    ("missing_relation", ann(("effusion", OP, [("located_at", "2")]), ("left", AP, [])),
+     ann(("effusion", OP, []), ("left", AP, [])), (1.0, 0.5, 0.5, 0.5)),
+    # case differs: simple/partial compare tokens as written (0), complete lower-cases relation tuples (1);
+    # er compares as written: entity F1 0, relation F1 0
+    ("case_only_complete", ann(("Effusion", OP, [("located_at", "2")]), ("Left", AP, [])),
+     ann(("effusion", OP, [("located_at", "2")]), ("left", AP, [])), (0.0, 0.0, 0.5, 0.0)),
+    # half the entities right, label differs on the other: simple 1/2 each way = 0.5
+    ("wrong_label", ann(("effusion", OP, []), ("edema", OP, [])),
+     ann(("effusion", OP, []), ("edema", "Observation::uncertain", [])), (0.5, 0.5, 0.5, 0.25)),
+]
+
+
+@pytest.mark.parametrize("case,ref,hyp,expected", F1_CASES, ids=[c[0] for c in F1_CASES])
+def test_f1_levels_table(case, ref, hyp, expected):
+    assert f1_scores(ref, hyp) == pytest.approx(expected)
+
+
+def test_blank_text_scores_zero_and_identical_text_one_on_simple(tiny_radgraph):
+    # a blank side scores 0 without running the model (radgraph: empty report -> 0);
+    # a text against itself finds the same entities, so simple = partial = complete = 1
+    text = "mild left lower lobe opacity, likely atelectasis. no pleural effusion."
+    r = radgraph([text, "", text], [text, text, "  "], model=tiny_radgraph, device="cpu")
+    assert [r.per_sample[k][0] for k in KEYS[:3]] == [1.0, 1.0, 1.0]
+    assert all(r.per_sample[k][1:] == [0.0, 0.0] for k in KEYS)
+    assert set(r.per_sample) == set(r.aggregate) == set(KEYS)
+    assert str(tiny_radgraph) in r.versions["radgraph_model"]
+
+
+def test_metrics_entry_reads_env(tiny_radgraph, monkeypatch):
+    # METRICS["radgraph"](refs, hyps) takes the folder from RADRL_RADGRAPH_MODEL
+    monkeypatch.setenv(ENV_VAR, str(tiny_radgraph))
+    r = METRICS["radgraph"](["no effusion."], ["no effusion."])
+    assert r.per_sample["radgraph_simple"] == [1.0]
+
+
+def test_missing_model_says_what_to_download(no_env, tmp_path):
+    # no folder: the message names the archive, its hub repo, the encoder files and the variable
+    with pytest.raises(RadGraphModelMissing) as e:
+        radgraph(["a"], ["a"])
+    msg = str(e.value)
+    assert "radgraph-xl.tar.gz" in msg and "StanfordAIMI/RRG_scorers" in msg and ENV_VAR in msg and "vocab.txt" in msg
+    with pytest.raises(RadGraphModelMissing, match="does not exist"):
+        radgraph(["a"], ["a"], model=tmp_path / "nowhere")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(RadGraphModelMissing, match="lacks weights.th, vocabulary"):
+        radgraph(["a"], ["a"], model=tmp_path)
+
+
+def test_missing_encoder_files(no_env, tiny_radgraph, tmp_path):
+    # the archive without encoder/: the message names the encoder from config.json
+    folder = tmp_path / "radgraph-xl"
+    shutil.copytree(tiny_radgraph, folder)
+    shutil.rmtree(folder / "encoder")
+    with pytest.raises(RadGraphModelMissing, match="BiomedNLP-BiomedBERT.*RADRL_RADGRAPH_ENCODER"):
+        load_radgraph(folder, device="cpu")
+
+
+def test_mismatched_archive_fails_naming_the_tensor(no_env, tiny_radgraph, tmp_path):
+    # a vocabulary with one more NER label than weights.th was trained with: the NER head no longer fits
+    folder = tmp_path / "radgraph-xl"
+    shutil.copytree(tiny_radgraph, folder)
+    labels = folder / "vocabulary" / "radgraph-xl__ner_labels.txt"
+    labels.write_text(labels.read_text() + "Extra::label\n")
+    with pytest.raises(ValueError, match="_ner._ner_scorers.radgraph-xl__ner_labels.1._module.weight"):
+        load_radgraph(folder, device="cpu")
+    # a state dict with a foreign tensor is not taken for RadGraph
+    folder2 = tmp_path / "other"
+    shutil.copytree(tiny_radgraph, folder2)
+    state = torch.load(folder2 / "weights.th", weights_only=True)
+    state["classifier.weight"] = torch.zeros(2, 2)
+    torch.save(state, folder2 / "weights.th")
+    with pytest.raises(ValueError, match="classifier.weight"):
+        load_radgraph(folder2, device="cpu")
+
+
+def test_misaligned_inputs(tiny_radgraph):
+    with pytest.raises(ValueError, match="one reference per hypothesis"):
+        radgraph(["a", "b"], ["a"], model=tiny_radgraph)
