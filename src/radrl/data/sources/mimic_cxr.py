@@ -99,9 +99,10 @@ def read_metadata(root: Path) -> dict[str, tuple[str, int | None, int | None]]:
     """dicom_id -> (ViewPosition, width=Columns, height=Rows)."""
     path = find_table(root, "mimic-cxr-2.0.0-metadata")
     require_columns(path, ("dicom_id", "ViewPosition", "Rows", "Columns"))
-    meta = {}
+    meta, shared = {}, {}
     for _, r in open_csv(path):
-        meta[r["dicom_id"]] = (r["ViewPosition"] or "", _int(r["Columns"]), _int(r["Rows"]))
+        value = (r["ViewPosition"] or "", _int(r["Columns"]), _int(r["Rows"]))
+        meta[r["dicom_id"]] = shared.setdefault(value, value)  # few distinct (view, size) values: share them
     return meta
 
 
@@ -126,12 +127,13 @@ def read_labels(root: Path) -> dict[str, dict[str, int]]:
     """study_id -> {observation: 1/0/-1}; malformed cells raise with the row."""
     path = find_table(root, "mimic-cxr-2.0.0-chexpert")
     require_columns(path, ("study_id", *CHEXPERT_LABELS))
-    out = {}
+    out, shared = {}, {}
     for line, r in open_csv(path):
         try:
-            out[r["study_id"]] = {k: v for k in CHEXPERT_LABELS if (v := label_value(r[k])) is not None}
+            values = tuple((k, v) for k in CHEXPERT_LABELS if (v := label_value(r[k])) is not None)
         except ValueError as e:
             raise ValueError(f"{path}:{line}: {e}; fix or remove that row") from None
+        out[r["study_id"]] = shared.setdefault(values, dict(values))  # shared, read-only: callers copy
     return out
 
 
