@@ -116,7 +116,7 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
     files = {kind: str(out / f"{kind}.jsonl"), "skipped": str(out / "skipped.jsonl")}
     files.update({split: str(out / f"{split}.jsonl") for split in sorted(written)})
     if fmt != "jsonl" and written:
-        files.update(_write_dataset(out, sorted(written), fmt, conversations))
+        files.update(_write_dataset(out, sorted(written), fmt, conversations, progress))
     summary = {"source": source, "root": str(root), "options": options, "kind": kind,
                "written": sum(written.values()), "written_by_split": dict(sorted(written.items())),
                "skipped": sum(reasons.values()), "skipped_by_reason": dict(reasons.most_common()),
@@ -172,13 +172,28 @@ def _jsonl_rows(path: str, conversations: bool):
             yield row if conversations else Sample.from_row(row, where=path).to_row()
 
 
-def _write_dataset(out: Path, splits: list[str], fmt: str, conversations: bool) -> dict[str, str]:
-    from datasets import Dataset, DatasetDict
+def _write_dataset(out: Path, splits: list[str], fmt: str, conversations: bool, progress: bool) -> dict[str, str]:
+    from datasets.utils import logging as ds_logging
 
     from radrl.data.schema import hf_features
 
     cache = out / ".hf_cache"
+    shutil.rmtree(cache, ignore_errors=True)   # a crashed earlier run must not hand back its cached rows
     features = None if conversations else hf_features()
+    shown = ds_logging.is_progress_bar_enabled()
+    if not progress:
+        ds_logging.disable_progress_bar()
+    try:
+        return _build(out, splits, fmt, conversations, features, cache)
+    finally:
+        if shown:
+            ds_logging.enable_progress_bar()
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _build(out: Path, splits: list[str], fmt: str, conversations: bool, features, cache: Path) -> dict[str, str]:
+    from datasets import Dataset, DatasetDict
+
     parts = {split: Dataset.from_generator(_jsonl_rows, features=features, cache_dir=str(cache),
                                            gen_kwargs={"path": str(out / f"{split}.jsonl"),
                                                        "conversations": conversations})
@@ -192,8 +207,6 @@ def _write_dataset(out: Path, splits: list[str], fmt: str, conversations: bool) 
         for split, ds in parts.items():
             ds.to_parquet(str(out / "parquet" / f"{split}.parquet"))
             files[f"parquet_{split}"] = str(out / "parquet" / f"{split}.parquet")
-    del parts
-    shutil.rmtree(cache, ignore_errors=True)
     return files
 
 
