@@ -129,3 +129,7 @@ def test_cli_list_and_run(cxr_data, tmp_path, capsys):
     assert e.value.code == 2 and "missing image" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         prep.main(["nih", "--root", str(tmp_path), "--out", str(tmp_path), "-o", "boxed"])   # not KEY=VALUE
+    with pytest.raises(SystemExit) as e:   # every row skipped (no VinDr images here): the run fails
+        prep.main(["vindr-cxr", "--root", str(cxr_data / "vindr"), "--out", str(tmp_path / "v"), "--no-progress"])
+    assert e.value.code == 1 and "no rows written" in capsys.readouterr().err
+    assert json.loads((tmp_path / "v" / "summary.json").read_text())["skipped_by_reason"] == {"missing image": 15000}

@@ -268,3 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"radrl prepare: error: {e}", file=sys.stderr)
         sys.exit(2)
     print(format_summary(summary))
+    if summary["written"] == 0:
+        print(f"radrl prepare: error: no rows written from {a.root}; is --root the {a.source} folder as downloaded? "
+              "(the skip reasons above and radrl prepare --list show what was expected)", file=sys.stderr)
+        sys.exit(1)
