@@ -94,7 +94,7 @@ def read(root: str | Path, boxed: str | None = None) -> Iterator[Sample | Skip]:
         return "test" if name in test else "train" if name in train else "all"
 
     if only_boxed:
-        listing = ((f"{box_file} image {name}", name, None, None) for name in boxes)
+        listing = ((f"{rows[0][0]} ({name})", name, None, None) for name, rows in boxes.items())
     else:
         listing = _entries(entry)
     for where, name, finding_labels, view in listing:
