@@ -46,7 +46,8 @@ def write_dicom(path, arr, photometric="MONOCHROME2", meta=True, bits_stored=Non
     if meta:
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.save_as(path, enforce_file_format=True)
     else:
         ds.save_as(path, implicit_vr=True, little_endian=True)

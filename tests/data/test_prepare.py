@@ -66,7 +66,8 @@ def test_duplicates_and_invalid_samples_are_counted(monkeypatch, tmp_path):
 
 
 def test_strict_stops_at_the_first_skip(cxr_data, tmp_path):
-    with pytest.raises(prep.PrepareError, match=r"BBox_List_2017.csv.gz:2 \(00013118_008.png\): missing image.*--strict"):
+    first = r"BBox_List_2017.csv.gz:2 \(00013118_008.png\): missing image.*--strict"
+    with pytest.raises(prep.PrepareError, match=first):
         prep.prepare("nih", cxr_data / "nih_bbox", tmp_path, fmt="jsonl", strict=True, progress=False)
 
 

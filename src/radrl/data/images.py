@@ -242,7 +242,8 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
     if "VOILUTSequence" in ds:
         out = _to_uint8(apply_voi_lut(arr, ds, prefer_lut=True))
     elif "WindowCenter" in ds and "WindowWidth" in ds:
-        out = _window(arr.astype(np.float64), _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR")))
+        out = _window(arr.astype(np.float64), _first(ds.WindowCenter), _first(ds.WindowWidth),
+                      str(ds.get("VOILUTFunction", "LINEAR")))
     else:
         out = _to_uint8(arr)
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":

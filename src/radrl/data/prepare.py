@@ -129,7 +129,8 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool) -> tupl
     """A row from an adapter -> (row or Skip, its JSON line, its split)."""
     if conversations:
         if not isinstance(item, dict):
-            return Skip("adapter", "invalid row", f"expected a conversation dict, got {type(item).__name__}"), None, None
+            got = type(item).__name__
+            return Skip("adapter", "invalid row", f"expected a conversation dict, got {got}"), None, None
         key, split = str(item.get("id", "")), str(item.get("split") or "train")
         where = f"conversation {key or '?'}"
     else:

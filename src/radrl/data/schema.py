@@ -86,7 +86,8 @@ class Sample:
             raise ValueError(f"{where}: unknown field(s) {unknown}; a sample has {sorted(known)}")
         missing = [k for k in ("id", "image") if not row.get(k)]
         if missing:
-            raise ValueError(f"{where}: missing required field(s) {missing}; every sample needs an id and an image path")
+            raise ValueError(f"{where}: missing required field(s) {missing}; "
+                             "every sample needs an id and an image path")
         for key in ("id", "image", "source", "split", "view", "findings", "impression"):
             if row.get(key) is not None and not isinstance(row[key], str):
                 raise ValueError(f"{where}: field {key!r} must be text, got {type(row[key]).__name__}")
@@ -95,13 +96,14 @@ class Sample:
             labels = json.loads(labels)
         if not isinstance(labels, dict):
             got = type(labels).__name__
-            raise ValueError(f"{where}: labels must map observation -> 1/0/-1, got {got}")  # noqa: TRY004  # noqa: TRY004
+            raise ValueError(f"{where}: labels must map observation -> 1/0/-1, got {got}")  # noqa: TRY004
         bad = {k: v for k, v in labels.items() if v not in (POSITIVE, NEGATIVE, UNCERTAIN)}
         if bad:
             raise ValueError(f"{where}: label values must be 1, 0 or -1 (leave unmentioned ones out), got {bad}")
         boxes = row.get("boxes") or []
         if not isinstance(boxes, list):
-            raise ValueError(f"{where}: boxes must be a list of {{'box': [x1, y1, x2, y2], 'label': ...}}")  # noqa: TRY004  # noqa: TRY004
+            raise ValueError(  # noqa: TRY004
+                f"{where}: boxes must be a list of {{'box': [x1, y1, x2, y2], 'label': ...}}")
         boxes = [Box.from_dict(b, where=f"{where} box {i}") if isinstance(b, dict) else
                  Box.from_dict({"box": b}, where=f"{where} box {i}") for i, b in enumerate(boxes)]
         rest = {k: v for k, v in row.items() if k not in ("labels", "boxes")}

@@ -58,7 +58,8 @@ def test_data_entry_layout_labels_split_view(tmp_path, cxr_data):
     assert _reasons(rows) == {"ok": 2, "missing image": 1, "malformed row": 1}
     a, b = [r for r in rows if not isinstance(r, Skip)]
     assert (a.split, a.view, b.split, b.view) == ("test", "PA", "train", "AP")
-    assert a.labels["Cardiomegaly"] == a.labels["Effusion"] == 1 and a.labels["Mass"] == 0 and a.labels["No Finding"] == 0
+    assert a.labels["Cardiomegaly"] == a.labels["Effusion"] == 1
+    assert a.labels["Mass"] == 0 and a.labels["No Finding"] == 0
     assert len(a.labels) == 15 and b.labels["No Finding"] == 1 and b.boxes == []
     assert a.boxes[0].coords == pytest.approx((100 / 1024, 200 / 1024, 400 / 1024, 600 / 1024))
     # boxed=only keeps only the boxed image
