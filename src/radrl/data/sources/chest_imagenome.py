@@ -48,7 +48,12 @@ SPLIT_FILES = {"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}
 
 def read(root: str | Path, mimic: str | None = None,
          splits: str | tuple[str, ...] = ("train", "valid", "test")) -> Iterator[Sample | Skip]:
-    """One ``Sample`` per split row whose scene graph exists, with its region boxes (0-1)."""
+    """One ``Sample`` per split row whose scene graph exists, with its region boxes (0-1).
+
+    >>> s = next(read("/data/chest-imagenome/1.0.0", mimic="/data/mimic-cxr-jpg/2.0.0"))  # doctest: +SKIP
+    >>> s.boxes[0]                                                                         # doctest: +SKIP
+    Box(x1=0.0998, y1=0.0998, x2=0.5, y2=0.8001, label='right lung')
+    """
     root = Path(root)
     if not mimic:
         raise ValueError("chest-imagenome needs mimic=PATH, the MIMIC-CXR-JPG root: region boxes are in original "

@@ -107,7 +107,12 @@ def read_labels(path: Path) -> tuple[dict[str, dict[str, int]], list[Skip]]:
 
 def read(root: str | Path, labels: str | None = None, images: str | None = None,
          frontal: bool | str = True) -> Iterator[Sample | Skip]:
-    """One ``Sample`` per image row with a findings or impression section."""
+    """One ``Sample`` per image row with a findings or impression section.
+
+    >>> s = next(x for x in read("/data/chexpert-plus") if isinstance(x, Sample))    # doctest: +SKIP
+    >>> s.id, s.image                                                                # doctest: +SKIP
+    ('train_patient00001_study1_view1_frontal', '/data/chexpert-plus/PNG/train/patient00001/study1/view1_frontal.png')
+    """
     root = Path(root)
     frontal = str(frontal).lower() not in ("false", "0", "no")
     table = root / REPORTS_CSV

@@ -222,7 +222,12 @@ def read(root: str | Path, frontal: str = "all", reports: str | None = None,
          splits: str | tuple[str, ...] = ("train", "validate", "test")) -> Iterator[Sample | Skip]:
     """One ``Sample`` per kept image (id = dicom_id), report sections and study labels attached.
 
-    ``splits`` takes MIMIC's own names (train, validate, test); samples carry train/valid/test."""
+    ``splits`` takes MIMIC's own names (train, validate, test); samples carry train/valid/test.
+
+    >>> s = next(read("/data/physionet.org/files/mimic-cxr-jpg/2.0.0", frontal="one"))  # doctest: +SKIP
+    >>> s.id, s.view, s.width, s.height, s.labels                                        # doctest: +SKIP
+    ('02aa804e-bde0afdd-112c0b34-7bc16630-4e384014', 'PA', 2544, 3056, {'No Finding': 1})
+    """
     root = Path(root)
     if frontal not in ("all", "one", "none"):
         raise ValueError(f"frontal must be 'all', 'one' or 'none', got {frontal!r}")

@@ -51,7 +51,12 @@ def _find_csv(root: Path) -> Path:
 
 
 def read(root: str | Path, mimic: str | None = None, table: str | None = None) -> Iterator[Sample | Skip]:
-    """One ``Sample`` per image with all its phrase boxes (normalized 0-1)."""
+    """One ``Sample`` per image with all its phrase boxes (normalized 0-1).
+
+    >>> s = next(read("/data/ms-cxr/1.1.0", mimic="/data/mimic-cxr-jpg/2.0.0"))   # doctest: +SKIP
+    >>> s.boxes[0].label, s.split                                                  # doctest: +SKIP
+    ('Small left apical pneumothorax', 'train')
+    """
     root = Path(root)
     path = Path(table) if table else _find_csv(root)
     image_root = Path(mimic) if mimic else root

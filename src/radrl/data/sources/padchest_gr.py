@@ -69,7 +69,12 @@ def _master_rows(root: Path) -> Iterator[tuple[str, dict]]:
 
 
 def read(root: str | Path, images: str | None = None, reports: str | None = None) -> Iterator[Sample | Skip]:
-    """One ``Sample`` per image with a split in the master table and at least one boxed sentence."""
+    """One ``Sample`` per image with a split in the master table and at least one boxed sentence.
+
+    >>> s = next(x for x in read("/data/padchest-gr") if isinstance(x, Sample))   # doctest: +SKIP
+    >>> s.boxes[0]                                                                # doctest: +SKIP
+    Box(x1=0.3, y1=0.45, x2=0.78, y2=0.8, label='Cardiomegaly.')
+    """
     root = Path(root)
     image_root = Path(images) if images else root / "Padchest_GR_files"
     split_of: dict[str, str] = {}
