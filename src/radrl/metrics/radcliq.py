@@ -23,8 +23,16 @@ mean 0.5379, 0.6176, 0.7648, 0.4474; scale 0.3028, 0.2243, 0.2539, 0.2989; coeff
 -0.3771, -0.3703, -0.2526, ~0; intercept ~0). The first three coefficients sum to -1.0, so
 a sample one standard deviation above the mean on every input scores about -1.
 
-This module takes the four components; the full scorer from text needs RadGraph-XL and
-CheXbert weights (``radrl.metrics.radgraph``, ``radrl.metrics.chexpert``, later).
+``radcliq_v1`` takes the four components; ``radcliq`` (``METRICS["radcliq"]``) computes them
+from text as RadVLM-GRPO's reward does: both texts lower-cased, space runs collapsed and cut
+at 2,048 characters (``radrl.metrics.bertscore.prepare_text``), then ``radgraph_er``
+(``radrl.metrics.radgraph``, RadGraph-XL), ``bertscore`` (``radrl.metrics.bertscore``,
+rescaled distilroberta-base), ``chexbert_similarity`` (``radrl.metrics.chexbert``) and
+``bleu2`` (nltk sentence BLEU-2, no smoothing, on CXR-Report-Metric's tokens: lower-cased,
+"." split off, split on spaces; fast-bleu's exact value is not reproduced, which moves
+RadCliQ by less than 1e-11 through its 4.3e-12 coefficient). It needs the three model
+folders (arguments or ``RADRL_RADGRAPH_MODEL``, ``RADRL_BERTSCORE_MODEL``,
+``RADRL_CHEXBERT_MODEL``); see docs/metrics.md.
 
 >>> radcliq_v1([0.53792312], [0.61757256], [0.76479421], [0.44738335])  # the means: the intercept
 [2.46655256e-10]
@@ -33,11 +41,14 @@ CheXbert weights (``radrl.metrics.radgraph``, ``radrl.metrics.chexpert``, later)
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from collections.abc import Sequence
 
 from radrl.metrics import MetricResult
 
-__all__ = ["COEFS", "COMPONENTS", "INTERCEPT", "MEAN", "SCALE", "radcliq_from_components", "radcliq_v1"]
+__all__ = ["COEFS", "COMPONENTS", "INTERCEPT", "MEAN", "SCALE", "bleu2", "radcliq", "radcliq_from_components",
+           "radcliq_v1"]
 
 COMPONENTS = ("radgraph", "bertscore", "chexbert_sim", "bleu")
 # StandardScaler fitted by the RadCliQ authors (CXR-Report-Metric normalizer; RadEval radcliq.py)
@@ -67,12 +78,63 @@ def radcliq_v1(radgraph: Sequence[float], bertscore: Sequence[float], chexbert_s
 
 def radcliq_from_components(radgraph: Sequence[float], bertscore: Sequence[float], chexbert_sim: Sequence[float],
                             bleu: Sequence[float]) -> MetricResult:
-    """``radcliq`` per sample and its mean over samples, as CXR-Report-Metric and RadEval report it."""
+    """``radcliq_v1`` per sample and its mean over samples, as CXR-Report-Metric and RadEval report it."""
     values = radcliq_v1(radgraph, bertscore, chexbert_sim, bleu)
     return MetricResult(
-        aggregate={"radcliq": math.fsum(values) / len(values) if values else 0.0},
-        per_sample={"radcliq": values},
-        versions={"radcliq": "RadCliQ-v1 (CXR-Report-Metric radcliq-v1.pkl coefficients, as RadEval); inputs: "
+        aggregate={"radcliq_v1": math.fsum(values) / len(values) if values else 0.0},
+        per_sample={"radcliq_v1": values},
+        versions={"radcliq_v1": "RadCliQ-v1 (CXR-Report-Metric radcliq-v1.pkl coefficients, as RadEval); inputs: "
                              "RadGraph entity/relation F1 mean, rescaled distilroberta-base BERTScore F1, "
                              "CheXbert embedding cosine, BLEU-2; lower is better"},
     )
+
+
+def bleu2(refs: Sequence[str], hyps: Sequence[str]) -> list[float]:
+    """Sentence BLEU-2 per pair on CXR-Report-Metric's tokens (lower-cased, "." split off); 0 for an empty side.
+
+    >>> bleu2(["No effusion."], ["no effusion."])
+    [1.0]
+    """
+    from nltk.translate.bleu_score import sentence_bleu
+
+    def tokens(text: str | None) -> list[str]:
+        return [t for t in (text or "").lower().replace(".", " .").split(" ") if t]
+
+    out = []
+    with warnings.catch_warnings():  # nltk warns on every pair without a shared bigram; its value 0 is intended
+        warnings.simplefilter("ignore", UserWarning)
+        for r, h in zip(refs, hyps):
+            ref, hyp = tokens(r), tokens(h)
+            out.append(float(sentence_bleu([ref], hyp, weights=(0.5, 0.5))) if ref and hyp else 0.0)
+    return out
+
+
+def radcliq(refs: Sequence[str], hyps: Sequence[str], radgraph_model: str | os.PathLike | None = None,
+            bertscore_model: str | os.PathLike | None = None, chexbert_model: str | os.PathLike | None = None,
+            device: str | None = None) -> MetricResult:
+    """RadCliQ-v1 per pair from text (``per_sample["radcliq_v1"]``, lower is better) and its four components
+    (``radgraph_er``, ``bertscore``, ``chexbert_similarity``, ``bleu2``); aggregates are means over pairs.
+    Model folders: the arguments, else ``RADRL_RADGRAPH_MODEL``, ``RADRL_BERTSCORE_MODEL`` (a folder named
+    ``distilroberta-base``, so that its layer and rescaling baseline are RadCliQ's), ``RADRL_CHEXBERT_MODEL``.
+    """
+    from radrl.metrics import check_aligned
+    from radrl.metrics.bertscore import bertscore, prepare_text
+    from radrl.metrics.chexbert import chexbert
+    from radrl.metrics.radgraph import radgraph
+
+    check_aligned(refs, hyps)
+    refs, hyps = [prepare_text(r) for r in refs], [prepare_text(h) for h in hyps]
+    parts = [radgraph(refs, hyps, model=radgraph_model, device=device),
+             bertscore(refs, hyps, model=bertscore_model, device=device),
+             chexbert(refs, hyps, model=chexbert_model, device=device)]
+    components = {"radgraph_er": parts[0].per_sample["radgraph_er"], "bertscore": parts[1].per_sample["bertscore"],
+                  "chexbert_similarity": parts[2].per_sample["chexbert_similarity"], "bleu2": bleu2(refs, hyps)}
+    result = radcliq_from_components(*components.values())
+    for name, values in components.items():
+        result.per_sample[name] = values
+        result.aggregate[name] = math.fsum(values) / len(values) if values else 0.0
+    for part in parts:
+        result.versions.update(part.versions)
+    result.versions["radcliq_text"] = "both sides lower-cased, spaces collapsed, cut at 2048 characters"
+    result.versions["bleu2"] = "nltk sentence BLEU-2 (no smoothing) on lower-cased tokens with '.' split off"
+    return result
