@@ -241,3 +241,22 @@ def test_sample_rows_roundtrip(mimic_root, ms_cxr_root):
     samples = _split(mimic_cxr.read(mimic_root))[0] + _split(load_source("ms-cxr").read(ms_cxr_root))[0]
     for s in samples:
         assert Sample.from_row(json.loads(json.dumps(s.to_row())), where=s.id) == s
+
+
+def test_prepare_then_task_mix(ms_cxr_root, padchest_root, tmp_path):
+    """`radrl prepare` writes the adapters' samples; the task mix reads them back into conversation rows."""
+    from radrl.data.instructions import build_task_mix
+    from radrl.data.prepare import prepare
+    from radrl.data.schema import read_jsonl
+
+    rows = []
+    for name, root in (("ms-cxr", ms_cxr_root), ("padchest-gr", padchest_root)):
+        summary = prepare(name, root, tmp_path / name, fmt="jsonl", progress=False)
+        assert summary["written"] == 2 and summary["skipped"] > 0
+        rows += list(build_task_mix(read_jsonl(tmp_path / name / "samples.jsonl")))
+    kinds = Counter((r["task"], r["kind"]) for r in rows)
+    # MS-CXR: 2 + 1 phrases, x3 repeats; PadChest-GR: 2 + 1 phrases, x2 repeats
+    assert kinds[("grounding", "phrase")] == 3 * 3 + 3 * 2
+    # every sample has two turns or more (MS-CXR: abnormalities + phrases; PadChest-GR: report + phrases), x4
+    assert kinds[("conversation", "grounded_conversation")] == 2 * 4 + 2 * 4
+    assert sum(kinds.values()) == 15 + 16
