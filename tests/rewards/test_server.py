@@ -140,3 +140,20 @@ def test_model_scorer_batches_concurrent_clients(start_server, radeval_pairs):
         assert answer["results"]["chexpert"]["per_sample"] == METRICS["chexpert"](refs[a:b], hyps[a:b]).per_sample
         # scored together with other clients' rows: equal up to float rounding of another padding length
         assert answer["results"]["bertscore"]["per_sample"]["bertscore"] == pytest.approx(local[a:b], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_several_workers_keep_tcp_nodelay(start_server):
+    """With --workers 2 the shared socket must give connections TCP_NODELAY: without it every keep-alive
+    response waits for the client's delayed ACK (about 40 ms on Linux; uvicorn's own socket had this)."""
+    import statistics
+    import time
+
+    server = start_server("--metrics", "chexpert", workers=2)
+    with httpx.Client() as http:
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            assert http.get(f"{server.url}/health").status_code == 200
+            times.append(time.perf_counter() - t)
+    assert statistics.median(times) < 0.02, times
