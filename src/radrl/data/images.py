@@ -43,7 +43,6 @@ _DECODER_PACKAGES = {
     "JPEG-LS": "pyjpegls (or pylibjpeg pylibjpeg-libjpeg)",
     "JPEG": "pylibjpeg pylibjpeg-libjpeg",
     "RLE": "pylibjpeg pylibjpeg-rle",
-    "Deflate": "(pydicom handles it)",
     "High-Throughput JPEG 2000": "pylibjpeg pylibjpeg-openjpeg",
 }
 
@@ -157,18 +156,28 @@ def image_size(path: str | Path) -> tuple[int, int]:
     >>> image_size("00001369_000.png")                               # doctest: +SKIP
     (1024, 1024)
     """
+    return image_header(path)[:2]
+
+
+def image_header(path: str | Path) -> tuple[int, int, str | None]:
+    """(width, height, view) from the file header; the view is DICOM's ``ViewPosition`` (PA, AP,
+    LL, ...) when the file is a DICOM that records it, else None.
+
+    >>> image_header("stage_2_train_images/0004cfab.dcm")            # doctest: +SKIP
+    (1024, 1024, 'PA')
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: image file not found")
     if is_dicom(path):
         ds = _read_dicom(path, stop_before_pixels=True)
         try:
-            return int(ds.Columns), int(ds.Rows)
-        except AttributeError:
-            raise ImageError(f"{path}: DICOM without Rows/Columns; it holds no image") from None
+            return int(ds.Columns), int(ds.Rows), (str(ds.get("ViewPosition", "")).strip().upper() or None)
+        except (AttributeError, TypeError, ValueError):
+            raise ImageError(f"{path}: DICOM without usable Rows/Columns; it holds no image") from None
     try:
         with Image.open(path) as img:
-            return img.size
+            return (*img.size, None)
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: not a readable image ({e}); re-download or remove the file") from None
 

@@ -34,14 +34,15 @@ def _labels(root, lines):
 
 
 def test_dicom_layout(tmp_path, write_dicom):
-    write_dicom(tmp_path / "stage_2_train_images" / "p1.dcm", 800, 600)
-    write_dicom(tmp_path / "stage_2_train_images" / "p2.dcm", 800, 600)
+    write_dicom(tmp_path / "stage_2_train_images" / "p1.dcm", 800, 600, view="PA")
+    write_dicom(tmp_path / "stage_2_train_images" / "p2.dcm", 800, 600, view="AP ")
     _labels(tmp_path, ["p1,80,60,160,120,1", "p1,400,300,80,60,1", "p2,,,,,0", "p3,,,,,0"])
     rows = list(rsna.read(tmp_path))
     p1, p2, p3 = rows
     assert [c for b in p1.boxes for c in b.coords] == pytest.approx([0.1, 0.1, 0.3, 0.3, 0.5, 0.5, 0.6, 0.6])
     assert p1.image.endswith("p1.dcm") and (p1.width, p1.height) == (800, 600)
     assert p2.boxes == [] and p2.labels == {"Pneumonia": 0}
+    assert (p1.view, p2.view) == ("PA", "AP")   # from each DICOM's ViewPosition
     assert isinstance(p3, Skip) and p3.reason == "missing image"
 
 

@@ -84,7 +84,7 @@ def test_kaggle_layout_end_to_end(tmp_path, write_dicom):
     (tmp_path / "train.csv").write_text(HEADER + "\n".join(lines) + "\n")
     rows = list(vindr.read(tmp_path))
     a, b, c = rows
-    assert (a.width, a.height, a.split) == (2000, 1600, "train") and a.image.endswith("train/a.dicom")
+    assert (a.width, a.height, a.split, a.view) == (2000, 1600, "train", None) and a.image.endswith("train/a.dicom")
     cardio = [x for x in a.boxes if x.label == "Cardiomegaly"]
     assert len(cardio) == 1 and cardio[0].coords == pytest.approx((620 / 2000, 820 / 1600, 1420 / 2000, 1220 / 1600))
     assert [x.label for x in a.boxes].count("Nodule/Mass") == 1

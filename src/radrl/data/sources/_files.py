@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.boxes import Box
-from radrl.data.images import ImageError, image_size
+from radrl.data.images import ImageError, image_header
 from radrl.data.sources import Skip
 
 
@@ -82,12 +82,12 @@ def index_files(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
     return found
 
 
-def header_size(path: Path, where: str) -> tuple[int, int] | Skip:
-    """(width, height) from the image header, or the Skip that says why it cannot be read."""
+def header_size(path: Path, where: str) -> tuple[int, int, str | None] | Skip:
+    """(width, height, DICOM view or None) from the image header, or the Skip that says why it cannot be read."""
     if not path.is_file():
         return Skip(where, "missing image", f"{path} does not exist")
     try:
-        return image_size(path)
+        return image_header(path)
     except ImageError as e:
         return Skip(where, "unreadable image", str(e))
 

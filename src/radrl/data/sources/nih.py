@@ -109,7 +109,7 @@ def read(root: str | Path, boxed: str | None = None) -> Iterator[Sample | Skip]:
         if isinstance(size, Skip):
             yield size
             continue
-        width, height = size
+        width, height, _ = size   # the PNGs carry no view; Data_Entry's View Position does
         sample_boxes: list[Box] = []
         bad = None
         for box_where, finding, (x, y, w, h) in boxes.get(name, []):

@@ -109,7 +109,7 @@ def read(root: str | Path, images: str | None = None) -> Iterator[Sample | Skip]
         if isinstance(size, Skip):
             yield size
             continue
-        width, height = size
+        width, height, view = size   # the RSNA DICOMs record ViewPosition (PA/AP); the NIH PNGs do not
         boxes: list[Box] = []
         bad = None
         for box_where, x, y, w, h in raw_boxes:
@@ -121,5 +121,5 @@ def read(root: str | Path, images: str | None = None) -> Iterator[Sample | Skip]
         if bad is not None:
             yield bad
             continue
-        yield Sample(id=pid, image=str(path.resolve()), source=NAME, split="train", width=width, height=height,
-                     labels={"Pneumonia": target}, boxes=boxes)
+        yield Sample(id=pid, image=str(path.resolve()), source=NAME, split="train", view=view, width=width,
+                     height=height, labels={"Pneumonia": target}, boxes=boxes)

@@ -82,7 +82,7 @@ def read(root: str | Path) -> Iterator[Sample | Skip]:
             if isinstance(size, Skip):
                 yield size
                 continue
-            if size != (width, height):
+            if size[:2] != (width, height):
                 yield Skip(where, "size mismatch", f"{image} is {size[0]}x{size[1]}, the JSON says {width}x{height}")
                 continue
             boxes: list[Box] = []

@@ -117,11 +117,11 @@ def read(root: str | Path, iou: str | float = 0.1) -> Iterator[Sample | Skip]:
             if isinstance(size, Skip):
                 yield size
                 continue
-            width, height = size
+            width, height, view = size
             result = fuse(rows, width, height, iou)
             if isinstance(result, Skip):
                 yield result
                 continue
             boxes, labels = result
-            yield Sample(id=image_id, image=str(image.resolve()), source=NAME, split=split, width=width,
+            yield Sample(id=image_id, image=str(image.resolve()), source=NAME, split=split, view=view, width=width,
                          height=height, labels=labels, boxes=boxes)
