@@ -119,7 +119,9 @@ def test_fatal_errors_say_what_to_do(cxr_data, tmp_path, call, message):
 
 
 def test_cli_list_and_run(cxr_data, tmp_path, capsys):
-    prep.main(["--list"])
+    from radrl.cli import main as radrl
+
+    radrl(["prepare", "--list"])   # the verb is wired to this module
     listed = capsys.readouterr().out
     assert all(f"\n{name}\n" in f"\n{listed}" for name in SOURCES) and "BBox_List_2017.csv" in listed
     prep.main(["tbx11k", "--root", str(cxr_data / "tbx11k"), "--out", str(tmp_path), "--format", "jsonl",

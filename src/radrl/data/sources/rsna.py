@@ -17,7 +17,8 @@ user with ChestX-ray14 on disk needs no second copy of the pixels. Files::
 Images: the DICOM when ``stage_2_train_images/<patientId>.dcm`` exists, else the matched NIH
 PNG found anywhere under root (``images=dicom`` or ``images=nih`` forces one). One sample per
 patientId; boxes are labelled "Pneumonia" (what the challenge asked readers to box) and
-``labels`` holds ``{"Pneumonia": Target}``. Only the Kaggle training set has labels: split "train".
+``labels`` holds ``{"Pneumonia": Target}``; ``view`` is the DICOM's ViewPosition (PA/AP), None for
+the NIH PNGs. Only the Kaggle training set has labels: split "train".
 
 >>> [len(s.boxes) for s in read("/data/rsna") if hasattr(s, "boxes")][:3]    # doctest: +SKIP
 [0, 2, 1]

@@ -16,7 +16,7 @@ Layouts under ``root``::
                                   train/<image_id>.dicom  (vinbigdata-train.csv(.gz) also accepted)
 
 Coordinates are corner pixels of the original DICOM, so each image's size is read from its
-DICOM header (no pixel decoding). Rows of class "No finding" carry no box. ``labels`` holds
+DICOM header (no pixel decoding), with its ViewPosition when recorded. Rows of class "No finding" carry no box. ``labels`` holds
 1 for every finding at least one reader boxed and ``{"No finding": 1}`` when all readers
 said no finding.
 
