@@ -16,9 +16,9 @@ Layouts under ``root``::
                                   train/<image_id>.dicom  (vinbigdata-train.csv(.gz) also accepted)
 
 Coordinates are corner pixels of the original DICOM, so each image's size is read from its
-DICOM header (no pixel decoding), with its ViewPosition when recorded. Rows of class "No finding" carry no box. ``labels`` holds
-1 for every finding at least one reader boxed and ``{"No finding": 1}`` when all readers
-said no finding.
+DICOM header (no pixel decoding), with its ViewPosition when recorded. Rows of class
+"No finding" carry no box. ``labels`` holds 1 for every finding at least one reader boxed
+and ``{"No finding": 1}`` when all readers said no finding.
 
 >>> rows = group_annotations(Path("vinbigdata-train.csv.gz"))                  # doctest: +SKIP
 >>> fuse(rows["9a5094b2563a1ef3ff50dc5c7ff71345"], 2000, 2000)                  # doctest: +SKIP
