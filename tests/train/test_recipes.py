@@ -28,6 +28,14 @@ def test_recipe_parses(path, tmp_path, synth_data):
     assert path.read_text().startswith("#"), "a recipe starts with a header comment"
     command = f"--config recipes/{path.relative_to(REPO / 'recipes')}"
     assert any(command in line for line in header), f"the header gives the launch command with {command}"
+    if path.stem == "coldstart":  # `radrl coldstart` options, not a trainer config
+        from radrl.train.coldstart import parse_args
+
+        args = parse_args(["--config", str(path), "--data", str(synth_data["train"]), "--out", str(tmp_path)])
+        for key, value in yaml.safe_load(path.read_text()).items():
+            if key not in ("data", "out"):
+                assert getattr(args, key) == value, key
+        return
     # Point the recipe at files that exist here; everything else comes from the YAML, except bf16,
     # which transformers refuses on a machine without a GPU (the GPU recipes set it).
     (cfg,) = TrlParser((_config_class(path),)).parse_args_and_config(

@@ -75,19 +75,59 @@ class RadrlArgs:
 def conversation_dataset(args: RadrlArgs):
     """Samples JSONL -> conversation rows -> a datasets.Dataset with images decoded on access.
 
-    Image paths are checked here, before training starts, so that a missing file is reported
-    with its row instead of failing mid-epoch inside a dataloader worker."""
-    samples = list(read_jsonl(args.train_data))
-    missing = [(s.id, s.image) for s in samples if not Path(s.image).is_file()]
+    ``train_data`` may also hold conversation rows already (a file whose rows have ``prompt`` and
+    ``completion``, such as ``radrl coldstart``'s ``coldstart.jsonl``): those are used as they are,
+    only filtered to ``tasks``. Image paths are checked here, before training starts, so that a missing
+    file is reported with its row instead of failing mid-epoch inside a dataloader worker."""
+    if is_conversation_file(args.train_data):
+        rows = [r for r in read_conversations(args.train_data) if r["task"] in args.tasks]
+        missing = [(r["id"], p) for r in rows for p in r["images"] if not Path(p).is_file()]
+    else:
+        samples = list(read_jsonl(args.train_data))
+        missing = [(s.id, s.image) for s in samples if not Path(s.image).is_file()]
+        rows = None
     if missing:
         shown = "; ".join(f"{i}: {p}" for i, p in missing[:5])
-        raise FileNotFoundError(f"{args.train_data}: {len(missing)} of {len(samples)} samples point to missing "
+        raise FileNotFoundError(f"{args.train_data}: {len(missing)} rows point to missing "
                                 f"images ({shown}{' ...' if len(missing) > 5 else ''}); fix the paths or drop the rows")
-    rows = build_conversations(samples, tasks=args.tasks, seed=args.data_seed_prompts, thinking=args.thinking,
-                               box_format=args.box_format, box_instruction=args.box_instruction)
+    if rows is None:
+        rows = build_conversations(samples, tasks=args.tasks, seed=args.data_seed_prompts, thinking=args.thinking,
+                                   box_format=args.box_format, box_instruction=args.box_instruction)
     if args.max_train_rows:
         rows = rows[: args.max_train_rows]
     return to_dataset(rows)
+
+
+CONVERSATION_KEYS = ("id", "prompt", "completion", "images", "task", "solution", "thinking")
+
+
+def is_conversation_file(path: str) -> bool:
+    """Whether a JSONL holds conversation rows (``prompt``/``completion``) rather than samples."""
+    with open(path) as f:
+        first = next((line for line in f if line.strip()), "{}")
+    try:
+        return "prompt" in json.loads(first)
+    except json.JSONDecodeError:
+        return False  # the samples reader reports the bad line with its number
+
+
+def read_conversations(path: str) -> list[dict]:
+    """Conversation rows (radrl.data.instructions format), each checked for every column training uses."""
+    rows = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} line {n}: not JSON ({e}); fix or delete the line") from None
+            lacking = [k for k in CONVERSATION_KEYS if k not in row]
+            if lacking:
+                raise ValueError(f"{path} line {n}: conversation row lacks {lacking}; rows need {list(CONVERSATION_KEYS)} "
+                                 "(write them with radrl.data.instructions or `radrl coldstart`)")
+            rows.append(row)
+    return rows
 
 
 def load_for_training(args: RadrlArgs):

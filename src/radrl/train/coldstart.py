@@ -1,0 +1,326 @@
+"""Cold-start thinking data: teacher reasoning traces -> validated, filtered, mixed SFT rows.
+
+    radrl coldstart --config recipes/qwen3vl-8b/coldstart.yaml
+    radrl coldstart --data runs/demo/data/train.jsonl --out runs/coldstart --teacher runs/demo/sft
+    radrl coldstart --data ... --out ... --endpoint http://127.0.0.1:8000/v1 --teacher-model Qwen3-VL-235B
+
+Reads top to bottom: samples -> conversation rows -> teacher requests (image, task, ground-truth
+answer, our reading guide) -> traces.jsonl (appended as replies arrive; a rerun asks only for the
+rows not in it yet) -> validation (one ``<think>...</think>`` then an answer, no mention of the
+given answer) -> optional reward filter on the final answer (the GRPO reward of the row's task)
+-> mixed with direct-answer rows -> ``coldstart.jsonl``, conversation rows that ``radrl sft``
+trains on directly (``train_data: runs/coldstart/coldstart.jsonl``).
+
+Why the teacher sees the ground truth: the paper's teacher did, and its appendix found traces
+written without it, or filtered for correctness instead, trained worse. The price is that a
+teacher may say where its answer came from; those traces are rejected, never repaired.
+
+A local teacher (``--teacher PATH``) is served on loopback by ``radrl.models.endpoint.LocalServer``
+so that local and remote teachers share one client: concurrency, retries, timeouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from radrl.data.instructions import THINK_SUFFIX, build_conversations
+from radrl.data.schema import read_jsonl
+
+# Our own systematic reading guide, in the order a radiologist reads a frontal chest film.
+READING_GUIDE = """Read the radiograph systematically, in this order:
+1. Technical quality: projection (PA or AP, supine or erect), rotation, inspiration (count the posterior ribs), \
+penetration, and whether the whole chest is included.
+2. Lines, tubes and devices: endotracheal and feeding tubes, central lines, pacemaker leads, drains, clips, \
+valves; where each tip lies.
+3. Chest wall and bones: ribs, clavicles, scapulae, spine, soft tissues; fractures, lytic or sclerotic lesions, \
+subcutaneous emphysema.
+4. Mediastinum and heart: width of the mediastinum, tracheal position, cardiac size and contour, aortic knob.
+5. Hila: position, size and density of both hila.
+6. Lungs: compare the zones left with right; opacities (consolidation, nodules, masses, interstitial lines), \
+lucencies, volume loss, vascular markings.
+7. Airways: trachea and main bronchi, their course and calibre.
+8. Pleura: costophrenic angles, effusion, thickening, pneumothorax (look for a visceral pleural line)."""
+
+TEACHER_PROMPT = """You are an expert chest radiologist teaching a trainee how to reason about a chest X-ray.
+
+{guide}
+
+The trainee's request about the image: "{request}"
+The correct final answer is:
+{solution}
+
+Write the reasoning a careful radiologist would go through while looking at this image, following the reading \
+guide, and arriving at the correct final answer as if you had found it yourself. Refer only to what is visible \
+in the image; never mention that an answer, a reference or a ground truth was provided.
+Format: the reasoning inside <think> and </think>, then the final answer (the same content as the correct \
+final answer above, in the same format), and nothing else."""
+
+# A trace that reveals it was handed the answer teaches the student to cite an oracle it will not have.
+LEAK_PATTERNS = (
+    r"ground[\s-]*truth",
+    r"\bthe reference\b",
+    r"\breference (answer|report|text|label|box(es)?)\b",
+    r"\bas given\b",
+    r"\b(given|provided|correct|expected|target) (final )?(answer|report|label|box(es)?)\b",
+    r"\b(i|we) (was|were|am|are|have been) (told|given|provided)\b",
+    r"\baccording to the (provided|given|supplied)\b",
+    r"\bthe answer (says|states|is given|was given)\b",
+)
+_LEAK_RE = re.compile("|".join(f"(?:{p})" for p in LEAK_PATTERNS), re.IGNORECASE)
+
+# The reward of each task that the optional filter applies to the final answer (the GRPO rewards).
+FILTER_REWARDS = {"report": "report_clinical", "grounding": "grounding_soft_f1"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Validation result of one teacher trace: ``reason`` is "" when it is accepted."""
+
+    reason: str
+    think: str = ""
+    answer: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+
+def validate_trace(text: str, min_think_chars: int = 20) -> Verdict:
+    """Exactly one ``<think>...</think>`` at the start, a non-empty answer after it, no leak of the given answer.
+
+    >>> validate_trace("<think>The heart is enlarged, no effusion.</think>Cardiomegaly.").answer
+    'Cardiomegaly.'
+    >>> validate_trace("<think>The ground truth says cardiomegaly, so ...</think>Cardiomegaly.").reason
+    'leak'
+    >>> validate_trace("Cardiomegaly.").reason
+    'no_think'
+    """
+    text = (text or "").strip()
+    opens, closes = text.count("<think>"), text.count("</think>")
+    if opens == 0 or closes == 0:
+        return Verdict("no_think")
+    if opens > 1 or closes > 1:
+        return Verdict("several_think")
+    if not text.startswith("<think>") or text.index("</think>") < text.index("<think>"):
+        return Verdict("text_outside_think")
+    think, answer = text[len("<think>"):].split("</think>", 1)
+    think, answer = think.strip(), answer.strip()
+    if len(think) < min_think_chars:
+        return Verdict("short_think")
+    if not answer:
+        return Verdict("empty_answer")
+    if _LEAK_RE.search(think) or _LEAK_RE.search(answer):
+        return Verdict("leak")
+    return Verdict("", think, answer)
+
+
+def teacher_messages(row: dict, guide: str = READING_GUIDE) -> list[dict]:
+    """The teacher's request for one conversation row: the image, our guide, the task and its answer."""
+    request = next(p["text"] for p in row["prompt"][0]["content"] if p.get("type") == "text")
+    text = TEACHER_PROMPT.format(guide=guide, request=request, solution=row["solution"])
+    return [{"role": "user", "content": [{"type": "image", "image": row["images"][0]}, {"type": "text", "text": text}]}]
+
+
+def read_traces(path: Path) -> dict[str, dict]:
+    """Traces already written, by row id. A last line cut off by a kill (no newline, bad JSON) is dropped
+    from the file, so the run appends cleanly after it; a bad line elsewhere is an error naming it."""
+    if not path.exists():
+        return {}
+    raw = path.read_text()
+    lines = raw.split("\n")
+    if lines and lines[-1] and not raw.endswith("\n"):
+        path.write_text(raw[: len(raw) - len(lines[-1])])
+        print(f"{path}: dropped a last line cut off mid-write; its row is asked for again", file=sys.stderr)
+        lines = lines[:-1]
+    done = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            done[record["id"]] = record
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"{path} line {n} is not a trace record ({line[:80]!r}); delete the line to ask for "
+                             "that row again") from None
+    return done
+
+
+def ask_teacher(client, rows: list[dict], path: Path, max_tokens: int, temperature: float, seed: int | None = None,
+                guide: str = READING_GUIDE) -> dict[str, int]:
+    """Ask for a trace for every row not in ``path`` yet, ``client.concurrency`` at a time, appending each
+    reply as it arrives. A row whose request still fails after the client's retries is counted, not written,
+    so a rerun asks for it again. Returns ``{"resumed", "generated", "failed"}``."""
+    from tqdm.auto import tqdm
+
+    from radrl.models.endpoint import EndpointError
+
+    done = read_traces(path)
+    todo = [r for r in rows if r["id"] not in done]
+    counts = {"resumed": len(done), "generated": 0, "failed": 0}
+    extra = {"seed": seed} if seed is not None else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out, ThreadPoolExecutor(client.concurrency) as pool, \
+            tqdm(total=len(rows), initial=len(done), desc="teacher traces", unit="row") as bar:
+        futures = {pool.submit(client.complete, teacher_messages(r, guide), max_tokens, temperature, **extra): r
+                   for r in todo}
+        for fut in as_completed(futures):
+            row = futures[fut]
+            try:
+                text = fut.result()
+            except (EndpointError, ValueError) as e:
+                counts["failed"] += 1
+                print(f"row {row['id']}: {e}", file=sys.stderr)
+            else:
+                out.write(json.dumps({"id": row["id"], "task": row["task"], "trace": text}) + "\n")
+                out.flush()  # one whole line per reply: a kill loses at most the line being written
+                counts["generated"] += 1
+            bar.update(1)
+    return counts
+
+
+def build_coldstart(rows: list[dict], traces: dict[str, dict], direct_ratio: float = 1.0,
+                    min_reward: float | None = None, min_think_chars: int = 20, seed: int = 0
+                    ) -> tuple[list[dict], dict]:
+    """Validated (and optionally reward-filtered) thinking rows mixed with direct-answer rows, shuffled.
+
+    Thinking rows ask with the ' /think' suffix and answer ``<think>\\n...\\n</think>\\n\\nANSWER``; ``direct_ratio``
+    direct-answer rows (the plain request and reference answer) are drawn per accepted trace. Returns the rows
+    and a summary of what was kept and why the rest was rejected."""
+    from radrl.rewards import REWARDS
+
+    by_id = {r["id"]: r for r in rows}
+    rejected: dict[str, int] = {}
+    thinking_rows = []
+    for row_id, record in traces.items():
+        row = by_id.get(row_id)
+        if row is None:  # traces of rows no longer in the data (another split or task list) are ignored
+            rejected["not_in_data"] = rejected.get("not_in_data", 0) + 1
+            continue
+        verdict = validate_trace(record.get("trace", ""), min_think_chars)
+        if verdict.ok and min_reward is not None:
+            reward = REWARDS[FILTER_REWARDS[row["task"]]]
+            score = reward([verdict.answer], task=[row["task"]], solution=[row["solution"]], thinking=[False])[0]
+            if score is None or score < min_reward:
+                verdict = Verdict("low_reward")
+        if not verdict.ok:
+            rejected[verdict.reason] = rejected.get(verdict.reason, 0) + 1
+            continue
+        thinking_rows.append(_thinking_row(row, verdict))
+    rng = random.Random(seed)
+    direct = list(rows)
+    rng.shuffle(direct)
+    direct = direct[: round(direct_ratio * len(thinking_rows))]
+    mixed = thinking_rows + direct
+    rng.shuffle(mixed)
+    summary = {"rows": len(rows), "traces": len(traces), "accepted": len(thinking_rows), "rejected": rejected,
+               "direct": len(direct), "coldstart_rows": len(mixed)}
+    return mixed, summary
+
+
+def _thinking_row(row: dict, verdict: Verdict) -> dict:
+    prompt = json.loads(json.dumps(row["prompt"]))  # deep copy: the direct row keeps its request
+    for part in prompt[0]["content"]:
+        if part.get("type") == "text":
+            part["text"] += THINK_SUFFIX
+    text = f"<think>\n{verdict.think}\n</think>\n\n{verdict.answer}"
+    return {**row, "id": f"{row['id']}-think", "prompt": prompt, "thinking": True,
+            "completion": [{"role": "assistant", "content": [{"type": "text", "text": text}]}]}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="radrl coldstart", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="YAML whose keys are these options' names (underscores); flags override it")
+    p.add_argument("--data", help="samples JSONL (radrl.data.schema rows) to write traces for")
+    p.add_argument("--out", help="output folder: traces.jsonl, coldstart.jsonl, summary.json")
+    p.add_argument("--tasks", nargs="+", default=["report", "grounding"], choices=["report", "grounding"])
+    p.add_argument("--teacher", help="local checkpoint folder served on loopback as the teacher")
+    p.add_argument("--endpoint", help="OpenAI-compatible base URL ending in /v1 (e.g. a vLLM server)")
+    p.add_argument("--teacher_model", help="model name the endpoint serves (default: the first it lists)")
+    p.add_argument("--device", default="cpu", help="device of a local teacher")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
+    p.add_argument("--max_retries", type=int, default=4)
+    p.add_argument("--max_tokens", type=int, default=2048)
+    p.add_argument("--temperature", type=float, default=0.7, help="the paper sampled its teacher at 0.7")
+    p.add_argument("--seed", type=int, default=0, help="request phrasings, mixing and sampling seed")
+    p.add_argument("--max_rows", type=int, default=None, help="only the first N conversation rows")
+    p.add_argument("--min_think_chars", type=int, default=20)
+    p.add_argument("--min_reward", type=float, default=None,
+                   help="keep a trace only if its final answer scores at least this with the task's reward "
+                        f"({FILTER_REWARDS}); unset: no reward filter (as in the paper)")
+    p.add_argument("--direct_ratio", type=float, default=1.0, help="direct-answer rows per accepted trace")
+    p.add_argument("--box_format", default="paper", choices=["paper", "qwen"])
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options from ``--config`` YAML, then the command line; unknown YAML keys are named."""
+    import yaml
+
+    p = parser()
+    first, _ = p.parse_known_args(argv)
+    if first.config:
+        values = yaml.safe_load(Path(first.config).read_text()) or {}
+        known = {a.dest for a in p._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{first.config}: unknown key(s) {unknown}; see `radrl coldstart --help`")
+        p.set_defaults(**values)
+    args = p.parse_args(argv)
+    for name in ("data", "out"):
+        if not getattr(args, name):
+            p.error(f"--{name} is required (or set {name} in --config)")
+    if bool(args.teacher) == bool(args.endpoint):
+        p.error("give exactly one teacher: --teacher PATH (local checkpoint) or --endpoint URL")
+    if not Path(args.data).is_file():
+        p.error(f"--data {args.data} does not exist; write samples with `radrl synth-data` or `radrl prepare`")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    from radrl.models.endpoint import ChatClient, LocalServer
+
+    rows = build_conversations(read_jsonl(args.data), tasks=args.tasks, seed=args.seed, box_format=args.box_format)
+    rows = rows[: args.max_rows] if args.max_rows else rows
+    missing = [r["id"] for r in rows if not Path(r["images"][0]).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{args.data}: {len(missing)} rows point to missing images (first: {missing[0]}); "
+                                "fix the paths or drop the samples")
+    out = Path(args.out)
+    server = LocalServer(args.teacher, device=args.device, max_batch=args.concurrency).start() if args.teacher \
+        else None
+    try:
+        base_url = server.base_url if server else args.endpoint
+        with ChatClient(base_url, model=args.teacher_model or "", timeout=args.timeout, max_retries=args.max_retries,
+                        concurrency=args.concurrency) as client:
+            if not client.model:
+                client.model = client.models()[0]
+            counts = ask_teacher(client, rows, out / "traces.jsonl", args.max_tokens, args.temperature, args.seed)
+    finally:
+        if server:
+            server.stop()
+    mixed, summary = build_coldstart(rows, read_traces(out / "traces.jsonl"), args.direct_ratio, args.min_reward,
+                                     args.min_think_chars, args.seed)
+    summary = {**counts, **summary}
+    with (out / "coldstart.jsonl").open("w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in mixed)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
+    if counts["failed"]:
+        print(f"{counts['failed']} requests failed after retries; rerun the same command to ask for them again",
+              file=sys.stderr)
+    print(f"cold-start SFT rows: {out / 'coldstart.jsonl'} (train with `radrl sft --train_data` on it)")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
