@@ -8,6 +8,7 @@ import json
 import tracemalloc
 import zipfile
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,14 @@ def test_prepare_then_task_mix(ms_cxr_root, padchest_root, tmp_path):
     # every sample has two turns or more (MS-CXR: abnormalities + phrases; PadChest-GR: report + phrases), x4
     assert kinds[("conversation", "grounded_conversation")] == 2 * 4 + 2 * 4
     assert sum(kinds.values()) == 15 + 16
+
+
+@pytest.mark.parametrize("name", ["mimic-cxr", "ms-cxr", "padchest-gr", "chexpert-plus"])
+def test_relative_root_gives_absolute_image_paths(name, mimic_root, ms_cxr_root, padchest_root, chexpert_plus_root,
+                                                  monkeypatch):
+    """`radrl prepare --root ../data` must write image paths that still hold when read from the output folder."""
+    root = {"mimic-cxr": mimic_root, "ms-cxr": ms_cxr_root, "padchest-gr": padchest_root,
+            "chexpert-plus": chexpert_plus_root}[name]
+    monkeypatch.chdir(root.parent)
+    samples, _ = _split(load_source(name).read(root.name))
+    assert samples and all(Path(s.image).is_absolute() and str(root) in s.image for s in samples)

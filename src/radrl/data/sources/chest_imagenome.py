@@ -58,7 +58,7 @@ def read(root: str | Path, mimic: str | None = None,
     if not mimic:
         raise ValueError("chest-imagenome needs mimic=PATH, the MIMIC-CXR-JPG root: region boxes are in original "
                          "pixels and the image sizes and files come from there")
-    mimic_root = Path(mimic)
+    mimic_root = Path(mimic).absolute()  # image paths in the written JSONL must not depend on its folder
     if isinstance(splits, str):
         splits = tuple(s.strip() for s in splits.split(","))
     bad = set(splits) - set(SPLIT_FILES)

@@ -113,7 +113,7 @@ def read(root: str | Path, labels: str | None = None, images: str | None = None,
     >>> s.id, s.image                                                                # doctest: +SKIP
     ('train_patient00001_study1_view1_frontal', '/data/chexpert-plus/PNG/train/patient00001/study1/view1_frontal.png')
     """
-    root = Path(root)
+    root = Path(root).absolute()  # image paths in the written JSONL must not depend on its folder
     frontal = str(frontal).lower() not in ("false", "0", "no")
     table = root / REPORTS_CSV
     if not table.is_file():
@@ -128,7 +128,7 @@ def read(root: str | Path, labels: str | None = None, images: str | None = None,
     else:
         yield Skip(str(label_path), "no label file", "samples carry no labels; pass labels=PATH to add them")
     if images:
-        image_root, png = Path(images), False
+        image_root, png = Path(images).absolute(), False
     else:
         png = (root / "PNG").is_dir()
         image_root = root / "PNG" if png else root

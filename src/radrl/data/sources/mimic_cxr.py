@@ -228,7 +228,7 @@ def read(root: str | Path, frontal: str = "all", reports: str | None = None,
     >>> s.id, s.view, s.width, s.height, s.labels                                        # doctest: +SKIP
     ('02aa804e-bde0afdd-112c0b34-7bc16630-4e384014', 'PA', 2544, 3056, {'No Finding': 1})
     """
-    root = Path(root)
+    root = Path(root).absolute()  # image paths in the written JSONL must not depend on its folder
     if frontal not in ("all", "one", "none"):
         raise ValueError(f"frontal must be 'all', 'one' or 'none', got {frontal!r}")
     if isinstance(splits, str):

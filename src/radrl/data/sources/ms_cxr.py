@@ -59,7 +59,7 @@ def read(root: str | Path, mimic: str | None = None, table: str | None = None) -
     """
     root = Path(root)
     path = Path(table) if table else _find_csv(root)
-    image_root = Path(mimic) if mimic else root
+    image_root = (Path(mimic) if mimic else root).absolute()  # JSONL image paths must not depend on its folder
     current: Sample | None = None
     done: set[str] = set()
     with path.open(newline="", encoding="utf-8") as f:

@@ -76,7 +76,7 @@ def read(root: str | Path, images: str | None = None, reports: str | None = None
     Box(x1=0.3, y1=0.45, x2=0.78, y2=0.8, label='Cardiomegaly.')
     """
     root = Path(root)
-    image_root = Path(images) if images else root / "Padchest_GR_files"
+    image_root = (Path(images) if images else root / "Padchest_GR_files").absolute()  # independent of the JSONL
     split_of: dict[str, str] = {}
     for where, r in _master_rows(root):
         split = SPLITS.get((r.get("split") or "").strip().lower())

@@ -176,7 +176,7 @@ def read_conversations(root: str | Path, images: str | None = None) -> Iterator[
         raise FileNotFoundError(f"{root} does not exist; point to the RadVLM instruction JSON")
     seen: set[str] = set()
     for path in files:
-        image_root = Path(images) if images else path.parent
+        image_root = (Path(images) if images else path.parent).absolute()
         for n, (where, entry) in enumerate(_entries(path)):
             if isinstance(entry, json.JSONDecodeError):
                 yield Skip(where, "bad JSON", str(entry))
