@@ -83,4 +83,8 @@ METRICS: dict[str, Callable[[list[str], list[str]], MetricResult]] = {
     "chexpert": _lazy("chexpert", "chexpert_f1"),
     "meteor": _lazy("text", "score_meteor"),  # needs the `meteor` extra (pycocoevalcap + Java) or WordNet
     "bertscore": _lazy("bertscore", "bertscore"),  # needs bert-score and a local model (RADRL_BERTSCORE_MODEL)
+    "radgraph": _lazy("radgraph", "radgraph"),  # RadGraph-XL archive on disk (RADRL_RADGRAPH_MODEL)
+    "chexbert": _lazy("chexbert", "chexbert"),  # chexbert.pth + bert-base-uncased files (RADRL_CHEXBERT_MODEL)
+    "radcliq": _lazy("radcliq", "radcliq"),  # RadGraph-XL + CheXbert + BERTScore models (the three variables)
+    "green": _lazy("green", "green"),  # GREEN judge: RADRL_GREEN_MODEL (local) or RADRL_GREEN_ENDPOINT
 }
