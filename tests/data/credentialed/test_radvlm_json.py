@@ -83,9 +83,13 @@ def test_images_option_and_folder(radvlm_file, tmp_path):
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
-def test_incremental_array_reader_matches_json_load(radvlm_file, chunk):
+def test_incremental_array_reader_matches_json_load(radvlm_file, tmp_path, chunk):
     # element boundaries fall inside chunks at every size, down to one character
     assert [obj for _, obj in iter_json_array(radvlm_file, chunk_size=chunk)] == json.loads(radvlm_file.read_text())
+    # top-level scalars cut by a chunk boundary are not split in two
+    scalars = tmp_path / "s.json"
+    scalars.write_text('[12345, "abc", true, null, 6.5e3]')
+    assert [obj for _, obj in iter_json_array(scalars, chunk_size=chunk)] == [12345, "abc", True, None, 6.5e3]
 
 
 @pytest.mark.parametrize("text, match", [

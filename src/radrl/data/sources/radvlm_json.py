@@ -89,6 +89,18 @@ def iter_json_array(path: Path, chunk_size: int = 1 << 20) -> Iterator[tuple[int
                 if e.pos >= len(buf.rstrip()):
                     raise ValueError(f"{path}: file ends inside element {index} (truncated download?)") from None
                 raise ValueError(f"{path}: element {index} is not valid JSON ({e.msg} at char {e.pos})") from None
+            after = end
+            while after < len(buf) and buf[after] in " \t\r\n":
+                after += 1
+            if after == len(buf) or buf[after] not in ",]":
+                if not eof:  # the element may go on in the next chunk ("6." of "6.5e3"): read more, decode again
+                    more = f.read(chunk_size)
+                    eof = not more
+                    buf = buf[pos:] + more
+                    pos = 0
+                    continue
+                if after < len(buf):
+                    raise ValueError(f"{path}: element {index} is followed by {buf[after]!r}, not ',' or ']'")
             yield index, obj
             index, pos = index + 1, end
 
