@@ -386,3 +386,13 @@ def test_every_reward_names_itself_and_has_a_range():
         assert low < high
         if isinstance(reward, ReportMetric):
             assert low <= reward.floor <= high
+
+
+def test_scorer_failure_of_an_unbuildable_type_still_names_the_reward(monkeypatch):
+    # UnicodeDecodeError cannot be rebuilt from one message: a RuntimeError carries the context instead
+    def broken(refs, hyps):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setitem(METRICS, "radgraph", broken)
+    with pytest.raises(RuntimeError, match="reward report_radgraph .metric 'radgraph'. failed: UnicodeDecodeError"):
+        REWARDS["report_radgraph"]([LONG], task=["report"], solution=[REPORT_REF])

@@ -126,16 +126,21 @@ def _read_csv(path: Path, text: str, column: str | None, header: bool) -> list[s
 
 def score_files(refs_path: str | Path, preds_path: str | Path, metrics: list[str], ref_column: str | None = None,
                 pred_column: str | None = None, header: bool = True):
-    """Read both files, parse each report (a ``<think>`` block is dropped, as in eval and the
+    r"""Read both files, parse each report (a ``<think>`` block is dropped, as in eval and the
     rewards) and run the named ``METRICS`` on them: one ``MetricResult`` for all (plus ``n``
     and ``empty_predictions``), and the parsed references and predictions it scored.
 
-    >>> result, refs, preds = score_files("refs.txt", "preds.txt", ["text", "chexpert"])  # doctest: +SKIP
-    >>> result.aggregate["rouge_l"], len(refs)  # doctest: +SKIP
-    (0.2837, 200)
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(d, "refs.txt"), "w").write("No effusion.\nMild cardiomegaly.\n")
+    >>> _ = open(os.path.join(d, "preds.txt"), "w").write("No effusion.\n<think>big</think>Cardiomegaly.\n")
+    >>> result, refs, preds = score_files(os.path.join(d, "refs.txt"), os.path.join(d, "preds.txt"), ["chexpert"])
+    >>> preds, result.aggregate["chexpert_micro_f1_14"], result.aggregate["n"]
+    (['No effusion.', 'Cardiomegaly.'], 1.0, 2.0)
     """
     from radrl.metrics import METRICS, MetricResult
     from radrl.parsing import parse
+    from radrl.rewards import named_error
 
     unknown = [m for m in metrics if m not in METRICS]
     if not metrics or unknown:
@@ -154,7 +159,7 @@ def score_files(refs_path: str | Path, preds_path: str | Path, metrics: list[str
         try:
             results.append(METRICS[name](refs, preds))
         except Exception as e:
-            raise type(e)(f"metric {name!r} failed: {e}") from e
+            raise named_error(e, f"metric {name!r} failed") from e
     result = MetricResult.merge(results)
     result.aggregate["n"] = float(len(refs))
     result.aggregate["empty_predictions"] = float(sum(not p for p in preds))

@@ -42,7 +42,7 @@ from typing import Any
 from radrl.parsing import Parsed, parse
 
 __all__ = ["MIN_ANSWER_CHARS", "REWARDS", "GroundingSoftF1", "LengthGuard", "ReportMetric", "ThinkFormat",
-           "build_rewards", "completion_text"]
+           "build_rewards", "completion_text", "named_error"]
 
 # The paper floors report rewards when the answer or the reference has 5 characters or
 # fewer: such answers say nothing, and a lexical or label metric must not pay for them.
@@ -208,7 +208,7 @@ class ReportMetric(_TaskReward):
         try:
             result = METRICS[self.metric](refs, hyps)
         except Exception as e:  # name the reward: the trainer's traceback does not
-            raise type(e)(f"reward {self.__name__} (metric {self.metric!r}) failed: {e}") from e
+            raise named_error(e, f"reward {self.__name__} (metric {self.metric!r}) failed") from e
         if self.key not in result.per_sample:
             raise ValueError(f"reward {self.__name__}: metric {self.metric!r} has no per-sample {self.key!r} "
                              f"(it has {sorted(result.per_sample)})")
@@ -281,6 +281,20 @@ class LengthGuard(_TaskReward):
             target = self.min_ratio * len(s.strip())
             out.append(min(0.0, len(p.answer) / target - 1.0) if target > 0 else 0.0)
         return out
+
+
+def named_error(e: Exception, context: str) -> Exception:
+    """``e`` again, of the same type (so callers still catch it), with ``context`` before its message;
+    a ``RuntimeError`` when the type cannot be built from one message.
+
+    >>> named_error(FileNotFoundError("no weights"), "reward report_radgraph")
+    FileNotFoundError('reward report_radgraph: no weights')
+    """
+    message = f"{context}: {e}"
+    try:
+        return type(e)(message)
+    except Exception:  # noqa: BLE001 (any constructor failure: e.g. UnicodeDecodeError needs five arguments)
+        return RuntimeError(f"{context}: {type(e).__name__}: {e}")
 
 
 def _column(columns: dict[str, Any], name: str, n: int, reward: str) -> Sequence[Any]:
