@@ -41,7 +41,7 @@ def test_dataset_formats_round_trip(cxr_data, tmp_path, fmt):
     assert summary["written"] == len(ds) == 3
     back = [Sample.from_row(dict(row)) for row in ds]
     assert back == list(read_jsonl(tmp_path / "train.jsonl"))
-    assert [len(s.boxes) for s in back] == [1, 2, 0] and back[0].labels == {"Tuberculosis": 1}
+    assert [len(s.boxes) for s in back] == [1, 2, 0] and back[0].labels == {"Tuberculosis": 1, "No Finding": 0}
     assert not (tmp_path / ".hf_cache").exists()
 
 

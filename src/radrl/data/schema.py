@@ -38,6 +38,12 @@ CHEXPERT_LABELS = (
 # Label values, as in the CheXpert CSVs: 1 positive, 0 negative, -1 uncertain;
 # an observation that is not mentioned is simply absent from ``Sample.labels``.
 POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
+# Label keys are CheXpert observation names where one fits (NIH "Effusion" is written
+# "Pleural Effusion"), else the dataset's own finding name ("Emphysema", "Tuberculosis").
+# NO_FINDING is 1 only when the dataset itself says the image is normal: a sample whose
+# labels hold no CheXpert positive is not therefore normal (TBX11K's "sick" images,
+# RSNA's "No Lung Opacity / Not Normal").
+NO_FINDING = "No Finding"
 
 
 @dataclass

@@ -28,7 +28,8 @@ def test_real_box_list(cxr_data):
         for g, e in zip(got, expect):
             assert g[1:] == pytest.approx(e[1:], abs=1e-9)
         assert (s.width, s.height, s.split, s.source) == (1024, 1024, "all", "nih")
-        assert s.labels == {b.label: 1 for b in s.boxes} and os.path.isabs(s.image)
+        assert s.labels == {**{nih.TO_CHEXPERT.get(b.label, b.label): 1 for b in s.boxes}, "No Finding": 0}
+        assert os.path.isabs(s.image)
 
 
 def _tree(tmp_path, cxr_data, entry_rows, bbox_rows=None):
@@ -58,9 +59,10 @@ def test_data_entry_layout_labels_split_view(tmp_path, cxr_data):
     assert _reasons(rows) == {"ok": 2, "missing image": 1, "malformed row": 1}
     a, b = [r for r in rows if not isinstance(r, Skip)]
     assert (a.split, a.view, b.split, b.view) == ("test", "PA", "train", "AP")
-    assert a.labels["Cardiomegaly"] == a.labels["Effusion"] == 1
-    assert a.labels["Mass"] == 0 and a.labels["No Finding"] == 0
-    assert len(a.labels) == 15 and b.labels["No Finding"] == 1 and b.boxes == []
+    # CheXpert names where one fits (Effusion -> Pleural Effusion; Mass and Nodule -> Lung Lesion)
+    assert a.labels["Cardiomegaly"] == a.labels["Pleural Effusion"] == 1 and "Effusion" not in a.labels
+    assert a.labels["Lung Lesion"] == 0 and a.labels["Emphysema"] == 0 and a.labels["No Finding"] == 0
+    assert len(a.labels) == 14 and b.labels["No Finding"] == 1 and b.boxes == []
     assert a.boxes[0].coords == pytest.approx((100 / 1024, 200 / 1024, 400 / 1024, 600 / 1024))
     # boxed=only keeps only the boxed image
     assert [r.id for r in nih.read(root, boxed="only") if not isinstance(r, Skip)] == ["00009745_000"]

@@ -25,7 +25,8 @@ def test_real_labels_through_the_nih_match_table(cxr_data):
         expect = [(float(r["x"]) / 1024, float(r["y"]) / 1024, (float(r["x"]) + float(r["width"])) / 1024,
                    (float(r["y"]) + float(r["height"])) / 1024) for r in by_patient[s.id] if r["Target"] == "1"]
         assert [c for b in s.boxes for c in b.coords] == pytest.approx([c for e in expect for c in e])
-        assert s.labels == {"Pneumonia": 1} and all(b.label == "Pneumonia" for b in s.boxes)
+        # the match table's rsna_class says "Lung Opacity": not normal
+        assert s.labels == {"Pneumonia": 1, "No Finding": 0} and all(b.label == "Pneumonia" for b in s.boxes)
         assert s.image.endswith(".png") and (s.width, s.height) == (1024, 1024)
 
 
@@ -37,11 +38,13 @@ def test_dicom_layout(tmp_path, write_dicom):
     write_dicom(tmp_path / "stage_2_train_images" / "p1.dcm", 800, 600, view="PA")
     write_dicom(tmp_path / "stage_2_train_images" / "p2.dcm", 800, 600, view="AP ")
     _labels(tmp_path, ["p1,80,60,160,120,1", "p1,400,300,80,60,1", "p2,,,,,0", "p3,,,,,0"])
+    (tmp_path / "stage_2_detailed_class_info.csv").write_text("patientId,class\np1,Lung Opacity\np1,Lung Opacity\n"
+                                                              "p2,No Lung Opacity / Not Normal\n")
     rows = list(rsna.read(tmp_path))
     p1, p2, p3 = rows
     assert [c for b in p1.boxes for c in b.coords] == pytest.approx([0.1, 0.1, 0.3, 0.3, 0.5, 0.5, 0.6, 0.6])
     assert p1.image.endswith("p1.dcm") and (p1.width, p1.height) == (800, 600)
-    assert p2.boxes == [] and p2.labels == {"Pneumonia": 0}
+    assert p2.boxes == [] and p2.labels == {"Pneumonia": 0, "No Finding": 0}   # no pneumonia, yet not normal
     assert (p1.view, p2.view) == ("PA", "AP")   # from each DICOM's ViewPosition
     assert isinstance(p3, Skip) and p3.reason == "missing image"
 

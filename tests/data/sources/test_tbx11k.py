@@ -22,7 +22,8 @@ def test_real_coco(cxr_data):
         assert [b.label for b in s.boxes] == [e[0] for e in expect]
         assert [c for b in s.boxes for c in b.coords] == pytest.approx([c for e in expect for c in e[1:]])
         assert s.split == "train" and (s.width, s.height) == (512, 512)
-    assert by_id["h0001"].labels == {"Tuberculosis": 0} and by_id["tb0005"].labels == {"Tuberculosis": 1}
+    assert by_id["h0001"].labels == {"Tuberculosis": 0, "No Finding": 1}       # health/
+    assert by_id["tb0005"].labels == {"Tuberculosis": 1, "No Finding": 0}
 
 
 def _published(tmp_path, cxr_data, coco, split="val"):
@@ -63,3 +64,17 @@ def test_bad_entries(tmp_path, cxr_data, change, reason):
 def test_no_annotation_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="TBX11K_<split>.json"):
         list(tbx11k.read(tmp_path))
+
+
+@pytest.mark.parametrize("file_name, expect", [
+    ("health/h1.png", {"Tuberculosis": 0, "No Finding": 1}),   # healthy control
+    ("sick/s1.png", {"Tuberculosis": 0, "No Finding": 0}),     # ill, but not TB: never called normal
+    ("extra/e1.png", {"Tuberculosis": 0}),                     # folder says nothing about normality
+])
+def test_no_finding_only_for_healthy_images(tmp_path, cxr_data, file_name, expect):
+    coco = {"categories": [], "images": [{"id": 1, "file_name": file_name, "width": 512, "height": 512}]}
+    (tmp_path / "imgs" / file_name).parent.mkdir(parents=True)
+    shutil.copy(cxr_data / "tbx11k" / "h0001.png", tmp_path / "imgs" / file_name)
+    (tmp_path / "TBX11K_train.json").write_text(json.dumps(coco))
+    (s,) = tbx11k.read(tmp_path)
+    assert s.labels == expect

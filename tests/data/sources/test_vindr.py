@@ -40,9 +40,9 @@ def test_real_fusion_agrees_with_a_hand_computed_mean(groups):
         fused, labels = vindr.fuse(rows, *size)
         per_class = {}
         for _, r in rows:
-            if r["class_name"] != vindr.NO_FINDING:
+            if r["class_name"] != vindr.NO_FINDING_CLASS:
                 per_class.setdefault(r["class_name"], []).append(r)
-        assert set(labels) == (set(per_class) or {vindr.NO_FINDING})
+        assert labels == {**{vindr.TO_CHEXPERT.get(c, c): 1 for c in per_class}, "No Finding": int(not per_class)}
         for name, rs in per_class.items():
             out = [b for b in fused if b.label == name]
             assert 1 <= len(out) <= len(rs)
@@ -64,7 +64,7 @@ def test_real_fusion_agrees_with_a_hand_computed_mean(groups):
 
 def test_no_finding_image(groups):
     image_id = next(i for i, rows in groups.items() if all(r["class_name"] == "No finding" for _, r in rows))
-    assert vindr.fuse(groups[image_id], *SIZE) == ([], {"No finding": 1})
+    assert vindr.fuse(groups[image_id], *SIZE) == ([], {"No Finding": 1})
 
 
 HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
@@ -88,8 +88,8 @@ def test_kaggle_layout_end_to_end(tmp_path, write_dicom):
     cardio = [x for x in a.boxes if x.label == "Cardiomegaly"]
     assert len(cardio) == 1 and cardio[0].coords == pytest.approx((620 / 2000, 820 / 1600, 1420 / 2000, 1220 / 1600))
     assert [x.label for x in a.boxes].count("Nodule/Mass") == 1
-    assert a.labels == {"Cardiomegaly": 1, "Nodule/Mass": 1}
-    assert b.boxes == [] and b.labels == {"No finding": 1}
+    assert a.labels == {"Cardiomegaly": 1, "Lung Lesion": 1, "No Finding": 0}   # CheXpert names for labels
+    assert b.boxes == [] and b.labels == {"No Finding": 1}
     assert isinstance(c, Skip) and c.reason == "missing image"
 
 

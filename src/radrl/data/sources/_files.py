@@ -17,7 +17,23 @@ from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.images import ImageError, image_header
+from radrl.data.schema import NO_FINDING
 from radrl.data.sources import Skip
+
+
+def observation_labels(positives: set[str], names: dict[str, str], normal: bool | None) -> dict[str, int]:
+    """A dataset's positive findings as ``Sample.labels``: renamed to the CheXpert observation where
+    ``names`` maps one (``Effusion`` -> ``Pleural Effusion``), else kept under the dataset's name,
+    plus ``"No Finding"``: 1 only when the dataset says the image is normal, 0 when it says it
+    is not, absent when it does not say (``normal=None``).
+
+    >>> observation_labels({"Effusion", "Emphysema"}, {"Effusion": "Pleural Effusion"}, normal=False)
+    {'Emphysema': 1, 'No Finding': 0, 'Pleural Effusion': 1}
+    """
+    labels = {names.get(p, p): 1 for p in positives}
+    if normal is not None:
+        labels[NO_FINDING] = int(normal)
+    return dict(sorted(labels.items()))
 
 
 def find_first(root: Path, candidates: list[str]) -> Path | None:

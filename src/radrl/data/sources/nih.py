@@ -13,10 +13,14 @@ Box folder::
 
 Rows: with ``Data_Entry_2017.csv``, one sample per listed image (boxes attached where the
 box list has them); ``boxed=only`` (or no Data_Entry file) keeps only the boxed images.
-Labels use NIH's names: each of the 14 findings is 1 when listed in ``Finding Labels`` and
-0 otherwise (the labels were mined from reports, so absence means negative), plus "No
-Finding". Boxes keep the box list's names (it writes "Infiltrate" where Data_Entry writes
-"Infiltration"). Split: "train" / "test" from the official lists, "all" when they are absent.
+Labels: each of the 14 findings is 1 when listed in ``Finding Labels`` and 0 otherwise (the
+labels were mined from reports, so absence means negative), under its CheXpert name where
+one fits (``TO_CHEXPERT``: Effusion -> Pleural Effusion, Mass and Nodule -> Lung Lesion,
+Pleural_Thickening -> Pleural Other) and NIH's name otherwise (Infiltration, Emphysema,
+Fibrosis, Hernia); "No Finding" is 1 for NIH's "No Finding" images. Without Data_Entry the
+boxed findings are the positives and "No Finding" is 0. Boxes keep the box list's names
+(it writes "Infiltrate" where Data_Entry writes "Infiltration"). Split: "train" / "test"
+from the official lists, "all" when they are absent.
 Box pixels are normalized by the PNG's own size (read from its header).
 
 >>> rows = list(read("/data/ChestX-ray14", boxed="only"))                  # doctest: +SKIP
@@ -37,6 +41,7 @@ from radrl.data.sources._files import (
     find_first,
     header_size,
     index_files,
+    observation_labels,
     pixel_box,
 )
 
@@ -48,6 +53,9 @@ EXPECTS = """NIH ChestX-ray14 root (NIH Box folder layout; .csv.gz also accepted
   images_0XX/images/*.png (unpacked tarballs) or any folder of the PNGs under root
 options: boxed=only|all (default all when Data_Entry is present)"""
 
+# NIH finding -> CheXpert observation (the rest keep NIH's name).
+TO_CHEXPERT = {"Effusion": "Pleural Effusion", "Mass": "Lung Lesion", "Nodule": "Lung Lesion",
+               "Pleural_Thickening": "Pleural Other", "Infiltrate": "Infiltration"}
 FINDINGS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
             "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")
 
@@ -122,11 +130,11 @@ def read(root: str | Path, boxed: str | None = None) -> Iterator[Sample | Skip]:
             yield bad
             continue
         if finding_labels is None:
-            labels = {b.label: 1 for b in sample_boxes}
+            labels = observation_labels({b.label for b in sample_boxes}, TO_CHEXPERT, normal=False)
         else:
             listed = {f.strip() for f in finding_labels.split("|")}
-            labels = {f: int(f in listed) for f in FINDINGS}
-            labels["No Finding"] = int("No Finding" in listed)
+            labels = {TO_CHEXPERT.get(f, f): 0 for f in FINDINGS}
+            labels.update(observation_labels(listed & set(FINDINGS), TO_CHEXPERT, normal="No Finding" in listed))
         yield Sample(id=Path(name).stem, image=str(path.resolve()), source=NAME, split=split_of(name),
                      view=view or None, width=width, height=height, labels=labels, boxes=sample_boxes)
 

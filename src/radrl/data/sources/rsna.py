@@ -17,8 +17,11 @@ user with ChestX-ray14 on disk needs no second copy of the pixels. Files::
 Images: the DICOM when ``stage_2_train_images/<patientId>.dcm`` exists, else the matched NIH
 PNG found anywhere under root (``images=dicom`` or ``images=nih`` forces one). One sample per
 patientId; boxes are labelled "Pneumonia" (what the challenge asked readers to box) and
-``labels`` holds ``{"Pneumonia": Target}``; ``view`` is the DICOM's ViewPosition (PA/AP), None for
-the NIH PNGs. Only the Kaggle training set has labels: split "train".
+``labels`` holds ``{"Pneumonia": Target}`` and, where the detailed class is known (the
+class-info CSV or the match table's ``rsna_class``), ``"No Finding"``: 1 for "Normal", 0 for
+"Lung Opacity" and "No Lung Opacity / Not Normal" (abnormal, just not pneumonia). ``view`` is
+the DICOM's ViewPosition (PA/AP), None for the NIH PNGs. Only the Kaggle training set has
+labels: split "train".
 
 >>> [len(s.boxes) for s in read("/data/rsna") if hasattr(s, "boxes")][:3]    # doctest: +SKIP
 [0, 2, 1]
@@ -30,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.boxes import Box
-from radrl.data.schema import Sample
+from radrl.data.schema import NO_FINDING, Sample
 from radrl.data.sources import Skip
 from radrl.data.sources._files import (
     csv_dicts,
@@ -55,15 +58,26 @@ MATCHES = ["rsna_to_nih_matches.csv", "pneumonia_dataset_mapping.csv", "rsna_to_
 BOX_LABEL = "Pneumonia"
 
 
-def read_matches(path: Path) -> dict[str, str]:
-    """patientId -> NIH PNG file name, from either match-table spelling."""
+def read_matches(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(patientId -> NIH PNG file name, patientId -> RSNA class where given), from either match-table spelling."""
     out: dict[str, str] = {}
+    classes: dict[str, str] = {}
     for _where, row in csv_dicts(path):
         pid = (row.get("patientId") or row.get("subset_img_id") or "").strip()
         nih = (row.get("nih_image") or row.get("img_id") or row.get("orig_img_id") or "").strip()
         if pid and nih:
             out[pid] = nih if nih.lower().endswith(".png") else f"{nih}.png"
-    return out
+        if pid and row.get("rsna_class"):
+            classes[pid] = row["rsna_class"].split(";")[0].strip()
+    return out, classes
+
+
+def read_classes(path: Path | None) -> dict[str, str]:
+    """patientId -> detailed class from stage_2_detailed_class_info.csv (empty without the file)."""
+    if path is None:
+        return {}
+    return {row["patientId"].strip(): row["class"].strip() for _w, row in csv_dicts(path)
+            if row.get("patientId") and row.get("class")}
 
 
 def read(root: str | Path, images: str | None = None) -> Iterator[Sample | Skip]:
@@ -74,14 +88,18 @@ def read(root: str | Path, images: str | None = None) -> Iterator[Sample | Skip]
     dicom_dir = root / "stage_2_train_images"
     use_dicom = images == "dicom" or (images is None and dicom_dir.is_dir())
     matches: dict[str, str] = {}
+    classes: dict[str, str] = {}
     nih_index: dict[str, Path] = {}
+    match_path = find_first(root, MATCHES)
+    if match_path is not None:
+        matches, classes = read_matches(match_path)
     if not use_dicom:
-        match_path = find_first(root, MATCHES)
         if match_path is None:
             raise FileNotFoundError(f"{root}: no stage_2_train_images/ folder and no match table "
                                     f"({', '.join(MATCHES)}) to find the NIH images; add one of them")
-        matches = read_matches(match_path)
         nih_index = index_files(root, (".png",))
+    classes.update(read_classes(find_first(root, ["stage_2_detailed_class_info.csv",
+                                                  "stage_2_detailed_class_info.csv.zip"])))
 
     # patientId -> (where of first row, target, [(where, x, y, w, h)]); 26,684 patients: small.
     patients: dict[str, tuple[str, int, list]] = {}
@@ -122,5 +140,8 @@ def read(root: str | Path, images: str | None = None) -> Iterator[Sample | Skip]
         if bad is not None:
             yield bad
             continue
+        labels = {"Pneumonia": target}
+        if pid in classes:
+            labels[NO_FINDING] = int(classes[pid] == "Normal")
         yield Sample(id=pid, image=str(path.resolve()), source=NAME, split="train", view=view, width=width,
-                     height=height, labels={"Pneumonia": target}, boxes=boxes)
+                     height=height, labels=labels, boxes=boxes)

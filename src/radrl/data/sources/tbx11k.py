@@ -11,7 +11,8 @@ Each ``TBX11K_<split>.json`` (at the root or under ``annotations/json``) gives o
 ("val" is written "valid", as for the other sources). Image paths are ``imgs/<file_name>``,
 ``<file_name>`` or the bare file name under root, in that order. Boxes keep the COCO
 category names; ``labels`` holds ``{"Tuberculosis": 1}`` for images under ``tb/`` or with a
-box, 0 for ``health/`` and ``sick/``. Box pixels are normalized by the size the JSON gives
+box, 0 otherwise, and ``"No Finding"``: 1 for ``health/`` images, 0 for ``sick/`` (ill, not
+TB) and ``tb/`` ones. Box pixels are normalized by the size the JSON gives
 for the image, after checking it against the PNG header.
 
 >>> [s.boxes[0].label for s in read("/data/TBX11K") if getattr(s, "boxes", None)][:1]   # doctest: +SKIP
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.boxes import Box
-from radrl.data.schema import Sample
+from radrl.data.schema import NO_FINDING, Sample
 from radrl.data.sources import Skip
 from radrl.data.sources._files import header_size, pixel_box
 
@@ -100,5 +101,8 @@ def read(root: str | Path) -> Iterator[Sample | Skip]:
                 yield bad
                 continue
             tb = int(bool(boxes) or file_name.startswith("tb/"))
+            labels = {"Tuberculosis": tb}
+            if file_name.startswith(("health/", "sick/", "tb/")):
+                labels[NO_FINDING] = int(file_name.startswith("health/") and not tb)
             yield Sample(id=Path(file_name).stem, image=str(image.resolve()), source=NAME, split=split,
-                         width=width, height=height, labels={"Tuberculosis": tb}, boxes=boxes)
+                         width=width, height=height, labels=labels, boxes=boxes)

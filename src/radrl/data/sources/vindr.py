@@ -17,8 +17,11 @@ Layouts under ``root``::
 
 Coordinates are corner pixels of the original DICOM, so each image's size is read from its
 DICOM header (no pixel decoding), with its ViewPosition when recorded. Rows of class
-"No finding" carry no box. ``labels`` holds 1 for every finding at least one reader boxed
-and ``{"No finding": 1}`` when all readers said no finding.
+"No finding" carry no box. ``labels`` holds 1 for every finding at least one reader boxed,
+under its CheXpert name where one fits (``TO_CHEXPERT``: Pleural effusion -> Pleural Effusion,
+Nodule/Mass -> Lung Lesion, Pleural thickening -> Pleural Other, rib/clavicle fracture ->
+Fracture) and VinDr's name otherwise, and ``"No Finding"``: 1 when all readers said no
+finding, else 0. Boxes keep VinDr's class names.
 
 >>> rows = group_annotations(Path("vinbigdata-train.csv.gz"))                  # doctest: +SKIP
 >>> fuse(rows["9a5094b2563a1ef3ff50dc5c7ff71345"], 2000, 2000)                  # doctest: +SKIP
@@ -33,7 +36,12 @@ from pathlib import Path
 from radrl.data.boxes import Box
 from radrl.data.schema import Sample
 from radrl.data.sources import Skip
-from radrl.data.sources._files import csv_dicts, header_size, pixel_box
+from radrl.data.sources._files import (
+    csv_dicts,
+    header_size,
+    observation_labels,
+    pixel_box,
+)
 from radrl.metrics.grounding import weighted_box_fusion
 
 NAME = "vindr-cxr"
@@ -44,7 +52,10 @@ or the Kaggle (vinbigdata) layout:
   train.csv (or vinbigdata-train.csv[.gz]), train/<image_id>.dicom
 options: iou=0.1 (weighted-box-fusion IoU threshold)"""
 
-NO_FINDING = "No finding"
+NO_FINDING_CLASS = "No finding"
+# VinDr class -> CheXpert observation (the rest keep VinDr's name).
+TO_CHEXPERT = {"Pleural effusion": "Pleural Effusion", "Nodule/Mass": "Lung Lesion",
+               "Pleural thickening": "Pleural Other", "Rib fracture": "Fracture", "Clavicle fracture": "Fracture"}
 _LAYOUTS = [  # (annotation file, split, image folder)
     ("annotations/annotations_train.csv", "train", "train"),
     ("annotations/annotations_test.csv", "test", "test"),
@@ -88,7 +99,7 @@ def fuse(rows: list[tuple[str, dict[str, str]]], width: int, height: int,
         if not name:
             return Skip(where, "malformed row", f"no class_name: {dict(row)}")
         classes.add(name)
-        if name == NO_FINDING:
+        if name == NO_FINDING_CLASS:
             continue
         b = pixel_box(row.get("x_min"), row.get("y_min"), row.get("x_max"), row.get("y_max"), width, height,
                       name, where)
@@ -96,9 +107,8 @@ def fuse(rows: list[tuple[str, dict[str, str]]], width: int, height: int,
             return b
         readers.setdefault((row.get("rad_id") or "").strip() or f"row{k}", []).append(b)
     fused = weighted_box_fusion(list(readers.values()), iou_threshold=iou) if readers else []
-    findings = classes - {NO_FINDING}
-    labels = {c: 1 for c in sorted(findings)} if findings else {NO_FINDING: 1}
-    return fused, labels
+    findings = classes - {NO_FINDING_CLASS}
+    return fused, observation_labels(findings, TO_CHEXPERT, normal=not findings)
 
 
 def read(root: str | Path, iou: str | float = 0.1) -> Iterator[Sample | Skip]:
