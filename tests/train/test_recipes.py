@@ -28,6 +28,15 @@ def test_recipe_parses(path, tmp_path, synth_data):
     assert path.read_text().startswith("#"), "a recipe starts with a header comment"
     command = f"--config recipes/{path.relative_to(REPO / 'recipes')}"
     assert any(command in line for line in header), f"the header gives the launch command with {command}"
+    if path.stem.startswith("four_way"):  # an experiment over a GRPO recipe: check it with its loader
+        from radrl.train.experiment import load_config, plan
+
+        raw = yaml.safe_load(path.read_text())
+        raw["eval_data"] = str(synth_data["test"])
+        raw["grpo_recipe"] = str(REPO / raw["grpo_recipe"])
+        (tmp_path / path.name).write_text(yaml.dump(raw))
+        assert len([s for s in plan(load_config(str(tmp_path / path.name))) if s.argv[0] == "grpo"]) == 4
+        return
     if path.stem == "coldstart":  # `radrl coldstart` options, not a trainer config
         from radrl.train.coldstart import parse_args
 
