@@ -5,6 +5,7 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 
 from radrl.data import prepare as prep
 from radrl.data.boxes import Box
@@ -86,18 +87,22 @@ def test_decode_finds_corrupt_pixels(cxr_data, tmp_path):
 
 @pytest.mark.slow
 def test_conversation_sources(monkeypatch, tmp_path):
+    png = str(tmp_path / "1.png")
+    Image.new("L", (8, 8)).save(png)
+
     def read_conversations(root):
         msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]},
                {"role": "assistant", "content": [{"type": "text", "text": "Normal."}]}]
-        yield {"id": "c1", "images": ["/x/1.png"], "messages": msg}
+        yield {"id": "c1", "images": [png], "messages": msg}
         yield Skip("data.json entry 2", "bad entry", "no conversations")
-        yield {"id": "c2", "images": ["/x/2.png"], "messages": msg, "split": "test"}
-        yield {"id": "c1", "images": ["/x/1.png"], "messages": msg}
+        yield {"id": "c2", "images": [png], "messages": msg, "split": "test"}
+        yield {"id": "c1", "images": [png], "messages": msg}                  # duplicate id
+        yield {"id": "c3", "images": [str(tmp_path / "gone.png")], "messages": msg}  # image not on disk
 
     _fake(monkeypatch, read_conversations=read_conversations)
     s = prep.prepare("fake", tmp_path, tmp_path / "out", progress=False)
     assert s["kind"] == "conversations" and s["written_by_split"] == {"test": 1, "train": 1}
-    assert s["skipped_by_reason"] == {"bad entry": 1, "duplicate id": 1}
+    assert s["skipped_by_reason"] == {"bad entry": 1, "duplicate id": 1, "missing image": 1}
     rows = [json.loads(x) for x in (tmp_path / "out" / "conversations.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["c1", "c2"] and rows[0]["messages"][1]["content"][0]["text"] == "Normal."
     from datasets import load_from_disk

@@ -144,9 +144,15 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool) -> tupl
         if key in seen:
             return Skip(where, "duplicate id", f"id {key!r} was already written; the first one is kept"), None, None
         seen.add(key)
-    if decode and not conversations:
+    images = [img for img in item.get("images") or [] if isinstance(img, str)] if conversations else [item.image]
+    if conversations:   # sample adapters check their images; conversation sources may not
+        missing = [img for img in images if not Path(img).is_file()]
+        if missing:
+            return Skip(where, "missing image", f"{missing[0]} does not exist"), None, None
+    if decode:
         try:
-            load_image(item.image)
+            for img in images:
+                load_image(img)
         except ImageError as e:
             return Skip(where, "unreadable image", str(e)), None, None
     if conversations:
