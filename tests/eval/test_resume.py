@@ -99,7 +99,8 @@ def test_killed_eval_resumes_without_recomputing_or_duplicating(tiny_model_dir, 
     after = read_predictions(pred)
     keys = [(p["task"], p["id"]) for p in after]
     assert len(keys) == len(set(keys)) == total  # no duplicates, nothing missing
-    assert after[:len(before)] == before  # rows done before the kill were kept as they were
+    by_key = {(p["task"], p["id"]): p for p in after}
+    assert all(by_key[(p["task"], p["id"])] == p for p in before)  # rows done before the kill were kept as they were
     run = json.loads((out / "manifest.json").read_text())["generation_runs"][-1]
     assert run["resumed"] == len(before) and run["generated"] == total - len(before)  # nothing recomputed
 

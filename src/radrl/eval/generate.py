@@ -333,12 +333,21 @@ def generate_to_jsonl(backend, rows: list[dict], path: str | Path, max_new_token
 
 
 def completions_in_row_order(rows: list[dict], path: str | Path) -> list[str]:
-    """The completions of ``path`` in the order of ``rows`` (every row must have one)."""
-    by_key = {(line["task"], line["id"]): line["completion"] for line in read_predictions(path)}
+    """The completions of ``path`` in the order of ``rows`` (every row must have one). The file itself is
+    rewritten in row order (atomically) when generation appended it in another order, so finished runs
+    diff cleanly and line up with ``per_sample.jsonl``."""
+    path = Path(path)
+    lines = read_predictions(path)
+    by_key = {(line["task"], line["id"]): line for line in lines}
     missing = [(r["task"], r["id"]) for r in rows if (r["task"], r["id"]) not in by_key]
     if missing:
         raise ValueError(f"{path} lacks {len(missing)} rows (e.g. {missing[:3]}); rerun the evaluation to finish them")
-    return [by_key[(r["task"], r["id"])] for r in rows]
+    ordered = [by_key[(r["task"], r["id"])] for r in rows]
+    if ordered != lines:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(line) + "\n" for line in ordered))
+        tmp.replace(path)
+    return [line["completion"] for line in ordered]
 
 
 def write_predictions(rows: Iterable[dict], completions: list[str], path: str | Path) -> Path:

@@ -88,15 +88,21 @@ def markdown_table(runs: dict[str, dict[str, dict[str, float]]], task: str,
     return "\n".join(lines)
 
 
-def draw_boxes(image: Image.Image | str, pred: list[Box], ref: list[Box], path: str | Path,
-               scale: int = 2) -> Path:
-    """Reference boxes in green, predicted in red, on an upscaled copy of the image."""
+def boxes_image(image: Image.Image | str, pred: list[Box], ref: list[Box], scale: float = 2) -> Image.Image:
+    """Reference boxes in green, predicted in red, on a copy of the image resized by ``scale``."""
     img = (Image.open(image) if isinstance(image, str) else image).convert("RGB")
-    img = img.resize((img.width * scale, img.height * scale))
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
     draw = ImageDraw.Draw(img)
     for boxes, color in ((ref, (0, 200, 0)), (pred, (230, 30, 30))):
         for b in boxes:
             draw.rectangle(b.to_pixels(img.width, img.height), outline=color, width=2)
+    return img
+
+
+def draw_boxes(image: Image.Image | str, pred: list[Box], ref: list[Box], path: str | Path,
+               scale: int = 2) -> Path:
+    """``boxes_image`` saved to ``path``."""
+    img = boxes_image(image, pred, ref, scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
