@@ -268,3 +268,25 @@ def test_drawn_box_stays_on_its_square(tmp_path, size, budget):
     ring = np.ones_like(img, bool)
     ring[max(int(y1) - 3, 0):int(y2) + 3, max(int(x1) - 3, 0):int(x2) + 3] = False
     assert inside.mean() > 240 and img[ring].max() < 30
+
+
+@pytest.mark.slow
+def test_smart_resize_matches_transformers_on_random_sizes():
+    """Property check over random sizes and budgets (the table above holds the named cases)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        smart_resize as reference,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(16, 6000), st.integers(16, 6000), st.integers(1, 64), st.integers(1, 16384))
+    def check(h, w, lo_patches, hi_patches):
+        lo, hi = lo_patches * 32 * 32, max(lo_patches, hi_patches) * 32 * 32
+        if max(h, w) / min(h, w) > 200:
+            return
+        ours = smart_resize(h, w, 32, lo, hi)
+        assert ours == reference(h, w, factor=32, min_pixels=lo, max_pixels=hi)
+        assert ours[0] % 32 == 0 and ours[1] % 32 == 0
+
+    check()

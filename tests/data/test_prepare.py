@@ -66,6 +66,11 @@ def test_duplicates_and_invalid_samples_are_counted(monkeypatch, tmp_path):
     assert [x.id for x in read_jsonl(tmp_path / "out" / "test.jsonl")] == ["d"]
 
 
+def test_limit_stops_after_n_written_rows(cxr_data, tmp_path):
+    s = prep.prepare("rsna", cxr_data / "rsna", tmp_path, fmt="jsonl", limit=5, progress=False)
+    assert s["written"] == 5 and len((tmp_path / "train.jsonl").read_text().splitlines()) == 5
+
+
 def test_strict_stops_at_the_first_skip(cxr_data, tmp_path):
     first = r"BBox_List_2017.csv.gz:2 \(00013118_008.png\): missing image.*--strict"
     with pytest.raises(prep.PrepareError, match=first):
