@@ -154,3 +154,20 @@ def test_lora_recipe_fields_reach_peft(tiny_model_dir, synth_data, tmp_path):
     assert lora_config(RadrlSFTConfig(output_dir=str(tmp_path), model_name_or_path=str(tiny_model_dir),
                                       train_data=str(synth_data["train"]), bf16=False)) is None
     json.dumps(peft_cfg.to_dict(), default=str)  # serialisable: it is written into adapter_config.json
+
+
+@pytest.mark.slow
+def test_tensorboard_gets_the_training_curves(tiny_model_dir, synth_data, tmp_path):
+    """`report_to: [tensorboard]` (the recipes' setting) writes event files with the loss per logged step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from radrl.train.sft import main
+
+    out = tmp_path / "tb"
+    args = [a for a in COMMON if a not in ("--report_to", "none")]
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
+          "--output_dir", str(out), "--max_steps", "2", "--report_to", "tensorboard", *args])
+    events = list(out.rglob("events.out.tfevents*"))
+    assert events, f"no TensorBoard event file under {out}"
+    acc = EventAccumulator(str(events[0].parent)).Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
