@@ -219,7 +219,12 @@ def anatomy_conversation(sample: Sample, rng: random.Random, thinking: bool = Fa
 
 def phrase_conversations(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
                          box_instruction: bool = False) -> list[dict]:
-    """One row per phrase, answered with all of that phrase's boxes (the phrase is not repeated)."""
+    """One row per phrase, answered with all of that phrase's boxes (the phrase is not repeated).
+
+    >>> s = Sample(id="p", image="p.jpg", boxes=[Box(0.6, 0.1, 0.8, 0.2, "Left apical pneumothorax")])
+    >>> phrase_conversations(s, random.Random(0))[0]["solution"]
+    '[0.60, 0.10, 0.80, 0.20]'
+    """
     by_phrase: dict[str, list[Box]] = {}
     for b in sample.boxes:
         if b.label:
@@ -235,7 +240,11 @@ def phrase_conversations(sample: Sample, rng: random.Random, thinking: bool = Fa
 
 
 def detection_answer(sample: Sample, box_format: BoxFormat = "paper") -> str:
-    """Every labelled box: 'Cardiomegaly at [..]; Nodule/Mass at [..] and [..]' (or Qwen JSON), else NO_ABNORMALITY."""
+    """Every labelled box: 'Cardiomegaly at [..]; Nodule/Mass at [..] and [..]' (or Qwen JSON), else NO_ABNORMALITY.
+
+    >>> detection_answer(Sample(id="v", image="v.png", boxes=[Box(0.3, 0.5, 0.7, 0.8, "Cardiomegaly")]), "qwen")
+    '[{"bbox_2d": [300, 500, 700, 800], "label": "Cardiomegaly"}]'
+    """
     boxes = [b for b in sample.boxes if b.label]
     if not boxes:
         return NO_ABNORMALITY
@@ -270,7 +279,13 @@ def conversation(sample: Sample, rng: random.Random, thinking: bool = False, box
     Turns, in order, where the sample has them: report, abnormalities, then up to
     ``max_phrases`` phrase groundings (a "grounded conversation"). The image sits in the first
     user turn; earlier answers are assistant messages in the prompt; the last answer is the
-    completion and the solution; " /think" goes on the last request only."""
+    completion and the solution; " /think" goes on the last request only.
+
+    >>> s = Sample(id="m", image="m.jpg", findings="Small left effusion.", labels={"Pleural Effusion": 1})
+    >>> row = conversation(s, random.Random(0))
+    >>> [m["role"] for m in row["prompt"]], row["solution"]
+    (['user', 'assistant', 'user'], 'Pleural Effusion')
+    """
     turns: list[tuple[str, str]] = []
     if sample.report:
         turns.append((rng.choice(REPORT_PROMPTS), sample.report.strip()))
