@@ -312,17 +312,15 @@ def create_app(config: ServerConfig | None = None):
         if problem:
             return error(*problem)
         refs, hyps = body["references"], body["predictions"]
-        results, cached = {}, 0
-        try:
-            for name in body["metrics"]:
-                b = state.batchers[name]
-                per, hits = await b.score(refs, hyps)
-                results[name] = {"per_sample": per, "versions": b.versions}
-                cached += hits
+        names = list(dict.fromkeys(body["metrics"]))
+        try:  # each metric has its own scorer thread: score them at the same time
+            answers = await asyncio.gather(*(state.batchers[name].score(refs, hyps) for name in names))
         except Exception as e:  # a scorer failure is the server's fault: 500, the client may retry
             log.exception("scoring failed")
             return error(500, f"scorer failed: {type(e).__name__}: {e}")
-        return {"n": len(refs), "results": results, "pid": os.getpid(), "cached": cached}
+        results = {name: {"per_sample": per, "versions": state.batchers[name].versions}
+                   for name, (per, _) in zip(names, answers)}
+        return {"n": len(refs), "results": results, "pid": os.getpid(), "cached": sum(hits for _, hits in answers)}
 
     return app
 
@@ -367,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-items", type=int, default=4096, help="pairs per request")
     p.add_argument("--max-chars", type=int, default=20_000, help="characters per reference or prediction")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="request body size")
-    p.add_argument("--max-batch", type=int, default=512, help="pairs per scorer call when batching requests")
+    p.add_argument("--max-batch", type=int, default=512,
+                   help="a batch takes no more requests once it holds this many pairs (one request may hold more)")
     p.add_argument("--batch-window-ms", type=float, default=0.0,
                    help="how long the first request of a batch waits for more (0: score what is queued at once)")
     p.add_argument("--cache-size", type=int, default=100_000, help="LRU entries per metric and worker; 0: off")
