@@ -77,6 +77,26 @@ def test_mimic_reports_from_zip_equal_unpacked(tmp_path, mimic_root, trees):
     assert [(s.id, s.findings, s.impression) for s in a] == [(s.id, s.findings, s.impression) for s in b]
 
 
+@pytest.mark.parametrize("layout", ["flat", "flat with s", "files folder"])
+def test_mimic_reports_option(mimic_root, tmp_path, layout):
+    """reports=PATH: RadVLM-style filtered reports (flat <study_id>.txt, whole text = findings) or files/ itself."""
+    if layout == "files folder":
+        where = mimic_root / "files"
+    else:
+        where = tmp_path / "filtered"
+        where.mkdir()
+        prefix = "s" if layout == "flat with s" else ""
+        (where / f"{prefix}50414267.txt").write_text("The lungs are clear.\nNo effusion.\n")
+    samples, skips = _split(mimic_cxr.read(mimic_root, reports=str(where)))
+    if layout == "files folder":
+        assert [s.id for s in samples] == [D["a"], D["c"], D["d"], D["g"]]
+    else:
+        # only studies with a filtered report are kept; the text is findings, not sectioned
+        assert [(s.id, s.findings, s.impression) for s in samples] == [(D["a"], "The lungs are clear. No effusion.",
+                                                                        None)]
+        assert _reasons(skips)["missing report"] == 3
+
+
 def test_mimic_split_filter_and_bad_rows(tmp_path, trees):
     root = trees.write_mimic(tmp_path / "m", extra_split_rows=[
         [D["h"], "59999999", "10001111", "train"],      # dicom without metadata

@@ -14,8 +14,10 @@ Layout under ``root`` (the ``mimic-cxr-jpg/2.x.0`` folder)::
     files/p10/p10000032/s50414267.txt         reports, if mimic-cxr-reports.zip was unpacked here
     mimic-cxr-reports.zip                      ... or the zip itself (members files/p10/p10000032/s50414267.txt)
 
-``reports=PATH`` points elsewhere (a folder holding ``files/`` or the zip). Plain ``.csv``
-files are accepted beside ``.csv.gz``.
+``reports=PATH`` points elsewhere: a folder holding ``files/`` (or ``files/`` itself), the zip,
+or a flat folder of ``<study_id>.txt`` as RadVLM's LLM-filtered reports are stored (those
+are plain findings text and go to ``findings`` whole). Plain ``.csv`` files are accepted
+beside ``.csv.gz``.
 
 Images: ``Rows`` is the height and ``Columns`` the width of the JPG (the JPG release keeps
 the DICOM pixel grid), so boxes from MS-CXR or Chest ImaGenome can be normalized without
@@ -30,8 +32,7 @@ Reports are split into sections like the official ``section_parser.py`` of the
 ``FINDINGS`` goes to ``findings``, ``IMPRESSION`` (or ``CONCLUSION``) to ``impression``;
 a report with neither gets its last paragraph as ``impression`` (the official script's
 ``last_paragraph`` fallback). The paper's LLM filter of prior-study references is not
-applied here (it needs an LLM); its output can be read with ``reports=`` if it keeps the
-``files/pXX/pNNNNNNNN/sNNNNNNNN.txt`` layout.
+applied here (it needs an LLM); its output is read with ``reports=``.
 
 Memory: the split, metadata and label tables are held as small per-id dicts (tens of MB
 for the full release); reports are read one study at a time as its images are emitted.
@@ -168,9 +169,12 @@ def section_report(text: str) -> tuple[str | None, str | None]:
 
 
 class _Reports:
-    """Report text by (subject_id, study_id) from an unpacked tree or the zip (random access)."""
+    """Report text by (subject_id, study_id) from an unpacked tree, the zip (random access), or a flat
+    folder of ``<study_id>.txt`` (RadVLM's LLM-filtered reports: plain findings text, no sections)."""
 
     def __init__(self, where: Path):
+        if where.name == "files" and where.is_dir():  # the files/ folder itself was given
+            where = where.parent
         self.where = where
         self.zip = None
         if where.is_file() and where.suffix == ".zip":
@@ -182,15 +186,19 @@ class _Reports:
     def path(self, subject_id: str, study_id: str) -> str:
         return f"files/p{subject_id[:2]}/p{subject_id}/s{study_id}.txt"
 
-    def read(self, subject_id: str, study_id: str) -> str | None:
+    def read(self, subject_id: str, study_id: str) -> tuple[str, bool] | None:
+        """(text, is a flat filtered report) or None when the study has no report here."""
         rel = self.path(subject_id, study_id)
         if self.zip is not None:
             try:
-                return self.zip.read(self.prefix + rel).decode("utf-8", errors="replace")
+                return self.zip.read(self.prefix + rel).decode("utf-8", errors="replace"), False
             except KeyError:
                 return None
-        p = self.where / rel
-        return p.read_text(errors="replace") if p.is_file() else None
+        for p, flat in ((self.where / rel, False), (self.where / f"{study_id}.txt", True),
+                        (self.where / f"s{study_id}.txt", True)):
+            if p.is_file():
+                return p.read_text(errors="replace"), flat
+        return None
 
 
 def _reports(root: Path, reports: str | None) -> _Reports:
@@ -248,12 +256,13 @@ def read(root: str | Path, frontal: str = "all", reports: str | None = None,
         if not kept:
             yield Skip(f"{split_path} study {study}", "no frontal image", f"views {[g[4][0] for g in group]}")
             return
-        text = texts.read(subject, study)
-        if text is None:
+        found = texts.read(subject, study)
+        if found is None:
             yield Skip(f"{texts.where}/{texts.path(subject, study)}", "missing report",
                        "unpack mimic-cxr-reports.zip under the root or pass reports=")
             return
-        findings, impression = section_report(text)
+        text, flat = found
+        findings, impression = (_clean(text) or None, None) if flat else section_report(text)
         if not (findings or impression):
             yield Skip(f"{texts.where}/{texts.path(subject, study)}", "empty report", "no findings or impression")
             return
@@ -283,3 +292,5 @@ def read(root: str | Path, frontal: str = "all", reports: str | None = None,
             continue
         group.append((dicom, subject, study, split, meta[dicom]))
     yield from emit(group)
+    if texts.zip is not None:
+        texts.zip.close()
