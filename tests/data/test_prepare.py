@@ -71,6 +71,32 @@ def test_limit_stops_after_n_written_rows(cxr_data, tmp_path):
     assert s["written"] == 5 and len((tmp_path / "train.jsonl").read_text().splitlines()) == 5
 
 
+@pytest.mark.parametrize("dicom", ["CR-MONO1-10-chest.dcm", "RG1_J2KI.dcm"])   # MONOCHROME1; no meta / JPEG 2000
+def test_dicom_to_png(cxr_data, tmp_path, dicom):
+    """VinDr (Kaggle layout) with a real DICOM: decoded once to a PNG at the budget, boxes unchanged."""
+    import numpy as np
+
+    from radrl.data.images import load_image
+
+    root = tmp_path / "vindr"
+    (root / "train").mkdir(parents=True)
+    shutil.copy(cxr_data / "dicom" / dicom, root / "train" / "img1.dicom")
+    (root / "train.csv").write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+                                    "img1,Cardiomegaly,3,R1,100,200,300,400\n")
+    plain = prep.prepare("vindr-cxr", root, tmp_path / "a", fmt="jsonl", progress=False)
+    s = prep.prepare("vindr-cxr", root, tmp_path / "b", fmt="jsonl", dicom_to_png=True, max_pixels=128 * 128,
+                     progress=False)
+    (before,), (after,) = read_jsonl(tmp_path / "a" / "train.jsonl"), read_jsonl(tmp_path / "b" / "train.jsonl")
+    assert plain["written"] == s["written"] == 1 and after.image == str(tmp_path / "b" / "images" / "img1.png")
+    png = Image.open(after.image)
+    assert png.mode == "L" and png.size == (after.width, after.height) and png.width * png.height <= 128 * 128
+    assert after.boxes == before.boxes and (before.width, before.height) != (after.width, after.height)
+    expect = np.asarray(load_image(before.image, max_pixels=128 * 128))[..., 0]
+    np.testing.assert_array_equal(np.asarray(png), expect)   # the same pixels training would have decoded
+    with pytest.raises(prep.PrepareError, match="--max-pixels only applies"):
+        prep.prepare("vindr-cxr", root, tmp_path / "c", max_pixels=1000, progress=False)
+
+
 def test_strict_stops_at_the_first_skip(cxr_data, tmp_path):
     first = r"BBox_List_2017.csv.gz:2 \(00013118_008.png\): missing image.*--strict"
     with pytest.raises(prep.PrepareError, match=first):

@@ -9,6 +9,7 @@ files the rest of the pipeline already understands. What it writes under ``--out
                              -> ``radrl sft`` / ``radrl eval --data OUT/test.jsonl`` read these directly
     dataset/                 a Hugging Face DatasetDict (``--format hf``, the default; images by path), or
     parquet/<split>.parquet  (``--format parquet``); nothing more with ``--format jsonl``
+    images/<id>.png          with ``--dicom-to-png``: each DICOM decoded once (see ``prepare``)
     skipped.jsonl            one line per skipped row or file: where, reason, detail
     summary.json             rows written (per split), rows skipped by reason, the first skips
 
@@ -36,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from radrl.data.images import ImageError, load_image
+from radrl.data.images import ImageError, is_dicom, load_image
 from radrl.data.schema import Sample
 from radrl.data.sources import SOURCES, Skip, load_source
 
@@ -50,12 +51,18 @@ class PrepareError(RuntimeError):
 
 def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, str] | None = None,
             strict: bool = False, fmt: str = "hf", limit: int | None = None, decode: bool = False,
-            progress: bool = True) -> dict[str, Any]:
+            dicom_to_png: bool = False, max_pixels: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Run one adapter and write its rows; returns the summary (also written to ``summary.json``).
 
     ``decode`` opens every image fully (``load_image``), so corrupt pixel data is found now
     rather than in the middle of training; it is slow (DICOM decoding), so it is off by
     default and adapters only read image headers.
+
+    ``dicom_to_png`` decodes each DICOM sample image once (``load_image``: windowing,
+    MONOCHROME1) into ``OUT/images/<id>.png``, optionally shrunk to ``max_pixels`` with the
+    Qwen3-VL rule, and points the sample at it: training then reads PNGs (Hugging Face's
+    image feature cannot open DICOM, and decoding JPEG 2000 every epoch is slow). Boxes are
+    fractions, so they need no change; ``width``/``height`` become the PNG's.
 
     >>> prepare("tbx11k", "../shared/data/cxr/tbx11k", "/tmp/tbx")["written"]   # doctest: +SKIP
     3
@@ -70,6 +77,9 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kind = "conversations" if conversations else "samples"
+    if max_pixels is not None and not dicom_to_png:
+        raise PrepareError("--max-pixels only applies to --dicom-to-png (other images are referenced, not rewritten)")
+    png_dir = out / "images" if dicom_to_png else None
 
     from tqdm.auto import tqdm
 
@@ -87,7 +97,7 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
             bar.update(1)
             line, split = None, None
             if not isinstance(item, Skip):
-                item, line, split = _check(item, conversations, seen, decode)
+                item, line, split = _check(item, conversations, seen, decode, png_dir, max_pixels)
             if isinstance(item, Skip):
                 if strict:
                     raise PrepareError(f"{item.where}: {item.reason}: {item.detail} "
@@ -125,7 +135,8 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
     return summary
 
 
-def _check(item: Any, conversations: bool, seen: set[str], decode: bool) -> tuple[Any, str | None, str | None]:
+def _check(item: Any, conversations: bool, seen: set[str], decode: bool, png_dir: Path | None = None,
+           max_pixels: int | None = None) -> tuple[Any, str | None, str | None]:
     """A row from an adapter -> (row or Skip, its JSON line, its split)."""
     if conversations:
         if not isinstance(item, dict):
@@ -149,7 +160,12 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool) -> tupl
         missing = [img for img in images if not Path(img).is_file()]
         if missing:
             return Skip(where, "missing image", f"{missing[0]} does not exist"), None, None
-    if decode:
+    if png_dir is not None and not conversations and is_dicom(item.image):
+        try:
+            item = _to_png(item, png_dir, max_pixels)
+        except ImageError as e:
+            return Skip(where, "unreadable image", str(e)), None, None
+    elif decode:
         try:
             for img in images:
                 load_image(img)
@@ -160,6 +176,21 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool) -> tupl
     row = item.to_row()
     row["labels"] = item.labels   # as write_jsonl writes it
     return item, json.dumps(row) + "\n", split
+
+
+def _to_png(sample: Sample, png_dir: Path, max_pixels: int | None) -> Sample:
+    """Decode the sample's DICOM once into ``png_dir/<id>.png`` (8-bit gray unless the DICOM is colour)."""
+    import numpy as np
+
+    img = load_image(sample.image, max_pixels=max_pixels)
+    a = np.asarray(img)
+    if (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
+        img = img.convert("L")
+    png_dir.mkdir(parents=True, exist_ok=True)
+    dest = png_dir / (sample.id.replace("/", "_").replace("\\", "_") + ".png")
+    img.save(dest)
+    sample.image, sample.width, sample.height = str(dest.resolve()), img.width, img.height
+    return sample
 
 
 def _check_options(source: str, reader, options: dict[str, str]) -> None:
@@ -254,6 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--format", default="hf", choices=FORMATS, help="dataset written beside the JSONL (default hf)")
     p.add_argument("--strict", action="store_true", help="stop at the first skipped row instead of counting it")
     p.add_argument("--decode", action="store_true", help="decode every image fully to find corrupt files now (slow)")
+    p.add_argument("--dicom-to-png", action="store_true",
+                   help="decode DICOM images once into OUT/images/<id>.png and point the samples there")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="with --dicom-to-png: shrink the PNGs to this pixel budget (Qwen3-VL rule), e.g. 1048576")
     p.add_argument("--limit", type=int, default=None, help="stop after this many written rows (a quick look)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
@@ -270,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
         options[key] = value
     try:
         summary = prepare(a.source, a.root, a.out, options=options, strict=a.strict, fmt=a.format, limit=a.limit,
-                          decode=a.decode, progress=not a.no_progress)
+                          decode=a.decode, dicom_to_png=a.dicom_to_png, max_pixels=a.max_pixels,
+                          progress=not a.no_progress)
     except PrepareError as e:
         print(f"radrl prepare: error: {e}", file=sys.stderr)
         sys.exit(2)
