@@ -137,3 +137,22 @@ def test_imported_rows_build_a_dataset(radvlm_file, tmp_path):
     Image.new("L", (16, 16)).save(tmp_path / "a.png")
     ds = to_dataset(rows)
     assert len(ds) == 4 and ds[1]["images"][0].size == (16, 16)
+
+
+def test_export_main_writes_the_task_mix(tmp_path, capsys):
+    from radrl.data.schema import write_jsonl
+    from radrl.data.sources.radvlm_json import export_main
+
+    samples = [Sample(id="m1", image=str(tmp_path / "img/m1.jpg"), source="mimic-cxr", findings="Clear lungs.",
+                      labels={"No Finding": 1}),
+               Sample(id="p1", image=str(tmp_path / "img/p1.png"), source="padchest-gr", findings="Cardiomegaly.",
+                      boxes=[Box(0.3, 0.45, 0.78, 0.8, "Cardiomegaly.")])]
+    write_jsonl(samples, tmp_path / "samples.jsonl")
+    out = tmp_path / "llava.json"
+    export_main([str(tmp_path / "samples.jsonl"), "--out", str(out), "--image-root", str(tmp_path)])
+    data = json.loads(out.read_text())
+    # MIMIC: report, classification, conversation; PadChest-GR: phrase grounding x2, conversation x4
+    assert len(data) == 3 + 2 + 4 and "wrote 9 conversations" in capsys.readouterr().out
+    assert {d["image"] for d in data} == {"img/m1.jpg", "img/p1.png"}
+    with pytest.raises(SystemExit):
+        export_main([str(tmp_path / "missing.jsonl"), "--out", str(out)])
