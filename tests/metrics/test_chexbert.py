@@ -22,6 +22,17 @@ from radrl.metrics.chexbert import (
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; on a loaded 2-core machine two threads were 20x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def load_helper():
     spec = importlib.util.spec_from_file_location("tiny_clinical", FIXTURES / "tiny_clinical.py")
     module = importlib.util.module_from_spec(spec)

@@ -11,6 +11,17 @@ from radrl.metrics.radcliq import (
     radcliq_v1,
 )
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; on a loaded 2-core machine two threads were 20x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 # (case, [radgraph, bertscore, chexbert_sim, bleu], expected RadCliQ-v1)
 # RadCliQ = sum_k (x_k - mean_k) / scale_k * coef_k + intercept, with
 # mean  = 0.53792312, 0.61757256, 0.76479421, 0.44738335

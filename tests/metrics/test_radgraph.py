@@ -22,6 +22,17 @@ from radrl.metrics.radgraph import (
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; on a loaded 2-core machine two threads were 20x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def load_helper():
     spec = importlib.util.spec_from_file_location("tiny_clinical", FIXTURES / "tiny_clinical.py")
     module = importlib.util.module_from_spec(spec)
@@ -40,28 +51,48 @@ def no_env(monkeypatch):
     monkeypatch.delenv("RADRL_RADGRAPH_ENCODER", raising=False)
 
 
+REFERENCES = [
+    # RadGraph-XL archive (the paper's model)
+    ("radgraph-xl", "radgraph_reference.json"),
+    # the original RadGraph archive (CXR-Report-Metric's RadCliQ): same network, reports split by another rule
+    ("radgraph", "radgraph_reference_radgraph.json"),
+]
+
+
 @pytest.mark.slow
-def test_matches_the_radgraph_package(tiny_radgraph):
-    # radgraph_reference.json: the radgraph package (0.1.18 code, RadEval's transformers-5 copy) run on the same
-    # tiny checkpoint (make_radgraph_reference.py): every entity, label, span and relation, and the four scores,
-    # must be identical; the last pair is longer than the encoder's 64-piece window (AllenNLP's folding)
-    ref = json.loads((FIXTURES / "radgraph_reference.json").read_text())
-    model = load_radgraph(tiny_radgraph, device="cpu")
+@pytest.mark.parametrize("dataset,fixture", REFERENCES, ids=[r[0] for r in REFERENCES])
+def test_matches_the_radgraph_package(tmp_path, dataset, fixture):
+    # the radgraph package (0.1.18 code, RadEval's transformers-5 copy) run on the same tiny checkpoint
+    # (make_radgraph_reference.py): every entity, label, span and relation, and the four scores, must be
+    # identical; the last pair is longer than the encoder's 64-piece window (AllenNLP's folding)
+    ref = json.loads((FIXTURES / fixture).read_text())
+    folder = load_helper().write_tiny_radgraph(tmp_path / dataset, seed=0, dataset=dataset)
+    model = load_radgraph(folder, device="cpu")
     texts = ref["refs"] + ref["hyps"]
     assert [model.annotate(t) for t in texts] == ref["annotations"]
     assert sum(len(a["entities"]) for a in ref["annotations"]) > 100  # the random model does find entities
-    r = radgraph(ref["refs"], ref["hyps"], model=tiny_radgraph, device="cpu")
+    r = radgraph(ref["refs"], ref["hyps"], model=folder, device="cpu")
     for key in KEYS:
         assert r.per_sample[key] == pytest.approx(ref[key], abs=1e-12), key
         assert r.aggregate[key] == pytest.approx(sum(ref[key]) / len(ref[key]), abs=1e-12)
 
 
-def test_tokenize_like_radgraph_xl():
-    # wordpunct tokens, newlines (real and escaped) become spaces, "%." split
-    assert tokenize_report("Mild edema.\nNo effusion") == ["Mild", "edema", ".", "No", "effusion"]
-    assert tokenize_report("ETT 5cm above carina,\\nstable 10%.") == ["ETT", "5cm", "above", "carina", ",", "stable",
-                                                                       "10", "%", "."]
-    assert tokenize_report("") == []
+TOKENIZE_CASES = [
+    # RadGraph-XL: wordpunct tokens, a real newline becomes a space
+    ("xl_newline", "radgraph-xl", "Mild edema.\nNo effusion", ["Mild", "edema", ".", "No", "effusion"]),
+    # RadGraph-XL: an escaped "\\n" too; "%." is split into "%" and "."
+    ("xl_escaped_percent", "radgraph-xl", "ETT 5cm above carina,\\nstable 10%.",
+     ["ETT", "5cm", "above", "carina", ",", "stable", "10", "%", "."]),
+    # original RadGraph: spaces around / , : . ! ? ( ) only ("-" stays inside words: ",-," in its class is a range)
+    ("original_split", "radgraph", "a/b, c-d (e).", ["a", "/", "b", ",", "c-d", "(", "e", ")", "."]),
+    # nothing to tokenise
+    ("empty", "radgraph-xl", "", []),
+]
+
+
+@pytest.mark.parametrize("case,model_type,text,words", TOKENIZE_CASES, ids=[c[0] for c in TOKENIZE_CASES])
+def test_tokenize_like_radgraph(case, model_type, text, words):
+    assert tokenize_report(text, model_type) == words
 
 
 def ann(*entities):
@@ -136,6 +167,16 @@ def test_missing_encoder_files(no_env, tiny_radgraph, tmp_path):
     shutil.copytree(tiny_radgraph, folder)
     shutil.rmtree(folder / "encoder")
     with pytest.raises(RadGraphModelMissing, match="BiomedNLP-BiomedBERT.*RADRL_RADGRAPH_ENCODER"):
+        load_radgraph(folder, device="cpu")
+
+
+def test_other_radgraph_family_archives_are_refused(no_env, tiny_radgraph, tmp_path):
+    # an EchoGraph vocabulary (another preprocessing, another model): refused by name rather than mis-scored
+    folder = tmp_path / "echograph"
+    shutil.copytree(tiny_radgraph, folder)
+    for f in (folder / "vocabulary").glob("radgraph-xl__*"):
+        f.rename(f.with_name(f.name.replace("radgraph-xl", "echograph")))
+    with pytest.raises(ValueError, match="'echograph'"):
         load_radgraph(folder, device="cpu")
 
 

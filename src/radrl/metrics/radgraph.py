@@ -45,9 +45,13 @@ encoder is uncased, but entity tokens keep their case in ``simple`` and ``partia
 as in ``radgraph``. Each report is one "sentence", as in ``radgraph``; word pieces
 beyond the encoder's ``max_length`` are encoded in further windows, as AllenNLP folds them.
 
-Not verified here: values with the real RadGraph-XL weights (no hub access); the
-computation was checked against the ``radgraph`` package on tiny random checkpoints in
-the real layout (tests/metrics/test_radgraph.py).
+The original RadGraph's archive (``radgraph.tar.gz``, the model CXR-Report-Metric's and
+RadEval's RadCliQ-v1 use) loads the same way; its reports are split as ``radgraph`` splits
+them for that model (a regex around ``/,-:.!?()``) instead.
+
+Not verified here: values with the real weights (no hub access); the computation was
+checked against the ``radgraph`` package on tiny random checkpoints in the real layouts of
+both archives (tests/metrics/test_radgraph.py).
 
 >>> r = radgraph(["No pleural effusion."], ["No effusion."], model="/models/radgraph-xl")  # doctest: +SKIP
 >>> sorted(r.per_sample)  # doctest: +SKIP
@@ -95,9 +99,11 @@ def _missing_message(why: str) -> str:
 # --- text -> words --------------------------------------------------------------------
 
 
-def tokenize_report(text: str) -> list[str]:
+def tokenize_report(text: str, model_type: str = "radgraph-xl") -> list[str]:
     """Words as ``radgraph`` feeds them to RadGraph-XL: ``"Mild edema.\\nNo effusion"`` ->
-    ``['Mild', 'edema', '.', 'No', 'effusion']``."""
+    ``['Mild', 'edema', '.', 'No', 'effusion']`` (``model_type="radgraph"``: the original RadGraph's split)."""
+    if model_type == "radgraph":
+        return re.sub("(?<! )(?=[/,-,:,.,!?()])|(?<=[/,-,:,.,!?()])(?! )", r" ", text).split()
     text = text.replace("\\n", "  ").replace("\\f", "  ").replace("\\u2122", "      ").replace("\n", " ")
     text = text.replace('\\"', "``")
     out = " ".join(_WORDPUNCT.findall(re.sub(r"\s+", " ", text)))
@@ -132,7 +138,7 @@ class RadGraphModel:
         "start_ix", "end_ix", "relations": [[type, "target id"], ...]}, ...}}``."""
         import torch
 
-        words = tokenize_report(text) or ["None"]
+        words = tokenize_report(text, self.namespace) or ["None"]
         with torch.no_grad():
             ner, rel = self._predict(words)
         return {"text": " ".join(words), "entities": _entities(ner, rel, words)}
@@ -244,9 +250,16 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
     from transformers import BertConfig, BertModel, BertTokenizer
 
     namespace, ner_labels, relation_labels = _vocabulary(folder / "vocabulary")
+    if namespace not in ("radgraph-xl", "radgraph"):
+        raise ValueError(f"{folder / 'vocabulary'} is for {namespace!r}; this loader reads the BERT-based "
+                         "radgraph-xl.tar.gz (and the original radgraph.tar.gz), not other RadGraph-family models")
+    enc_config = BertConfig.from_pretrained(str(enc))
+    if enc_config.model_type != "bert":
+        raise ValueError(f"{enc / 'config.json'} is a {enc_config.model_type!r} model; RadGraph-XL's encoder is a "
+                         f"BERT ({bert.get('model_name')})")
     state = torch.load(folder / "weights.th", map_location="cpu", weights_only=True)
     state = state.get("state_dict", state) if isinstance(state, dict) else state
-    encoder_model = BertModel(BertConfig.from_pretrained(str(enc)), add_pooling_layer=any(
+    encoder_model = BertModel(enc_config, add_pooling_layer=any(
         k.startswith(_EMB + "pooler.") for k in state))
     enc_state = {k[len(_EMB):]: v for k, v in state.items() if k.startswith(_EMB)}
     enc_state.pop("embeddings.position_ids", None)  # a buffer older transformers saved; recomputed
@@ -296,7 +309,7 @@ def radgraph(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike 
     return MetricResult(
         aggregate={k: math.fsum(v) / len(v) if v else 0.0 for k, v in per.items()},
         per_sample=per,
-        versions={"radgraph_model": f"{m.folder} (weights.th), encoder files {m.encoder_folder}",
+        versions={"radgraph_model": f"{m.folder} ({m.namespace}, weights.th), encoder files {m.encoder_folder}",
                   "radgraph": "RadGraph-XL in plain torch (radgraph 0.1.18 F1RadGraph reward levels; radgraph_er = "
                               "RadEval RadGraphRadCliQ entity/relation F1 mean); blank text scores 0",
                   "transformers": package_version("transformers"), "torch": package_version("torch")},
