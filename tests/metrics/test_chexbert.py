@@ -90,6 +90,7 @@ def test_identical_reports_score_one(tiny_chexbert):
     assert r.per_sample["chexbert_similarity"] == pytest.approx([1.0, 1.0], abs=1e-9)
     assert set(r.per_sample) == {"chexbert_f1", "chexbert_similarity"}
     assert {"chexbert_f1_micro_14", "chexbert_f1_macro_5", "chexbert_similarity"} <= set(r.aggregate)
+    assert "chexbert.pth (sha256:" in r.versions["chexbert_model"]  # which weights produced the numbers
 
 
 def test_labels_use_radrl_schema(tiny_chexbert):

@@ -138,7 +138,7 @@ def test_blank_text_scores_zero_and_identical_text_one_on_simple(tiny_radgraph):
     assert [r.per_sample[k][0] for k in KEYS[:3]] == [1.0, 1.0, 1.0]
     assert all(r.per_sample[k][1:] == [0.0, 0.0] for k in KEYS)
     assert set(r.per_sample) == set(r.aggregate) == set(KEYS)
-    assert str(tiny_radgraph) in r.versions["radgraph_model"]
+    assert str(tiny_radgraph) in r.versions["radgraph_model"] and "weights.th sha256:" in r.versions["radgraph_model"]
 
 
 def test_metrics_entry_reads_env(tiny_radgraph, monkeypatch):

@@ -52,6 +52,7 @@ from pathlib import Path
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
 from radrl.metrics import MetricResult, check_aligned, package_version
 from radrl.metrics.chexpert import COMMON5, _binary, _counts, _f1
+from radrl.metrics.radgraph import file_fingerprint
 
 __all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "chexbert", "label_reports",
            "load_chexbert"]
@@ -87,6 +88,7 @@ class CheXbertModel:
     heads: list  # 14 (weight, bias) pairs
     tokenizer: object
     device: str
+    fingerprint: str = ""  # of chexbert.pth, for the versions a table records
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> tuple[list[list[float]], list[dict[str, int]]]:
         """[CLS] vectors and CheXpert labels (observation -> 1 / 0 / -1; blank ones absent) of each text."""
@@ -150,7 +152,8 @@ def load_chexbert(model: str | os.PathLike | None = None, device: str | None = N
                              f"{bert.config.hidden_size}; is it CheXbert's checkpoint?")
         heads.append((w.float().to(device), b.float().to(device)))
     loaded = CheXbertModel(folder=folder, bert=bert.to(device).eval(), heads=heads,
-                           tokenizer=BertTokenizer.from_pretrained(str(folder)), device=device)
+                           tokenizer=BertTokenizer.from_pretrained(str(folder)), device=device,
+                           fingerprint=file_fingerprint(path))
     _MODELS[(str(folder), device)] = loaded
     return loaded
 
@@ -186,7 +189,7 @@ def chexbert(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike 
     return MetricResult(
         aggregate=agg,
         per_sample={"chexbert_f1": sample_f1, "chexbert_similarity": similarity},
-        versions={"chexbert_model": str(m.folder / "chexbert.pth"),
+        versions={"chexbert_model": f"{m.folder / 'chexbert.pth'} ({m.fingerprint})",
                   "chexbert": "CheXbert labels, f1chexbert rrg mode (positive/uncertain -> 1), 14 labels incl. No "
                               "Finding and the 5 common ones; macro: empty label F1=0; chexbert_f1 per sample: "
                               "example F1 (1 when both empty); similarity: cosine of [CLS] vectors",

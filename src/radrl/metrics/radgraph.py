@@ -71,7 +71,7 @@ from pathlib import Path
 from radrl.metrics import MetricResult, check_aligned, package_version
 
 __all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "annotate", "f1_scores",
-           "load_radgraph", "radgraph", "tokenize_report"]
+           "file_fingerprint", "load_radgraph", "radgraph", "tokenize_report"]
 
 ENV_VAR = "RADRL_RADGRAPH_MODEL"
 ENCODER_ENV_VAR = "RADRL_RADGRAPH_ENCODER"
@@ -132,6 +132,7 @@ class RadGraphModel:
     max_length: int | None
     namespace: str
     device: str
+    fingerprint: str = ""  # of weights.th, for the versions a table records
 
     def annotate(self, text: str) -> dict:
         """``radgraph``'s annotation of one report: ``{"text", "entities": {"1": {"tokens", "label",
@@ -273,7 +274,7 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
                            tokenizer=BertTokenizer.from_pretrained(str(enc)), heads=heads, ner_labels=ner_labels,
                            relation_labels=relation_labels, max_span_width=max_span_width,
                            spans_per_word=spans_per_word, ff_layers=ff_layers, max_length=bert.get("max_length"),
-                           namespace=namespace, device=device)
+                           namespace=namespace, device=device, fingerprint=file_fingerprint(folder / "weights.th"))
     _check_heads(loaded)
     _MODELS[key] = loaded
     return loaded
@@ -309,7 +310,8 @@ def radgraph(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike 
     return MetricResult(
         aggregate={k: math.fsum(v) / len(v) if v else 0.0 for k, v in per.items()},
         per_sample=per,
-        versions={"radgraph_model": f"{m.folder} ({m.namespace}, weights.th), encoder files {m.encoder_folder}",
+        versions={"radgraph_model": f"{m.folder} ({m.namespace}; weights.th {m.fingerprint}), encoder files "
+                                    f"{m.encoder_folder}",
                   "radgraph": "RadGraph-XL in plain torch (radgraph 0.1.18 F1RadGraph reward levels; radgraph_er = "
                               "RadEval RadGraphRadCliQ entity/relation F1 mean); blank text scores 0",
                   "transformers": package_version("transformers"), "torch": package_version("torch")},
@@ -356,6 +358,18 @@ def f1_scores(ref: dict, hyp: dict) -> tuple[float, float, float, float]:
 
 
 # --- files ----------------------------------------------------------------------------
+
+
+def file_fingerprint(path: Path) -> str:
+    """``"sha256:<first 16 hex> (<bytes> bytes)"``: which weights produced a table, without naming a download.
+    Hashing a 500 MB checkpoint takes a second or two, once per load."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]} ({path.stat().st_size} bytes)"
 
 
 def _model_folder(model: str | os.PathLike | None) -> Path:
