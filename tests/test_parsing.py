@@ -48,8 +48,8 @@ BOX_CASES = [
     # the paper's form with its phrase
     (f"Cardiomegaly at {BOX}.", [((0.38, 0.47, 0.76, 0.62), "Cardiomegaly")], 0),
     # several boxes joined by ", " and " and " share the phrase; a new phrase starts after a comma
-    ("Cardiomegaly at [0.1, 0.1, 0.2, 0.2] and [0.3, 0.3, 0.4, 0.4], pleural effusion is located at "
-     "[0.5, 0.5, 0.9, 0.9].",
+    (("Cardiomegaly at [0.1, 0.1, 0.2, 0.2] and [0.3, 0.3, 0.4, 0.4], pleural effusion is located at "
+     "[0.5, 0.5, 0.9, 0.9]."),
      [((0.1, 0.1, 0.2, 0.2), "Cardiomegaly"), ((0.3, 0.3, 0.4, 0.4), "Cardiomegaly"),
       ((0.5, 0.5, 0.9, 0.9), "pleural effusion")], 0),
     # a bare box has no label; a new sentence does not inherit the previous phrase
