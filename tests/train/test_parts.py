@@ -171,3 +171,28 @@ def test_tensorboard_gets_the_training_curves(tiny_model_dir, synth_data, tmp_pa
     assert events, f"no TensorBoard event file under {out}"
     acc = EventAccumulator(str(events[0].parent)).Reload()
     assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+
+
+@pytest.mark.slow
+def test_grpo_with_lora_saves_adapter_and_merged_model(tiny_model_dir, synth_data, tmp_path):
+    """GRPO through TRL's peft_config path (KL against the adapter-disabled base): the base weights
+    outside the adapted layers are the start's, and the merged folder is a plain checkpoint."""
+    from safetensors.torch import load_file
+
+    from radrl.train.grpo import main
+
+    out = tmp_path / "grpo-lora"
+    args = [a for a in COMMON if a not in ("--per_device_train_batch_size", "4")]
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
+          "--output_dir", str(out), "--max_steps", "1", "--num_generations", "4", "--per_device_train_batch_size", "8",
+          "--max_completion_length", "16", "--tasks", "report", "--rewards", "report_rouge_l", "--beta", "0.01",
+          "--use_lora", "true", "--lora_r", "4", "--freeze_vision_tower", "true", "--freeze_projector", "true", *args])
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert adapter and all("lora_" in k for k in adapter)
+    merged, base = load_file(out / "model.safetensors"), load_file(tiny_model_dir / "model.safetensors")
+    assert merged.keys() == base.keys()
+    assert all(torch.equal(merged[k], base[k]) for k in base if model_part(k) != "language_model")
+    # ROUGE-L differs between the random model's rollouts (unlike 0/1 rewards), so the step has a gradient
+    history = json.loads((out / "log_history.json").read_text())
+    assert next(h["reward_std"] for h in history if "reward_std" in h) > 0
+    assert any(not torch.equal(merged[k], base[k]) for k in base if k.endswith("q_proj.weight"))
