@@ -169,7 +169,7 @@ def test_spread_over_servers_and_one_killed(start_server, radeval_pairs):
 def test_worker_killed_mid_request(start_server, radeval_pairs, tmp_path):
     """A server with two worker processes; the worker scoring a request is killed while the request is in
     flight (the scorer announces itself in a marker file, then pauses): the client's retry lands on a live
-    worker and all steps get exactly their own scores, equal to in-process."""
+    worker, all steps get exactly their own scores, equal to in-process, and a replacement worker starts."""
     marker = tmp_path / "calls.txt"
     server = start_server("--scorer", "slow=scorers_for_tests:slow_chexpert", "--metrics", "--cache-size", "0",
                           workers=2, env={"RADRL_TEST_SCORER_MARKER": str(marker)})
@@ -203,3 +203,9 @@ def test_worker_killed_mid_request(start_server, radeval_pairs, tmp_path):
         assert got == local(completions, **columns)
     later = [int(line.split()[0]) for line in marker.read_text().splitlines()[1:]]
     assert later and victim not in later  # the retry and later steps were scored by live workers
+    # uvicorn's supervisor starts a replacement worker: two live pids again, neither the victim
+    live: set = set()
+    while len(live) < 2 and time.monotonic() < deadline + 60:
+        live.add(httpx.get(f"{server.url}/health", headers={"Connection": "close"}).json()["pid"])
+        time.sleep(0.05)
+    assert len(live) == 2 and victim not in live, live
