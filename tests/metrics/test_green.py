@@ -69,6 +69,8 @@ PARSE_CASES = [
                      "[Matched Findings]:\n0. None."), [4, 0, 0, 0, 0, 0], [0] * 6, 0, True, 0.0),
     # no [Matched Findings] section (answer cut off): 0 and not parsed
     ("truncated", FULL.split("[Matched Findings]")[0], [1, 1, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], 0, False, 0.0),
+    # no error section but matched findings: GREEN counts no errors -> 1.0, yet the answer is flagged unparsed
+    ("no_error_section", "[Matched Findings]:\n2. Edema; effusion.", [0] * 6, [0] * 6, 2, False, 1.0),
     # garbage from an untrained judge: 0, not parsed
     ("garbage", "the the effusion ]]] 17.", [0] * 6, [0] * 6, 0, False, 0.0),
     # Llama end/unknown tokens left in decoded text are removed before parsing

@@ -21,10 +21,10 @@ a fixed format::
 and scores ``matched / (matched + sum of the six significant counts)``, 0 when nothing is
 matched. ``parse_green`` reads the counts with GREEN's own rules (a section that starts
 with "No" counts 0; sub-categories (a)-(f), or (1)-(6); the count is the number after
-": " and before "."). An answer without the "[Matched Findings]" section, or without the
-"[Clinically Significant Errors]" section, scores 0 as in GREEN, and is counted in
-``aggregate["green_unparsed"]`` so that a broken judge shows in the table instead of
-passing as bad reports.
+": " and before "."). As in GREEN, an answer without the "[Matched Findings]" section
+scores 0, and one without the "[Clinically Significant Errors]" section counts no errors;
+either kind is counted in ``aggregate["green_unparsed"]``, so that a broken judge shows in
+the table instead of passing as bad (or perfect) reports.
 
 The judge is either
 
@@ -214,7 +214,7 @@ def green(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike | N
                    "green_unparsed": float(sum(not p.parsed for p in parsed))},
         per_sample={"green": scores},
         versions={**judge, "green": "GREEN prompt and parser (Stanford-AIMI/GREEN, as RadEval 2.2.1); greedy; "
-                                    "unparsed answers score 0 and are counted in green_unparsed"},
+                                    "answers lacking a scored section are counted in green_unparsed"},
     )
 
 
