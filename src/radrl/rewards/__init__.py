@@ -189,7 +189,7 @@ class ReportMetric(_TaskReward):
             raise ValueError(f"reward {self.__name__}: min_chars must be >= 0, got {self.min_chars}")
 
     def __repr__(self) -> str:
-        return (f"ReportMetric({self.__name__!r}, metric={self.metric!r}, key={self.key!r}, sign={self.sign}, "
+        return (f"{type(self).__name__}({self.__name__!r}, metric={self.metric!r}, key={self.key!r}, sign={self.sign}, "
                 f"floor={self.floor}, min_chars={self.min_chars})")
 
     def score(self, parsed: list[Parsed], solutions: list[str]) -> list[float]:
