@@ -143,6 +143,17 @@ def test_equals_in_process_reward_and_refusals(start_server, radeval_pairs, monk
         assert refused.failed_attempts == 0, case
 
 
+def test_hung_server_times_out(start_server):
+    """A server slower than the reward's timeout counts as down: each attempt times out, then the step fails
+    (no fallback) naming the timeout."""
+    server = start_server("--scorer", "slow=scorers_for_tests:slow_chexpert", "--metrics")
+    reward = RemoteReportReward("slow_clinical", "slow", "clinical", servers=[server.url], timeout=0.1, retries=1,
+                                backoff=0.01)
+    with pytest.raises(RemoteScoringError, match="ReadTimeout"):
+        reward([REF], task=["report"], solution=[REF])
+    assert reward.failed_attempts == 2
+
+
 @pytest.mark.slow
 def test_spread_over_servers_and_one_killed(start_server, radeval_pairs):
     """Two servers share every step; one is killed: the next steps retry onto the live one and every
