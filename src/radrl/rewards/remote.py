@@ -145,6 +145,7 @@ class RemoteReportReward(ReportMetric):
             size = min(self.batch_size, per)
             chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
             start, self._turn = self._turn, self._turn + 1
+            self._http()  # made here, once, not by racing pool threads
             pool = self._pool or ThreadPoolExecutor(max(2, len(servers)), thread_name_prefix=self.__name__)
             self._pool = pool
             futures = [pool.submit(self._chunk, c, servers, start + k) for k, c in enumerate(chunks)]
