@@ -187,6 +187,38 @@ def test_chexpert_plus_laterals_and_chexpert_csv_labels(chexpert_plus_root, tmp_
     assert lateral.labels == {"No Finding": 1} and lateral.view is None
 
 
+def test_chexpert_v1_release(tmp_path):
+    """release=chexpert: CheXpert v1.0 train.csv/valid.csv -> label-only samples (the classification set)."""
+    root = tmp_path / "CheXpert-v1.0"
+    root.mkdir()
+    header = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_LABELS]
+    blank = [""] * 14
+    rows = {"train.csv": [
+        ["CheXpert-v1.0/train/patient00001/study1/view1_frontal.jpg", "Female", 68, "Frontal", "AP",
+         "", "", "1.0", "", "", "-1.0", "", "", "", "", "0.0", "", "", "1.0"],
+        ["CheXpert-v1.0/train/patient00001/study1/view2_lateral.jpg", "Female", 68, "Lateral", "",
+         "1.0", *blank[1:]],                                                          # lateral: filtered out
+        ["CheXpert-v1.0/train/patient00002/study1/view1_frontal.jpg", "Male", 40, "Frontal", "PA", *blank],  # no labels
+        ["CheXpert-v1.0/train/patient00003/study1/view1_frontal.jpg", "Male", 40, "Frontal", "PA",
+         "2.0", *blank[1:]]],                                                         # not 1/0/-1
+        "valid.csv": [["CheXpert-v1.0/valid/patient64541/study1/view1_frontal.jpg", "Male", 73, "Frontal", "AP",
+                       "1.0", *blank[1:]]]}
+    for name, rs in rows.items():
+        with (root / name).open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rs)
+    samples, skips = _split(chexpert_plus.read(root, release="chexpert"))
+    assert [(s.id, s.split, s.view) for s in samples] == [("train_patient00001_study1_view1_frontal", "train", "AP"),
+                                                          ("valid_patient64541_study1_view1_frontal", "valid", "AP")]
+    assert samples[0].image == str(root / "train/patient00001/study1/view1_frontal.jpg")
+    assert samples[0].labels == {"Cardiomegaly": 1, "Edema": -1, "Pleural Effusion": 0, "Support Devices": 1}
+    assert (samples[0].findings, samples[0].impression) == (None, None)
+    assert _reasons(skips) == {"no labels": 1, "bad label row": 1}
+    with pytest.raises(ValueError, match="release must be"):
+        list(chexpert_plus.read(root, release="v2"))
+
+
 def test_chexpert_plus_missing_column(tmp_path, trees):
     (tmp_path / "df_chexpert_plus_240401.csv").write_text(",".join(h for h in trees.CHEXPERT_PLUS_HEADER
                                                                      if h != "section_findings") + "\n")

@@ -18,6 +18,11 @@ too. ``images=PATH`` is the folder the ``path_to_image`` values are relative to 
 ``root/PNG`` with ``.png`` when that folder exists, else ``root`` with the paths as written).
 ``frontal=True`` (default, as RadVLM) keeps rows whose ``frontal_lateral`` is ``Frontal``.
 
+``release=chexpert`` reads the original CheXpert v1.0 instead (``root`` = ``CheXpert-v1.0``,
+or ``-small``, holding ``train.csv`` and ``valid.csv``: ``Path, Sex, Age, Frontal/Lateral,
+AP/PA`` + the 14 observations): label-only samples with no report, the paper's CheXpert
+abnormality-classification set (191,027 frontal images). Images are ``root/train/...jpg``.
+
 Not verified against a real copy (we cannot hold one): the label file's key names (we accept
 the 14 CheXpert observation names exactly, and ignore other keys) and whether ``split``
 has values other than train/valid (anything else is skipped and counted).
@@ -45,7 +50,9 @@ EXPECTS = """CheXpert-Plus root:
   df_chexpert_plus_240401.csv (path_to_image, frontal_lateral, ap_pa, split, section_findings, section_impression)
   chexbert_labels/report_fixed.json (JSON lines keyed by path_to_image)
   PNG/<path_to_image with .png>  (or images=PATH)
-options: labels=PATH (JSON lines or CSV with path_to_image/Path + 14 observations), images=PATH, frontal=true|false"""
+or, with release=chexpert, the CheXpert-v1.0 root: train.csv, valid.csv (Path, Frontal/Lateral, AP/PA, 14 labels)
+options: labels=PATH (JSON lines or CSV with path_to_image/Path + 14 observations), images=PATH, frontal=true|false,
+  release=plus|chexpert"""
 
 REPORTS_CSV = "df_chexpert_plus_240401.csv"
 LABELS_JSON = "chexbert_labels/report_fixed.json"
@@ -105,8 +112,42 @@ def read_labels(path: Path) -> tuple[dict[str, dict[str, int]], list[Skip]]:
     return labels, skips
 
 
+def read_chexpert(root: Path, images: Path, frontal: bool) -> Iterator[Sample | Skip]:
+    """CheXpert v1.0 ``train.csv`` / ``valid.csv``: one label-only ``Sample`` per (frontal) image."""
+    tables = [root / f"{split}.csv" for split in ("train", "valid")]
+    if not any(t.is_file() for t in tables):
+        raise FileNotFoundError(f"{root}: no train.csv or valid.csv; point --root at the CheXpert-v1.0 folder")
+    for table in tables:
+        if not table.is_file():
+            yield Skip(str(table), "missing split file", f"no {table.stem} split")
+            continue
+        with table.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ("Path", *CHEXPERT_LABELS) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{table}: missing column(s) {missing}; is this CheXpert's train.csv / valid.csv?")
+            for i, r in enumerate(reader, 2):
+                where = f"{table}:{i}"
+                rel = _rel(r["Path"] or "")
+                if not rel:
+                    yield Skip(where, "no image path", "empty Path")
+                    continue
+                if frontal and r.get("Frontal/Lateral", "Frontal") != "Frontal":
+                    continue
+                try:
+                    labels = {k: v for k in CHEXPERT_LABELS if (v := _value(r[k], where)) is not None}
+                except ValueError as e:
+                    yield Skip(where, "bad label row", str(e))
+                    continue
+                if not labels:
+                    yield Skip(where, "no labels", "every observation is blank")
+                    continue
+                yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(images / rel), source=NAME,
+                             split=table.stem, view=(r.get("AP/PA") or "").strip() or None, labels=labels)
+
+
 def read(root: str | Path, labels: str | None = None, images: str | None = None,
-         frontal: bool | str = True) -> Iterator[Sample | Skip]:
+         frontal: bool | str = True, release: str = "plus") -> Iterator[Sample | Skip]:
     """One ``Sample`` per image row with a findings or impression section.
 
     >>> s = next(x for x in read("/data/chexpert-plus") if isinstance(x, Sample))    # doctest: +SKIP
@@ -115,6 +156,11 @@ def read(root: str | Path, labels: str | None = None, images: str | None = None,
     """
     root = Path(root).absolute()  # image paths in the written JSONL must not depend on its folder
     frontal = str(frontal).lower() not in ("false", "0", "no")
+    if release not in ("plus", "chexpert"):
+        raise ValueError(f"release must be 'plus' (CheXpert-Plus) or 'chexpert' (CheXpert v1.0), got {release!r}")
+    if release == "chexpert":
+        yield from read_chexpert(root, Path(images).absolute() if images else root, frontal)
+        return
     table = root / REPORTS_CSV
     if not table.is_file():
         raise FileNotFoundError(f"{table} not found; download CheXpert-Plus from Stanford AIMI and unpack it here")
