@@ -7,7 +7,10 @@ Starts a server on loopback (``--workers`` processes serving ``--metric``), then
 2. **server, 1 client**: the same requests one at a time over HTTP (the per-request overhead:
    HTTP, JSON, the batching window);
 3. **server, N clients**: ``--clients`` threads, each sending its share of the same
-   requests at once (what several trainer ranks do), each with its own keep-alive connection.
+   requests at once (what several trainer ranks do), each with its own keep-alive connection;
+4. with ``--reward-key``: the GRPO reward (``ReportMetric`` over that per-sample key) on the
+   same batches as completions, in-process and through the server (``remote``), one client:
+   the overhead a trainer sees, parsing included.
 
 A request is ``--batch`` (reference, prediction) pairs cut from the real RadEval impression
 pairs (``reports/radeval_{refs,preds}_chexpert_impression.txt``), ``--requests`` requests in
@@ -19,7 +22,7 @@ are per request. The machine's load average before and after is recorded: on a s
 machine the numbers move with the neighbours' work.
 
     .venv/bin/python bench/reward_server.py [--metric chexpert] [--workers 2] [--clients 8] \\
-        [--requests 400] [--batch 32] [--scorer NAME=module:function]
+        [--requests 400] [--batch 32] [--reward-key clinical] [--scorer NAME=module:function]
 
 Writes ``bench/results/reward_server_<metric>_<workers>w_<clients>c.json`` and prints a summary table.
 """
@@ -125,6 +128,31 @@ def run_clients(url: str, metric: str, batches: list, expected: list, clients: i
     return latencies, time.perf_counter() - start, sum(wrong)
 
 
+def reward_phases(args, batches: list, server: str) -> dict:
+    """The trainer's view: the GRPO reward over ``per_sample[reward_key]`` in-process (``ReportMetric``)
+    and through the server (``remote`` of it), one call per request's batch of completions, one client."""
+    from radrl.rewards import ReportMetric
+    from radrl.rewards.remote import remote
+
+    local = ReportMetric("bench_reward", args.metric, args.reward_key)
+    far = remote(local, servers=[server])
+    out, answers = {}, {}
+    for name, reward in (("reward_in_process", local), ("reward_remote_1_client", far)):
+        latencies, got = [], []
+        start = time.perf_counter()
+        for r, h in batches:
+            completions = [[{"role": "assistant", "content": text}] for text in h]
+            t = time.perf_counter()
+            got.append(reward(completions, task=["report"] * len(h), solution=r))
+            latencies.append(time.perf_counter() - t)
+        out[name] = summary(latencies, time.perf_counter() - start, len(batches) * args.batch)
+        answers[name] = got
+    out["reward_mismatches"] = sum(
+        max(abs(x - y) for x, y in zip(a, b, strict=True)) > args.atol
+        for a, b in zip(answers["reward_in_process"], answers["reward_remote_1_client"], strict=True))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--metric", default="chexpert", help="a radrl.metrics.METRICS name (or the --scorer NAME)")
@@ -135,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--requests", type=int, default=400, help="requests in all, per phase")
     ap.add_argument("--batch", type=int, default=32, help="pairs per request")
     ap.add_argument("--cache-size", type=int, default=0)
+    ap.add_argument("--reward-key", help="also time the GRPO reward over this per-sample key (e.g. clinical) "
+                                         "in-process and through the server")
     ap.add_argument("--atol", type=float, default=0.0,
                     help="allowed difference from in-process values (0: exact; model scorers batched with other "
                          "requests differ by float rounding, e.g. 1e-5 for BERTScore)")
@@ -180,6 +210,9 @@ def main(argv: list[str] | None = None) -> dict:
             latencies, wall, wrong = run_clients(url, args.metric, batches, expected, clients, args.atol)
             phases[f"server_{clients}_clients"] = summary(latencies, wall, args.requests * args.batch)
             mismatches += wrong
+        if args.reward_key:
+            phases.update(reward_phases(args, batches, f"http://127.0.0.1:{port}"))
+            mismatches += phases.pop("reward_mismatches")
         stats = httpx.get(f"http://127.0.0.1:{port}/ready").json()["scorers"][args.metric]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
