@@ -43,6 +43,9 @@ BAD = [
     ("too_long", json.dumps({**OK, "predictions": ["x" * 1001]}), 413, "'predictions'[0] has 1001 characters"),
     # a body over max_body_bytes=20000 (rejected before parsing)
     ("body_too_big", json.dumps({**OK, "pad": "x" * 30_000}), 413, "exceeds 20000"),
+    # the same sent in chunks without a Content-Length: cut off while reading
+    ("chunked_too_big", iter([json.dumps({**OK, "pad": "x" * 30_000}).encode()[i:i + 4096]
+                              for i in range(0, 30_100, 4096)]), 413, "exceeds 20000 bytes"),
 ]
 
 

@@ -32,7 +32,8 @@ values that depend on the pair alone, so keys that depend on the other samples o
 not served (``BATCH_DEPENDENT``: CIDEr-D's IDF is computed over the scored references).
 
 Cache: each worker keeps an LRU of ``(metric, reference, prediction) -> per-sample values``
-(``--cache-size`` entries, default 100,000; 0 disables it), so pairs repeated across GRPO
+(``--cache-size`` entries, default 20,000, about 1 KB each for 235-character reports and two
+values; 0 disables it), so pairs repeated across GRPO
 steps and ranks (short identical answers are common) are scored once per worker.
 
 Limits: ``--max-items`` pairs per request (413), ``--max-chars`` per text (413), a body of
@@ -91,7 +92,7 @@ class ServerConfig:
     max_body_bytes: int = 64 * 2**20
     max_batch: int = 512
     batch_window_ms: float = 0.0
-    cache_size: int = 100_000
+    cache_size: int = 20_000
 
 
 def resolve_scorers(config: ServerConfig) -> dict[str, Callable]:
@@ -301,9 +302,11 @@ def create_app(config: ServerConfig | None = None):
         if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
             return error(413, f"request body of {length} bytes exceeds {config.max_body_bytes}; "
                               "send fewer pairs per request")
-        raw = await request.body()
-        if len(raw) > config.max_body_bytes:
-            return error(413, f"request body of {len(raw)} bytes exceeds {config.max_body_bytes}")
+        raw = bytearray()
+        async for chunk in request.stream():  # a chunked body without a length is cut off at the limit too
+            raw += chunk
+            if len(raw) > config.max_body_bytes:
+                return error(413, f"request body exceeds {config.max_body_bytes} bytes; send fewer pairs per request")
         try:
             body = json.loads(raw)
         except ValueError as e:
@@ -369,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="a batch takes no more requests once it holds this many pairs (one request may hold more)")
     p.add_argument("--batch-window-ms", type=float, default=0.0,
                    help="how long the first request of a batch waits for more (0: score what is queued at once)")
-    p.add_argument("--cache-size", type=int, default=100_000, help="LRU entries per metric and worker; 0: off")
+    p.add_argument("--cache-size", type=int, default=20_000,
+                   help="LRU entries per metric and worker (about 1 KB each for reports); 0: off")
     p.add_argument("--log-level", default="info")
     a = p.parse_args(argv)
 
