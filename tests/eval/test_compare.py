@@ -161,3 +161,20 @@ def test_html_report_renders_in_headless_chromium(runs, tmp_path):
     marker = re.search(r'<body data-images="(\d+)/(\d+)"', dom)
     assert marker, f"the page's load script did not run; DOM starts: {dom[:300]!r}"
     assert marker.groups() == (str(n_images), str(n_images))  # every image decoded (naturalWidth > 0)
+
+
+def test_html_pieces_bars_curves_and_findings(tmp_path):
+    from radrl.eval.html import _findings, _log_series, bars_svg, curves_svg
+
+    svg = bars_svg({"rouge_l": {"A": (0.5, 0.4, 0.6), "B": (0.25, None, None)}}, height=240)
+    assert svg.count("<rect") == 2 + 2  # two bars + two legend swatches
+    assert svg.count("<line") == 5 + 3  # five grid lines + one error bar (A only: B has no interval)
+    assert 'y="105.0" width' in svg  # A's bar top: top margin 10 + plot height 190 * (1 - 0.5)
+    assert curves_svg({}, "empty") == ""  # nothing logged: no plot
+    assert "polyline" in curves_svg({"r": [(1, 0.1), (2, 0.3)]}, "reward")
+    # Findings: cardiomegaly matched, effusion missed, pneumothorax added.
+    chips = _findings("Cardiomegaly. Small left pleural effusion.", "Cardiomegaly. Right pneumothorax.")
+    assert "&#10003; Cardiomegaly" in chips and "missed Pleural Effusion" in chips and "added Pneumothorax" in chips
+    (tmp_path / "log_history.json").write_text("{broken")
+    with pytest.raises(ValueError, match="log_history.json"):
+        _log_series(tmp_path)

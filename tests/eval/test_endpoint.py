@@ -136,3 +136,55 @@ def test_loopback_server_matches_local_generation_and_evaluates(tiny_model_dir, 
     assert via_http == direct
     manifest = json.loads((tmp_path / "http" / "manifest.json").read_text())
     assert manifest["model"]["engine"] == "openai" and manifest["model"]["endpoint"] == server.base_url
+
+
+def test_a_200_that_is_not_json_is_a_clear_error():
+    """A web server that is not an API (an HTML page with status 200)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"<html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ChatClient(f"http://127.0.0.1:{server.server_address[1]}/v1", "m", backoff=0.01)
+        with pytest.raises(EndpointError, match="not JSON"):
+            client.complete([{"role": "user", "content": "x"}])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# (case, make_backend keyword arguments, error type, text of the message)
+BACKEND_ERRORS = [
+    ("openai engine without a URL", {"engine": "openai"}, ValueError, "needs --endpoint"),
+    ("unknown engine", {"engine": "tgi"}, ValueError, "choose hf, vllm or openai"),
+    ("unknown loader", {"engine": "hf", "loader": "magic"}, ValueError, "choose auto, qwen3vl or generic"),
+]
+
+
+@pytest.mark.parametrize("case,kwargs,error,text", BACKEND_ERRORS, ids=[c[0] for c in BACKEND_ERRORS])
+def test_backend_choice_errors_say_the_fix(case, kwargs, error, text):
+    from radrl.eval.generate import make_backend
+
+    with pytest.raises(error, match=text):
+        make_backend("some-model", **kwargs)
+
+
+def test_vllm_engine_without_vllm_says_how_to_get_it():
+    import importlib.util
+
+    from radrl.eval.generate import make_backend
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here; the import guard is for machines without it")
+    with pytest.raises(ImportError, match="pip install vllm"):
+        make_backend("some-model", engine="vllm")

@@ -178,7 +178,11 @@ class ChatClient:
                 problem = f"{type(e).__name__}: {e}"
             else:
                 if r.status_code < 400:
-                    return r.json()
+                    try:
+                        return r.json()
+                    except ValueError:
+                        raise EndpointError(f"{method} {url} answered HTTP {r.status_code} with a body that is not "
+                                            f"JSON: {r.text[:200]!r}; is the URL an OpenAI-compatible /v1 base?") from None
                 problem = f"HTTP {r.status_code}: {r.text[:300]}"
                 if r.status_code not in RETRY_STATUS:
                     raise EndpointError(f"{method} {url} failed with {problem}; check the model name, the API key "
