@@ -406,10 +406,14 @@ def main(argv: list[str] | None = None) -> None:
     if a.workers == 1:
         uvicorn.Server(config).run()
         return
-    # the supervisor uvicorn.run uses for workers > 1; it restarts dead workers
+    # the supervisor uvicorn.run uses for workers > 1; it restarts dead workers (uvicorn >= 0.30). Until
+    # about 0.4x it also took the worker function as target=, later versions build it themselves.
+    import inspect
+
     from uvicorn.supervisors import Multiprocess
 
-    Multiprocess(config, sockets=[_listen(a.host, a.port)]).run()
+    target = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
+    Multiprocess(config, sockets=[_listen(a.host, a.port)], **target).run()
 
 
 def _listen(host: str, port: int) -> socket.socket:
