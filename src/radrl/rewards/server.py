@@ -406,8 +406,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.workers == 1:
         uvicorn.Server(config).run()
         return
-    # the supervisor uvicorn.run uses for workers > 1; it restarts dead workers (uvicorn >= 0.30). Until
-    # about 0.4x it also took the worker function as target=, later versions build it themselves.
+    # the supervisor uvicorn.run uses for workers > 1; it restarts dead workers (uvicorn >= 0.30). Older
+    # versions (0.37 among them) take the worker function as target=; 0.54 builds it itself.
     import inspect
 
     from uvicorn.supervisors import Multiprocess
