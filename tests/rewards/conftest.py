@@ -44,7 +44,11 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "radrl.cli", "reward-server", "--port", str(self.port),
                                       "--workers", str(workers), "--log-level", "warning", *args],
                                      env=full_env, start_new_session=True)
-        self.wait_ready(timeout, workers)
+        try:
+            self.wait_ready(timeout, workers)
+        except BaseException:
+            self.stop()  # never leave a server behind when it did not come up
+            raise
 
     def wait_ready(self, timeout: float, workers: int = 1) -> None:
         """Until /ready answers 200 (each worker loads on its own; ask until we have seen ``workers`` ready pids)."""

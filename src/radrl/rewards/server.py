@@ -1,7 +1,7 @@
 """``radrl reward-server``: the clinical scorers as an HTTP service, outside the trainer.
 
 Why: a model-based reward (RadCliQ needs RadGraph, CheXbert and BERTScore models) loaded
-inside every GRPO training process costs GPU memory once per rank, loads twice and stalls
+inside every GRPO training process costs GPU memory and load time once per rank and stalls
 the step while it scores. The paper ran its RadCliQ reward on a separate node of reward
 workers; this is that node. Each worker process loads the configured scorers once, at
 start-up, and serves ``POST /score``; the trainer's reward (``radrl.rewards.remote``)
@@ -27,14 +27,15 @@ queue up while it is busy (from any client) are scored together in its next call
 ``--max-batch`` pairs, so under load a GPU scorer sees batches from many trainer ranks at
 once, and an idle server adds no wait. ``--batch-window-ms`` (default 0) makes the first
 request of a batch wait that long for company: worth a few ms for GPU scorers whose clients
-arrive staggered, a pure latency cost otherwise (docs/reward-server.md). This is only valid for per-sample
-values that depend on the pair alone, so keys that depend on the other samples of a call are
-not served (``BATCH_DEPENDENT``: CIDEr-D's IDF is computed over the scored references).
+arrive staggered, a pure latency cost otherwise (docs/reward-server.md). Batching is only
+valid for per-sample values that depend on the pair alone, so keys that depend on the other
+samples of a call are not served (``BATCH_DEPENDENT``: CIDEr-D's IDF is computed over the
+scored references).
 
 Cache: each worker keeps an LRU of ``(metric, reference, prediction) -> per-sample values``
 (``--cache-size`` entries, default 20,000, about 1 KB each for 235-character reports and two
-values; 0 disables it), so pairs repeated across GRPO
-steps and ranks (short identical answers are common) are scored once per worker.
+values; 0 disables it), so pairs repeated across GRPO steps and ranks (short identical
+answers are common) are scored once per worker.
 
 Limits: ``--max-items`` pairs per request (413), ``--max-chars`` per text (413), a body of
 at most ``--max-body-mb`` (413); malformed JSON or fields are 400 / 422 with the row named;
