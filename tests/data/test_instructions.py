@@ -131,6 +131,9 @@ def _vindr(boxes=True):
     (_vindr(boxes=False), "detection", [("detection", "detection", NO_ABNORMALITY)]),
     # an unlabelled image without boxes says nothing about normality: no row
     (Sample(id="u", image="u.png"), "detection", []),
+    # labelled, no CheXpert positive, but the dataset does not call it normal (TBX11K "sick", RSNA
+    # "not normal"): never taught "No abnormalities"
+    (Sample(id="s", image="s.png", labels={"No Finding": 0}), "detection", []),
 ])
 def test_task_rows(sample, task, expected):
     rows = build_conversations([sample], tasks=[task])

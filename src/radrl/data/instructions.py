@@ -268,8 +268,10 @@ def detection_conversation(sample: Sample, rng: random.Random, thinking: bool = 
 
 
 def _says_normal(sample: Sample) -> bool:
-    """A sample we may call normal: labelled, and nothing positive or uncertain."""
-    return bool(sample.labels) and not _positives(sample)
+    """A sample we may call normal: the dataset says so ("No Finding": 1) and nothing is positive or
+    uncertain. Labels that merely lack CheXpert positives are not enough: a TBX11K "sick" image or an
+    RSNA "No Lung Opacity / Not Normal" image has none, and must not be taught "No abnormalities"."""
+    return sample.labels.get(NO_FINDING) == 1 and not _positives(sample)
 
 
 def conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
