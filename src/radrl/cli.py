@@ -7,6 +7,7 @@
     radrl grpo         GRPO from a YAML recipe (+ overrides)
     radrl eval         generate, parse, score and write metrics for a model on a split
     radrl prepare      read a dataset in its published layout into samples (radrl prepare --list)
+    radrl export-llava samples JSONL -> the paper's task mix -> LLaVA / RadVLM JSON
     radrl coldstart    teacher thinking traces -> validated cold-start SFT data
     radrl score        score a file of generated reports against references with chosen metrics
     radrl label        CheXpert labels (1/0/-1/blank) for a file of reports, as CSV
@@ -64,7 +65,9 @@ def _eval(argv: list[str]) -> None:
     p.add_argument("--data", required=True, help="samples JSONL (e.g. runs/demo/data/test.jsonl)")
     p.add_argument("--out", required=True, help="output folder for predictions, metrics, images and manifest.json")
     p.add_argument("--name", default=None, help="run name in tables (default: the model folder name)")
-    p.add_argument("--tasks", nargs="+", default=["report", "grounding"], choices=["report", "grounding"])
+    p.add_argument("--tasks", nargs="+", default=["report", "grounding"],
+                   choices=["report", "grounding", "anatomy_grounding", "phrase_grounding", "detection"],
+                   help="grounding = abnormality grounding; the grounding kinds are also scored separately")
     p.add_argument("--engine", default="hf", choices=["hf", "vllm", "openai"],
                    help="hf: transformers generate; vllm: vLLM offline engine (if installed); openai: --endpoint")
     p.add_argument("--endpoint", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
@@ -136,7 +139,8 @@ def _lazy(module: str, function: str = "main"):
 
 
 VERBS = {"demo": _demo, "synth-data": _synth_data, "tiny-model": _tiny_model, "sft": _sft, "grpo": _grpo,
-         "eval": _eval, "prepare": _lazy("radrl.data.prepare"), "coldstart": _lazy("radrl.train.coldstart"),
+         "eval": _eval, "prepare": _lazy("radrl.data.prepare"),
+         "export-llava": _lazy("radrl.data.sources.radvlm_json", "export_main"), "coldstart": _lazy("radrl.train.coldstart"),
          "score": _lazy("radrl.metrics.cli", "score_main"), "label": _lazy("radrl.metrics.cli", "label_main"),
          "compare": _lazy("radrl.eval.compare"), "reward-server": _lazy("radrl.rewards.server")}
 
