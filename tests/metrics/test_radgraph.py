@@ -70,6 +70,8 @@ def test_matches_the_radgraph_package(tmp_path, dataset, fixture):
     model = load_radgraph(folder, device="cpu")
     texts = ref["refs"] + ref["hyps"]
     assert [model.annotate(t) for t in texts] == ref["annotations"]
+    # batched (padded windows through the encoder together): the same annotations
+    assert model.annotate_many(texts, batch_size=5) == ref["annotations"]
     assert sum(len(a["entities"]) for a in ref["annotations"]) > 100  # the random model does find entities
     r = radgraph(ref["refs"], ref["hyps"], model=folder, device="cpu")
     for key in KEYS:
