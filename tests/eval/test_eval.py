@@ -77,15 +77,28 @@ def test_draw_boxes_colours_the_right_pixels(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_writes_predictions_metrics_and_images(tiny_model_dir, synth_data, tmp_path):
-    from radrl.eval.run import evaluate
+    from radrl.data.instructions import build_conversations
+    from radrl.data.schema import read_jsonl
+    from radrl.eval.run import EVAL_TASKS, evaluate
 
-    agg = evaluate(str(tiny_model_dir), str(synth_data["test"]), str(tmp_path), batch_size=4,
+    agg = evaluate(str(tiny_model_dir), str(synth_data["test"]), str(tmp_path), batch_size=8, tasks=EVAL_TASKS,
                    max_new_tokens={"report": 8, "grounding": 8}, device="cpu")
     assert set(agg) == {"report", "grounding"}
+    # Every built row is either scored or counted as skipped (detection rows without boxes have no scorer),
+    # and each grounding kind gets its own metrics.
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    built = build_conversations(read_jsonl(synth_data["test"]), tasks=EVAL_TASKS, seed=1)
+    skipped = manifest["data"]["skipped_rows"].get("count_per_task", {})
+    assert manifest["data"]["rows"] + sum(skipped.values()) == len(built)
+    assert set(skipped) <= {"detection"}
+    kinds = {f"grounding/{r['kind']}" for r in built if r["task"] == "grounding" and r.get("kind")}
+    assert kinds and kinds == set(manifest["data"]["rows_per_kind"])
+    assert manifest["status"] == "complete" and manifest["software"]["packages"]["torch"].startswith("2.13")
     preds = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == agg["report"]["n"] + agg["grounding"]["n"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["tasks"]["grounding"]["aggregate"]["soft_f1"] == agg["grounding"]["soft_f1"]
+    assert kinds <= set(metrics["tasks"])
     low, high = metrics["tasks"]["grounding"]["ci"]["soft_f1"]  # seeded 95% bootstrap interval
     assert low <= agg["grounding"]["soft_f1"] <= high
     assert "rouge_l" in metrics["tasks"]["report"]["ci"] and "bleu" in metrics["tasks"]["report"]["no_ci"]

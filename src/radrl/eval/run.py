@@ -43,6 +43,10 @@ from radrl.parsing import parse
 SOFTWARE = ("radrl", "torch", "transformers", "trl", "peft", "accelerate", "numpy", "pillow", "vllm", "httpx",
             "bert-score", "pycocoevalcap")
 N_RESAMPLES, BOOT_SEED = 2000, 0
+# Row tasks ``radrl.eval.score`` scores; the build tasks anatomy_grounding and phrase_grounding give
+# task="grounding" rows with kind="anatomy" / "phrase", scored as grounding and per kind.
+SCORED_TASKS = ("report", "grounding")
+EVAL_TASKS = ("report", "grounding", "anatomy_grounding", "phrase_grounding", "detection")
 
 
 def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("report", "grounding"),
@@ -67,12 +71,17 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = build_conversations(read_jsonl(data), tasks=tasks, seed=seed, thinking=thinking,
                                box_instruction=box_instruction)
+    # Rows of a task no scorer reads (e.g. "detection" rows of images without boxes) are counted, not generated.
+    skipped = _count(r["task"] for r in rows if r["task"] not in SCORED_TASKS)
+    rows = [r for r in rows if r["task"] in SCORED_TASKS]
     n_all = len(rows)
     rows = rows[:max_rows] if max_rows else rows
     if not rows:
-        raise ValueError(f"{data} gives no rows for tasks {tasks}; check the file and the tasks")
-    limits = task_limits(max_new_tokens)
-    limits = {t: limits[t] for t in tasks}
+        raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}); check the "
+                         "file and the tasks")
+    if skipped:
+        print(f"skipped rows no scorer reads: {skipped} (recorded in manifest.json)")
+    limits = {t: v for t, v in task_limits(max_new_tokens).items() if any(r["task"] == t for r in rows)}
     if endpoint and engine == "hf":
         engine = "openai"
     manifest = {
@@ -80,7 +89,8 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
         "name": name or Path(model_path).name,
         "model": _model_info(model_path, engine, endpoint, loader),
         "data": {"path": str(data), "sha256": _sha256(data), "tasks": list(tasks), "prompt_seed": seed,
-                 "rows_available": n_all, "max_rows": max_rows},
+                 "rows_available": n_all, "max_rows": max_rows,
+                 "skipped_rows": {"count_per_task": skipped, "reason": "no scorer for the task"} if skipped else {}},
         "decoding": {"greedy": temperature == 0, "temperature": temperature, "top_p": top_p,
                      "max_new_tokens": limits, "thinking": thinking, "box_instruction": box_instruction,
                      "min_pixels": min_pixels, "max_pixels": max_pixels},
