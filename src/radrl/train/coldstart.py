@@ -303,7 +303,10 @@ def main(argv: list[str] | None = None) -> dict:
         with ChatClient(base_url, model=args.teacher_model or "", timeout=args.timeout, max_retries=args.max_retries,
                         concurrency=args.concurrency) as client:
             if not client.model:
-                client.model = client.models()[0]
+                served = client.models()
+                if not served:
+                    raise ValueError(f"{base_url}/models lists no model; pass --teacher_model NAME")
+                client.model = served[0]
             counts = ask_teacher(client, rows, out / "traces.jsonl", args.max_tokens, args.temperature, args.seed)
     finally:
         if server:
