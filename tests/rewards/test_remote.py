@@ -133,6 +133,12 @@ def test_equals_in_process_reward_and_refusals(start_server, radeval_pairs, monk
     for completions, columns in steps((radeval_pairs[0][:40], radeval_pairs[1][:40]), 20):
         assert reward(completions, **columns) == local(completions, **columns)
     assert reward.failed_attempts == 0 and reward.versions == chexpert_f1([REF], [REF]).versions
+    # client cache on: the second identical step sends nothing (its only server is now a dead port)
+    cached = remote(REWARDS["report_clinical"], servers=[server.url], cache_size=100, retries=0)
+    completions, columns = next(steps((radeval_pairs[0][:8], radeval_pairs[1][:8]), 8))
+    first = cached(completions, **columns)
+    cached.servers = [dead_url()]
+    assert cached(completions, **columns) == first and cached.failed_attempts == 0
     # (case, change, words): refusals are 4xx, raised on the first attempt
     for case, metric, token, words in [("unserved_metric", "radgraph", "s3cret", "not served here"),
                                        ("wrong_token", "chexpert", "nope", "HTTP 401")]:
