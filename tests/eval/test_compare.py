@@ -117,7 +117,9 @@ def test_comparison_tables_from_two_fixed_runs(runs, tmp_path):
 
 def test_published_rows_match_paper_md(cxr_data):
     """PUBLISHED is a copy of paper.md's headline tables; any drift fails here."""
-    paper = (cxr_data.parents[1] / "docs" / "paper.md").read_text()
+    path = cxr_data.parents[1] / "docs" / "paper.md"  # shared/docs/paper.md beside shared/data/cxr
+    assert path.exists(), f"{path} missing: the shared folder should hold docs/paper.md next to data/cxr"
+    paper = path.read_text()
     for model, values in PUBLISHED["report"].items():
         assert f"| {model} | " + " | ".join(f"{v:.2f}" if i == 6 else f"{v:.1f}" for i, v in enumerate(values)) \
             + " |" in paper, model

@@ -315,7 +315,13 @@ def compare(specs: list[str], out: str | Path, published: bool = False, baseline
     if html:
         from radrl.eval.html import write_html
 
-        write_html(runs, payload, out / "report.html", logs=logs or {}, n_examples=n_examples)
+        logs = dict(logs or {})
+        for r in runs:  # a run of one of our checkpoints: its training log sits in the checkpoint folder
+            found = Path(str(r.manifest.get("model", {}).get("id", ""))) / "log_history.json"
+            if r.name not in logs and r.manifest.get("model", {}).get("engine") == "hf" and found.is_file():
+                logs[r.name] = str(found)
+        payload["logs"] = logs
+        write_html(runs, payload, out / "report.html", logs=logs, n_examples=n_examples)
     return payload
 
 
@@ -401,7 +407,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--published", action="store_true", help="add the paper's numbers as reference rows")
     p.add_argument("--baseline", default=None, help="run the paired tests compare against (default: the first)")
     p.add_argument("--logs", nargs="*", default=[],
-                   help="NAME=log_history.json of training runs, for reward and length curves in the HTML")
+                   help="NAME=log_history.json of training runs, for reward and length curves in the HTML "
+                        "(found by itself in the checkpoint folder of a run evaluated with --engine hf)")
     p.add_argument("--examples", type=int, default=8, help="examples per task in the HTML report")
     p.add_argument("--no-html", action="store_true")
     a = p.parse_args(argv)
