@@ -104,3 +104,36 @@ def test_killed_eval_resumes_without_recomputing_or_duplicating(tiny_model_dir, 
     run = json.loads((out / "manifest.json").read_text())["generation_runs"][-1]
     assert run["resumed"] == len(before) and run["generated"] == total - len(before)  # nothing recomputed
 
+
+
+_MANIFEST = {"model": {"id": "m", "engine": "hf", "endpoint": None, "loader": "auto", "files": {"w": [1, "t0"]}},
+             "decoding": {"temperature": 0.0}, "data": {"sha256": "abc", "tasks": ["report"], "prompt_seed": 1},
+             "generation_runs": [{"generated": 3}]}
+
+# (case, change to the new settings, expected: earlier runs kept, [] after a restart, or the error text)
+RESUME_CASES = [
+    ("same settings: resume, earlier runs kept", {}, [{"generated": 3}]),
+    ("max_rows grows: still resumes", {"data": {**_MANIFEST["data"], "max_rows": 9}}, [{"generated": 3}]),
+    ("other decoding: refused", {"decoding": {"temperature": 0.7}}, "different decoding"),
+    ("other data file: refused", {"data": {**_MANIFEST["data"], "sha256": "def"}}, "different data.sha256"),
+    ("other model id: refused", {"model": {**_MANIFEST["model"], "id": "n"}}, "different model.id"),
+    ("same folder retrained: starts over, old predictions kept aside",
+     {"model": {**_MANIFEST["model"], "files": {"w": [1, "t1"]}}}, []),
+]
+
+
+@pytest.mark.parametrize("case,change,expect", RESUME_CASES, ids=[c[0] for c in RESUME_CASES])
+def test_rerun_settings_resume_refuse_or_restart(tmp_path, case, change, expect):
+    from radrl.eval.run import _check_resume
+
+    (tmp_path / "manifest.json").write_text(json.dumps(_MANIFEST))
+    (tmp_path / "predictions.jsonl").write_text(_line(0) + "\n")
+    new = {**_MANIFEST, **change}
+    if isinstance(expect, str):
+        with pytest.raises(ValueError, match=expect):
+            _check_resume(tmp_path / "manifest.json", new)
+        return
+    assert _check_resume(tmp_path / "manifest.json", new) == expect
+    restarted = expect == []
+    assert (tmp_path / "predictions.jsonl").exists() != restarted
+    assert (tmp_path / "predictions.stale.jsonl").exists() == restarted

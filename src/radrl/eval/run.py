@@ -154,11 +154,17 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
 
 
 # Settings that must match for a rerun into the same folder to resume (max_rows may grow).
-_RESUME_KEYS = (("model",), ("decoding",), ("data", "sha256"), ("data", "tasks"), ("data", "prompt_seed"))
+_RESUME_KEYS = (("model", "id"), ("model", "engine"), ("model", "endpoint"), ("model", "loader"), ("decoding",),
+                ("data", "sha256"), ("data", "tasks"), ("data", "prompt_seed"))
 
 
 def _check_resume(path: Path, new: dict) -> list[dict]:
-    """The earlier generation runs recorded in ``path``, after checking their settings match ``new``."""
+    """The earlier generation runs recorded in ``path``, after checking their settings match ``new``.
+
+    Another decoding setting, data file or task list is a mistake to stop on. The same model id
+    with other weights (the checkpoint folder was trained again: file sizes or modification
+    times differ) makes the old predictions stale: they are moved to ``predictions.stale.jsonl``
+    and generation starts over, so ``radrl demo`` can run twice into one folder."""
     if not path.exists():
         return []
     old = json.loads(path.read_text())
@@ -170,6 +176,13 @@ def _check_resume(path: Path, new: dict) -> list[dict]:
             raise ValueError(f"{path.parent} holds an evaluation with a different {'.'.join(keys)} ({a} vs now {b}); "
                              "resuming would mix two settings in one predictions.jsonl: pass a new --out folder, "
                              "or delete that folder to start over")
+    if old.get("model", {}).get("files") != new["model"].get("files"):
+        predictions = path.parent / "predictions.jsonl"
+        if predictions.exists():
+            predictions.replace(path.parent / "predictions.stale.jsonl")
+        print(f"{new['model']['id']} has other weights than when {predictions} was written: starting over "
+              "(old predictions moved to predictions.stale.jsonl)")
+        return []
     return old.get("generation_runs", [])
 
 
@@ -182,7 +195,10 @@ def _model_info(model: str, engine: str, endpoint: str | None, loader: str) -> d
             cfg = json.loads(config.read_text())
             info["model_type"] = cfg.get("model_type")
             info["config_sha256"] = _sha256(config)
-        info["files"] = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+        # Size and modification time of every file: retraining into the same folder changes them.
+        info["files"] = {p.name: [p.stat().st_size, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(p.stat().st_mtime))
+                                  + f".{p.stat().st_mtime_ns % 10**9:09d}Z"]
+                         for p in sorted(folder.iterdir()) if p.is_file()}
     return info
 
 
