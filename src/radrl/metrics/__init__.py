@@ -80,6 +80,8 @@ def _lazy(module: str, function: str) -> Callable[[list[str], list[str]], Metric
 # Report metrics, name -> (refs, hyps) -> MetricResult.
 METRICS: dict[str, Callable[[list[str], list[str]], MetricResult]] = {
     "text": _lazy("text", "score_text"),
+    "rouge_l": _lazy("text", "score_rouge_l"),  # the same ROUGE-L as "text", alone (cheaper for rewards)
+    "gleu": _lazy("text", "score_gleu"),  # the same GLEU as "text", alone
     "chexpert": _lazy("chexpert", "chexpert_f1"),
     "meteor": _lazy("text", "score_meteor"),  # needs the `meteor` extra (pycocoevalcap + Java) or WordNet
     "bertscore": _lazy("bertscore", "bertscore"),  # needs bert-score and a local model (RADRL_BERTSCORE_MODEL)

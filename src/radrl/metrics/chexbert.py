@@ -51,7 +51,7 @@ from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
 from radrl.metrics import MetricResult, check_aligned, package_version
-from radrl.metrics.chexpert import COMMON5, _binary, _counts, _f1
+from radrl.metrics.chexpert import label_f1
 from radrl.metrics.radgraph import file_fingerprint
 
 __all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "chexbert", "label_reports",
@@ -173,16 +173,8 @@ def chexbert(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike 
     vectors, labels = m.encode(unique, batch_size)
     at = {t: i for i, t in enumerate(unique)}
     ref_i, hyp_i = [at[r] for r in refs], [at[h] for h in hyps]
-    ref_bin = [_binary(labels[i]) for i in ref_i]
-    hyp_bin = [_binary(labels[i]) for i in hyp_i]
-    agg: dict[str, float] = {}
-    for suffix, names in (("14", CHEXPERT_LABELS), ("5", COMMON5)):
-        idx = [CHEXPERT_LABELS.index(n) for n in names]
-        counts = [_counts([r[i] for r in ref_bin], [h[i] for h in hyp_bin]) for i in idx]
-        tp, fp, fn = (sum(c[k] for c in counts) for k in range(3))
-        agg[f"chexbert_f1_micro_{suffix}"] = _f1(tp, fp, fn)
-        agg[f"chexbert_f1_macro_{suffix}"] = math.fsum(_f1(*c) for c in counts) / len(counts)
-    sample_f1 = [_f1(*_counts(r, h)) if any(r) or any(h) else 1.0 for r, h in zip(ref_bin, hyp_bin)]
+    f1s, sample_f1 = label_f1([labels[i] for i in ref_i], [labels[i] for i in hyp_i])
+    agg = {f"chexbert_f1_{avg}_{n}": v for (avg, n), v in f1s.items()}
     similarity = [_cosine(vectors[a], vectors[b]) for a, b in zip(ref_i, hyp_i)]
     for name, values in (("chexbert_f1", sample_f1), ("chexbert_similarity", similarity)):
         agg[name] = math.fsum(values) / len(values) if values else 0.0

@@ -58,7 +58,7 @@ from typing import Sequence
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
 from radrl.metrics import MetricResult, check_aligned
 
-__all__ = ["COMMON5", "LABELER_VERSION", "MAX_REPORT_CHARS", "chexpert_f1", "clinical_score", "label_report",
+__all__ = ["COMMON5", "LABELER_VERSION", "MAX_REPORT_CHARS", "chexpert_f1", "clinical_score", "label_f1", "label_report",
            "label_reports"]
 
 LABELER_VERSION = "radrl-rules-2"
@@ -427,17 +427,9 @@ def chexpert_f1(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
     """
     check_aligned(refs, hyps)
     ref_labels, hyp_labels = label_reports(refs), label_reports(hyps)
-    ref_bin = [_binary(lab) for lab in ref_labels]
-    hyp_bin = [_binary(lab) for lab in hyp_labels]
-    agg: dict[str, float] = {}
-    for suffix, names in (("14", CHEXPERT_LABELS), ("5", COMMON5)):
-        idx = [CHEXPERT_LABELS.index(n) for n in names]
-        counts = [_counts([r[i] for r in ref_bin], [h[i] for h in hyp_bin]) for i in idx]
-        tp, fp, fn = (sum(c[k] for c in counts) for k in range(3))
-        agg[f"chexpert_micro_f1_{suffix}"] = _f1(tp, fp, fn)
-        agg[f"chexpert_macro_f1_{suffix}"] = math.fsum(_f1(*c) for c in counts) / len(counts)
+    f1s, sample_f1 = label_f1(ref_labels, hyp_labels)
+    agg = {f"chexpert_{avg}_f1_{n}": v for (avg, n), v in f1s.items()}
     clinical = [clinical_score(r, h) for r, h in zip(ref_labels, hyp_labels)]
-    sample_f1 = [_f1(*_counts(r, h)) if any(r) or any(h) else 1.0 for r, h in zip(ref_bin, hyp_bin)]
     agg["clinical"] = math.fsum(clinical) / len(clinical) if clinical else 0.0
     return MetricResult(
         aggregate=agg,
@@ -445,6 +437,29 @@ def chexpert_f1(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
         versions={"chexpert_labeler": LABELER_VERSION,
                   "chexpert_f1": "uncertain->positive, 14 labels incl. No Finding; macro: empty label F1=0"},
     )
+
+
+def label_f1(ref_labels: Sequence[dict[str, int]], hyp_labels: Sequence[dict[str, int]]
+             ) -> tuple[dict[tuple[str, str], float], list[float]]:
+    """CheXpert-label F1 as report-generation papers report CheXbert F1, from any labeler's output.
+
+    Returns ``{("micro" | "macro", "14" | "5"): F1}`` and the per-pair example F1 (1.0 when
+    both sides are all zero). Shared by the rule labeler (``chexpert_f1``) and CheXbert
+    (``radrl.metrics.chexbert``) so both are computed by one piece of code.
+
+    >>> label_f1([{"Edema": 1}], [{"Edema": -1, "Pneumothorax": 1}])[1]
+    [0.6666666666666666]
+    """
+    ref_bin = [_binary(lab) for lab in ref_labels]
+    hyp_bin = [_binary(lab) for lab in hyp_labels]
+    out: dict[tuple[str, str], float] = {}
+    for suffix, names in (("14", CHEXPERT_LABELS), ("5", COMMON5)):
+        idx = [CHEXPERT_LABELS.index(n) for n in names]
+        counts = [_counts([r[i] for r in ref_bin], [h[i] for h in hyp_bin]) for i in idx]
+        tp, fp, fn = (sum(c[k] for c in counts) for k in range(3))
+        out["micro", suffix] = _f1(tp, fp, fn)
+        out["macro", suffix] = math.fsum(_f1(*c) for c in counts) / len(counts)
+    return out, [_f1(*_counts(r, h)) if any(r) or any(h) else 1.0 for r, h in zip(ref_bin, hyp_bin)]
 
 
 def _binary(labels: dict[str, int]) -> list[int]:

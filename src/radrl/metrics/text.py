@@ -63,8 +63,8 @@ from typing import Sequence
 
 from radrl.metrics import MetricResult, check_aligned, package_version
 
-__all__ = ["bleu_scores", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l", "score_meteor",
-           "score_text", "tokenize_13a"]
+__all__ = ["bleu_scores", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l", "score_gleu",
+           "score_meteor", "score_rouge_l", "score_text", "tokenize_13a"]
 
 BLEU_WEIGHTS = {1: (1.0,), 2: (1 / 2,) * 2, 3: (1 / 3,) * 3, 4: (1 / 4,) * 4}
 
@@ -81,16 +81,36 @@ def score_text(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
     agg["bleu"], per["bleu"] = agg["bleu4"], list(per["bleu4"])
     agg["cider"], per["cider"] = cider_d(refs, hyps)
     agg["gleu"], per["gleu"] = gleu_scores(refs, hyps)
-    return MetricResult(aggregate=agg, per_sample=per, versions={
-        "rouge-score": package_version("rouge-score"),
-        "nltk": package_version("nltk"),
-        "rouge_l": "rouge-score rougeL F-measure, Porter stemmer, lower-cased",
-        "bleu": "nltk BLEU-1..4, no smoothing, lower-cased whitespace tokens; corpus aggregate, sentence per sample",
-        "cider": "CIDEr-D as pycocoevalcap 1.2 Cider (n=4, sigma=6, IDF over the scored refs), "
-                 "lower-cased whitespace tokens",
-        "gleu": "nltk corpus_gleu (1..4-grams) on case-sensitive 13a tokens = HF evaluate google_bleu "
-                "(RadVLM-GRPO reward); corpus aggregate, one-pair value per sample",
-    })
+    return MetricResult(aggregate=agg, per_sample=per, versions=_VERSIONS)
+
+
+_VERSIONS = {
+    "rouge-score": package_version("rouge-score"),
+    "nltk": package_version("nltk"),
+    "rouge_l": "rouge-score rougeL F-measure, Porter stemmer, lower-cased",
+    "bleu": "nltk BLEU-1..4, no smoothing, lower-cased whitespace tokens; corpus aggregate, sentence per sample",
+    "cider": "CIDEr-D as pycocoevalcap 1.2 Cider (n=4, sigma=6, IDF over the scored refs), "
+             "lower-cased whitespace tokens",
+    "gleu": "nltk corpus_gleu (1..4-grams) on case-sensitive 13a tokens = HF evaluate google_bleu "
+            "(RadVLM-GRPO reward); corpus aggregate, one-pair value per sample",
+}
+
+
+def score_rouge_l(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
+    """ROUGE-L alone (same values as ``score_text``'s), for rewards that need nothing else: computing
+    every lexical metric per GRPO step cost 4-5x more than ROUGE-L by itself."""
+    check_aligned(refs, hyps)
+    rl = rouge_l(refs, hyps)
+    return MetricResult(aggregate={"rouge_l": math.fsum(rl) / len(rl) if rl else 0.0}, per_sample={"rouge_l": rl},
+                        versions={k: _VERSIONS[k] for k in ("rouge-score", "rouge_l")})
+
+
+def score_gleu(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
+    """GLEU alone (same values as ``score_text``'s): the RadVLM-GRPO lexical reward."""
+    check_aligned(refs, hyps)
+    agg, per = gleu_scores(refs, hyps)
+    return MetricResult(aggregate={"gleu": agg}, per_sample={"gleu": per},
+                        versions={k: _VERSIONS[k] for k in ("nltk", "gleu")})
 
 
 def rouge_l(refs: Sequence[str | None], hyps: Sequence[str | None]) -> list[float]:
