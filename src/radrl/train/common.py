@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,8 @@ class RadrlArgs:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Qwen3-VL checkpoint folder (or hub id where you have access)."})
     train_data: str | None = field(
-        default=None, metadata={"help": "Samples JSONL (radrl.data.schema rows) to build conversations from."})
+        default=None, metadata={"help": "Samples JSONL (radrl.data.schema rows), a JSONL of conversation rows "
+                                         "(radrl coldstart output), or RadVLM / LLaVA instruction JSON."})
     tasks: list[str] = field(
         default_factory=lambda: ["report", "grounding"], metadata={"help": "Tasks to train: report, grounding."})
     thinking: bool = field(default=False, metadata={"help": "Append ' /think' to every request."})
@@ -73,24 +75,30 @@ class RadrlArgs:
 
 
 def conversation_dataset(args: RadrlArgs):
-    """Samples JSONL -> conversation rows -> a datasets.Dataset with images decoded on access.
+    """Training data -> conversation rows -> a datasets.Dataset with images decoded on access.
 
-    ``train_data`` may also hold conversation rows already (a file whose rows have ``prompt`` and
-    ``completion``, such as ``radrl coldstart``'s ``coldstart.jsonl``): those are used as they are,
-    only filtered to ``tasks``. Image paths are checked here, before training starts, so that a missing
-    file is reported with its row instead of failing mid-epoch inside a dataloader worker."""
-    if is_conversation_file(args.train_data):
-        rows = [r for r in read_conversations(args.train_data) if r["task"] in args.tasks]
-        missing = [(r["id"], p) for r in rows for p in r["images"] if not Path(p).is_file()]
-    else:
+    ``train_data`` is one of (``train_data_kind``): a samples JSONL (rows are built here from the
+    task templates), a JSONL of conversation rows already built (e.g. ``radrl coldstart``'s
+    ``coldstart.jsonl``), or the RadVLM / LLaVA instruction JSON (a ``.json`` file, a JSONL of
+    ``conversations`` entries, or a folder of them; read by ``radrl.data.sources.radvlm_json``,
+    bad entries skipped and counted). ``tasks`` selects among report and grounding rows; rows of
+    other tasks (imported RadVLM conversations) are always kept. Image paths are checked here,
+    before training starts, so that a missing file is reported with its row instead of failing
+    mid-epoch inside a dataloader worker."""
+    kind = train_data_kind(args.train_data)
+    samples = rows = None
+    if kind == "samples":
         samples = list(read_jsonl(args.train_data))
         missing = [(s.id, s.image) for s in samples if not Path(s.image).is_file()]
-        rows = None
+    else:
+        rows = read_conversations(args.train_data) if kind == "conversations" else _read_llava(args.train_data)
+        rows = [r for r in rows if r["task"] not in ("report", "grounding") or r["task"] in args.tasks]
+        missing = [(r["id"], p) for r in rows for p in r["images"] if not Path(p).is_file()]
     if missing:
         shown = "; ".join(f"{i}: {p}" for i, p in missing[:5])
         raise FileNotFoundError(f"{args.train_data}: {len(missing)} rows point to missing "
                                 f"images ({shown}{' ...' if len(missing) > 5 else ''}); fix the paths or drop the rows")
-    if rows is None:
+    if samples is not None:
         rows = build_conversations(samples, tasks=args.tasks, seed=args.data_seed_prompts, thinking=args.thinking,
                                    box_format=args.box_format, box_instruction=args.box_instruction)
     if args.max_train_rows:
@@ -101,14 +109,33 @@ def conversation_dataset(args: RadrlArgs):
 CONVERSATION_KEYS = ("id", "prompt", "completion", "images", "task", "solution", "thinking")
 
 
-def is_conversation_file(path: str) -> bool:
-    """Whether a JSONL holds conversation rows (``prompt``/``completion``) rather than samples."""
+def train_data_kind(path: str) -> str:
+    """'samples', 'conversations' (radrl rows with prompt/completion) or 'llava' (RadVLM / LLaVA JSON).
+
+    >>> train_data_kind("runs/demo/data/train.jsonl")  # doctest: +SKIP
+    'samples'
+    """
+    if Path(path).is_dir() or Path(path).suffix == ".json":
+        return "llava"
     with open(path) as f:
         first = next((line for line in f if line.strip()), "{}")
     try:
-        return "prompt" in json.loads(first)
+        keys = json.loads(first)
     except json.JSONDecodeError:
-        return False  # the samples reader reports the bad line with its number
+        return "samples"  # the samples reader reports the bad line with its number
+    return "conversations" if "prompt" in keys else "llava" if "conversations" in keys else "samples"
+
+
+def _read_llava(path: str) -> list[dict]:
+    from radrl.data.sources.radvlm_json import read_conversations as read_llava
+
+    rows, skipped = [], []
+    for r in read_llava(path):
+        (rows if isinstance(r, dict) else skipped).append(r)
+    if skipped:
+        print(f"{path}: skipped {len(skipped)} unusable entries (first: {skipped[0].where}: {skipped[0].reason}, "
+              f"{skipped[0].detail})", file=sys.stderr)
+    return rows
 
 
 def read_conversations(path: str) -> list[dict]:
