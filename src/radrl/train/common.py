@@ -1,4 +1,5 @@
-"""What SFT and GRPO share: the fields both recipes add to TRL's configs, data loading, resume."""
+"""What SFT and GRPO share: the fields both recipes add to TRL's configs, data loading, which parts train
+(freezing, LoRA), resume and saving."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class RadrlArgs:
         default=None, metadata={"help": "Samples JSONL (radrl.data.schema rows), a JSONL of conversation rows "
                                          "(radrl coldstart output), or RadVLM / LLaVA instruction JSON."})
     tasks: list[str] = field(
-        default_factory=lambda: ["report", "grounding"], metadata={"help": "Tasks to train: report, grounding."})
+        default_factory=lambda: ["report", "grounding"], metadata={"help": "Tasks to train: report, grounding (rows of other tasks in "
+                                                                  "conversation files are always kept)."})
     thinking: bool = field(default=False, metadata={"help": "Append ' /think' to every request."})
     box_format: str = field(default="paper", metadata={"help": "Box text in answers: 'paper' (0-1) or 'qwen' (0-1000 JSON)."})
     min_pixels: int | None = field(default=None, metadata={"help": "Image pixel budget, lower bound."})
