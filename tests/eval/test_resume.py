@@ -119,6 +119,7 @@ RESUME_CASES = [
     ("other model id: refused", {"model": {**_MANIFEST["model"], "id": "n"}}, "different model.id"),
     ("same folder retrained: starts over, old predictions kept aside",
      {"model": {**_MANIFEST["model"], "files": {"w": [1, "t1"]}}}, []),
+    ("nothing generated yet (a first attempt failed): any settings start", {"decoding": {"temperature": 0.7}}, None),
 ]
 
 
@@ -127,8 +128,11 @@ def test_rerun_settings_resume_refuse_or_restart(tmp_path, case, change, expect)
     from radrl.eval.run import _check_resume
 
     (tmp_path / "manifest.json").write_text(json.dumps(_MANIFEST))
-    (tmp_path / "predictions.jsonl").write_text(_line(0) + "\n")
+    (tmp_path / "predictions.jsonl").write_text(_line(0) + "\n" if expect is not None else _line(0)[:9])
     new = {**_MANIFEST, **change}
+    if expect is None:
+        assert _check_resume(tmp_path / "manifest.json", new) == []
+        return
     if isinstance(expect, str):
         with pytest.raises(ValueError, match=expect):
             _check_resume(tmp_path / "manifest.json", new)

@@ -28,6 +28,7 @@ from radrl.eval.generate import (
     completions_in_row_order,
     generate_to_jsonl,
     make_backend,
+    read_predictions,
     task_limits,
 )
 from radrl.eval.report import (
@@ -84,6 +85,8 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     limits = {t: v for t, v in task_limits(max_new_tokens).items() if any(r["task"] == t for r in rows)}
     if endpoint and engine == "hf":
         engine = "openai"
+    if engine == "openai" and not endpoint:
+        raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
     manifest = {
         "status": "generating",
         "name": name or Path(model_path).name,
@@ -165,8 +168,9 @@ def _check_resume(path: Path, new: dict) -> list[dict]:
     with other weights (the checkpoint folder was trained again: file sizes or modification
     times differ) makes the old predictions stale: they are moved to ``predictions.stale.jsonl``
     and generation starts over, so ``radrl demo`` can run twice into one folder."""
-    if not path.exists():
-        return []
+    predictions = path.parent / "predictions.jsonl"
+    if not path.exists() or not read_predictions(predictions):
+        return []  # nothing generated yet (e.g. a first attempt failed to start): any settings may start here
     old = json.loads(path.read_text())
     for keys in _RESUME_KEYS:
         a, b = old, new
@@ -177,9 +181,7 @@ def _check_resume(path: Path, new: dict) -> list[dict]:
                              "resuming would mix two settings in one predictions.jsonl: pass a new --out folder, "
                              "or delete that folder to start over")
     if old.get("model", {}).get("files") != new["model"].get("files"):
-        predictions = path.parent / "predictions.jsonl"
-        if predictions.exists():
-            predictions.replace(path.parent / "predictions.stale.jsonl")
+        predictions.replace(path.parent / "predictions.stale.jsonl")
         print(f"{new['model']['id']} has other weights than when {predictions} was written: starting over "
               "(old predictions moved to predictions.stale.jsonl)")
         return []
