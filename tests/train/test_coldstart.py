@@ -226,3 +226,27 @@ def test_coldstart_needs_exactly_one_teacher(synth_data, tmp_path):
 
     with pytest.raises(SystemExit):
         parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path)])
+
+
+def test_reward_filter_uses_the_chosen_task_reward():
+    """report_rouge_l instead of the default report_clinical: a clinically equivalent but reworded answer passes
+    the clinical filter and fails a strict lexical one."""
+    rows = _rows()[:1]  # "Moderate cardiomegaly. No pneumothorax."
+    traces = {"s0-report": {"trace": f"<think>{GOOD_THINK}</think>No pneumothorax is seen. Heart moderately "
+                                     "enlarged, consistent with moderate cardiomegaly."}}
+    _, clinical = build_coldstart(rows, traces, min_reward=0.9)
+    _, lexical = build_coldstart(rows, traces, min_reward=0.9, filter_rewards={"report": "report_rouge_l"})
+    assert clinical["accepted"] == 1 and lexical["rejected"] == {"low_reward": 1}
+
+
+@pytest.mark.parametrize("names, message", [
+    (["nope"], "unknown reward"),                                  # a typo
+    (["report_rouge_l", "report_clinical"], "one task reward per task"),  # two rewards for one task
+])
+def test_filter_rewards_are_checked(synth_data, tmp_path, names, message, capsys):
+    from radrl.train.coldstart import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path), "--endpoint", "http://x/v1",
+                    "--filter_rewards", *names])
+    assert message in capsys.readouterr().err

@@ -75,7 +75,8 @@ LEAK_PATTERNS = (
 )
 _LEAK_RE = re.compile("|".join(f"(?:{p})" for p in LEAK_PATTERNS), re.IGNORECASE)
 
-# The reward of each task that the optional filter applies to the final answer (the GRPO rewards).
+# The default reward of each task that the optional filter applies to the final answer (the GRPO rewards);
+# --filter_rewards picks others from radrl.rewards.REWARDS, routed by their task.
 FILTER_REWARDS = {"report": "report_clinical", "grounding": "grounding_soft_f1"}
 
 
@@ -186,13 +187,15 @@ def ask_teacher(client, rows: list[dict], path: Path, max_tokens: int, temperatu
 
 
 def build_coldstart(rows: list[dict], traces: dict[str, dict], direct_ratio: float = 1.0,
-                    min_reward: float | None = None, min_think_chars: int = 20, seed: int = 0
-                    ) -> tuple[list[dict], dict]:
+                    min_reward: float | None = None, min_think_chars: int = 20, seed: int = 0,
+                    filter_rewards: dict[str, str] | None = None) -> tuple[list[dict], dict]:
     """Validated (and optionally reward-filtered) thinking rows mixed with direct-answer rows, shuffled.
 
     Thinking rows ask with the ' /think' suffix and answer ``<think>\\n...\\n</think>\\n\\nANSWER``; ``direct_ratio``
-    direct-answer rows (the plain request and reference answer) are drawn per accepted trace. Returns the rows
-    and a summary of what was kept and why the rest was rejected."""
+    direct-answer rows (the plain request and reference answer) are drawn per accepted trace. With ``min_reward``,
+    a trace's final answer must score at least that with its task's reward in ``filter_rewards`` (task -> reward
+    name, default ``FILTER_REWARDS``). Returns the rows and a summary of what was kept and why the rest was
+    rejected."""
     from radrl.rewards import REWARDS
 
     by_id = {r["id"]: r for r in rows}
@@ -205,7 +208,7 @@ def build_coldstart(rows: list[dict], traces: dict[str, dict], direct_ratio: flo
             continue
         verdict = validate_trace(record.get("trace", ""), min_think_chars)
         if verdict.ok and min_reward is not None:
-            reward = REWARDS[FILTER_REWARDS[row["task"]]]
+            reward = REWARDS[(filter_rewards or FILTER_REWARDS)[row["task"]]]
             score = reward([verdict.answer], task=[row["task"]], solution=[row["solution"]], thinking=[False])[0]
             if score is None or score < min_reward:
                 verdict = Verdict("low_reward")
@@ -256,6 +259,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min_reward", type=float, default=None,
                    help="keep a trace only if its final answer scores at least this with the task's reward "
                         f"({FILTER_REWARDS}); unset: no reward filter (as in the paper)")
+    p.add_argument("--filter_rewards", nargs="+", default=None,
+                   help="rewards for --min_reward, one per task, from radrl.rewards.REWARDS (e.g. report_radcliq "
+                        "grounding_soft_f1); min_reward is in the reward's own units")
     p.add_argument("--direct_ratio", type=float, default=1.0, help="direct-answer rows per accepted trace")
     p.add_argument("--box_format", default="paper", choices=["paper", "qwen"])
     return p
@@ -280,6 +286,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name} is required (or set {name} in --config)")
     if bool(args.teacher) == bool(args.endpoint):
         p.error("give exactly one teacher: --teacher PATH (local checkpoint) or --endpoint URL")
+    if args.filter_rewards:
+        from radrl.rewards import REWARDS
+
+        unknown = [r for r in args.filter_rewards if r not in REWARDS]
+        if unknown:
+            p.error(f"unknown reward(s) {unknown} in --filter_rewards; choose from {sorted(REWARDS)}")
+        tasks = [REWARDS[r].task for r in args.filter_rewards]
+        if len(set(tasks)) != len(tasks) or "" in tasks:
+            p.error(f"--filter_rewards needs one task reward per task, got {dict(zip(args.filter_rewards, tasks))}")
+        args.filter_rewards = {**FILTER_REWARDS, **dict(zip(tasks, args.filter_rewards))}
     if not Path(args.data).is_file():
         p.error(f"--data {args.data} does not exist; write samples with `radrl synth-data` or `radrl prepare`")
     return args
@@ -312,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
         if server:
             server.stop()
     mixed, summary = build_coldstart(rows, read_traces(out / "traces.jsonl"), args.direct_ratio, args.min_reward,
-                                     args.min_think_chars, args.seed)
+                                     args.min_think_chars, args.seed, args.filter_rewards)
     summary = {**counts, **summary}
     with (out / "coldstart.jsonl").open("w") as f:
         f.writelines(json.dumps(r) + "\n" for r in mixed)
