@@ -5,7 +5,8 @@ import json
 import pytest
 
 from radrl.data.boxes import Box
-from radrl.data.instructions import (
+from radrl.data.instructions import (  # noqa: I001
+    to_dataset,
     ANATOMY_PROMPTS,
     CLASSIFICATION_PROMPTS,
     DETECTION_PROMPTS,
@@ -242,3 +243,11 @@ def test_mixed_tasks_build_one_dataset(tmp_path):
                                                         "conversation"}
     multi = ds[[r["task"] for r in rows].index("conversation")]
     assert len(multi["prompt"]) == 3  # the MIMIC sample: report, abnormalities -> user, assistant, user
+
+
+def test_dicom_images_are_refused_with_the_fix():
+    # HF's Image feature cannot decode DICOM: the error names the row and the prepare flag that fixes it
+    rows = [{"id": "v-1", "prompt": [], "completion": [], "images": ["/data/vindr/train/abc.dicom"],
+             "task": "report", "solution": "x", "thinking": False}]
+    with pytest.raises(ValueError, match=r"row v-1: .*abc\.dicom is DICOM.*--dicom-to-png"):
+        to_dataset(rows)

@@ -410,4 +410,10 @@ def to_dataset(rows: list[dict]):
 
     if not rows:
         raise ValueError("no conversation rows to build a dataset from; check the data split and tasks")
+    dicom = next(((r["id"], p) for r in rows for p in r.get("images") or []
+                  if isinstance(p, str) and p.lower().endswith((".dcm", ".dicom"))), None)
+    if dicom:  # decoding DICOM (often JPEG 2000) in every epoch would dominate a training step
+        raise ValueError(f"row {dicom[0]}: image {dicom[1]} is DICOM; training and GRPO read PNG/JPEG. Decode once "
+                         "with `radrl prepare SOURCE --root DIR --out DIR --dicom-to-png` (radrl.data.images "
+                         "handles MONOCHROME1, rescale, VOI LUT) and train on that output")
     return Dataset.from_list(rows).cast_column("images", Sequence(Image()))

@@ -38,9 +38,10 @@ OnResult = Callable[[int, str], None]
 def _open(image, row_id) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
+    from radrl.data.images import load_image  # PNG, JPEG and DICOM alike
+
     try:
-        with Image.open(image) as img:
-            return img.convert("RGB")
+        return load_image(image)
     except (OSError, ValueError) as e:
         raise ValueError(f"row {row_id}: cannot read image {image} ({e}); fix the path in the samples file "
                          "or remove the row") from None

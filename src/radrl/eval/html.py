@@ -260,9 +260,9 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
 
 
 def _open(image: str):
-    from PIL import Image
+    from radrl.data.images import load_image  # PNG, JPEG and DICOM alike
 
     try:
-        return Image.open(image)
+        return load_image(image)
     except (OSError, ValueError) as e:
         raise ValueError(f"cannot read example image {image} ({e}); fix the path in predictions.jsonl") from None

@@ -90,7 +90,9 @@ def markdown_table(runs: dict[str, dict[str, dict[str, float]]], task: str,
 
 def boxes_image(image: Image.Image | str, pred: list[Box], ref: list[Box], scale: float = 2) -> Image.Image:
     """Reference boxes in green, predicted in red, on a copy of the image resized by ``scale``."""
-    img = (Image.open(image) if isinstance(image, str) else image).convert("RGB")
+    from radrl.data.images import load_image  # PNG, JPEG and DICOM alike
+
+    img = (load_image(image) if isinstance(image, str) else image).convert("RGB")
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
     draw = ImageDraw.Draw(img)
     for boxes, color in ((ref, (0, 200, 0)), (pred, (230, 30, 30))):

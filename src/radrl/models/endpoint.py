@@ -78,9 +78,10 @@ def image_data_url(image: Image.Image | str | os.PathLike) -> str:
     'data:image/png;base64,'
     """
     if not isinstance(image, Image.Image):
+        from radrl.data.images import load_image  # PNG, JPEG and DICOM alike
+
         try:
-            with Image.open(image) as img:
-                image = img.convert("RGB")
+            image = load_image(image)
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read image {image} ({e}); fix the path") from None
     buf = io.BytesIO()
