@@ -9,6 +9,7 @@
     radrl prepare      read a dataset in its published layout into samples (radrl prepare --list)
     radrl export-llava samples JSONL -> the paper's task mix -> LLaVA / RadVLM JSON
     radrl coldstart    teacher thinking traces -> validated cold-start SFT data
+    radrl experiment   the four-way GRPO experiment ({general, domain} x {direct, thinking}) -> comparison table
     radrl score        score a file of generated reports against references with chosen metrics
     radrl label        CheXpert labels (1/0/-1/blank) for a file of reports, as CSV
     radrl compare      several evaluation runs side by side (Markdown, CSV, JSON, HTML)
@@ -141,6 +142,7 @@ def _lazy(module: str, function: str = "main"):
 VERBS = {"demo": _demo, "synth-data": _synth_data, "tiny-model": _tiny_model, "sft": _sft, "grpo": _grpo,
          "eval": _eval, "prepare": _lazy("radrl.data.prepare"),
          "export-llava": _lazy("radrl.data.sources.radvlm_json", "export_main"), "coldstart": _lazy("radrl.train.coldstart"),
+         "experiment": _lazy("radrl.train.experiment"),
          "score": _lazy("radrl.metrics.cli", "score_main"), "label": _lazy("radrl.metrics.cli", "label_main"),
          "compare": _lazy("radrl.eval.compare"), "reward-server": _lazy("radrl.rewards.server")}
 

@@ -11,28 +11,17 @@ COMMON = ["--bf16", "false", "--report_to", "none", "--activation_checkpointing"
           "--logging_steps", "1", "--seed", "0"]
 
 
-def test_grpo_step_with_remote_reward(tiny_model_dir, synth_data, tmp_path, start_server, monkeypatch):
-    from radrl.rewards.remote import RemoteReportReward, remote_rewards
+def test_grpo_step_with_remote_reward(tiny_model_dir, synth_data, tmp_path, start_server):
     from radrl.train import grpo
 
     server = start_server("--metrics", "chexpert")
-    built = []
-
-    def build_remote(weights, options=None):
-        # what a recipe's reward-server setting would do: the same rewards, report metrics sent to the server
-        funcs, w = original(weights, options)
-        built.extend(remote_rewards(funcs, servers=[server.url], retries=1, backoff=0.01))
-        return built, w
-
-    original = grpo.build_rewards
-    monkeypatch.setattr(grpo, "build_rewards", build_remote)
+    # the recipe field: report-metric rewards are scored on the server, the grounding reward stays in-process
     grpo.main(["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
                "--output_dir", str(tmp_path / "grpo"), "--max_steps", "1", "--num_generations", "4",
                "--per_device_train_batch_size", "8", "--max_completion_length", "24", "--learning_rate", "1e-4",
-               "--rewards", "grounding_soft_f1", "report_clinical", *COMMON])
+               "--rewards", "grounding_soft_f1", "report_clinical", "--reward_servers", server.url,
+               "--reward_server_timeout", "30", *COMMON])
     history = json.loads((tmp_path / "grpo" / "log_history.json").read_text())
     assert {"rewards/grounding_soft_f1/mean", "rewards/report_clinical/mean"} <= {k for h in history for k in h}
-    remote = [f for f in built if isinstance(f, RemoteReportReward)]
-    assert [f.__name__ for f in remote] == ["report_clinical"] and remote[0].failed_attempts == 0
-    # the step's report answers that were long enough went to the server (seed 0: one scorer call)
+    # the step's report answers that were long enough went to the server (seed 0: at least one scorer call)
     assert httpx.get(f"{server.url}/ready").json()["scorers"]["chexpert"]["calls"] >= 1

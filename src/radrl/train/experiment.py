@@ -146,7 +146,7 @@ def _pct(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(prog="python -m radrl.train.experiment", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="radrl experiment", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="four-way experiment YAML (e.g. recipes/demo/four_way.yaml)")
     p.add_argument("--dry-run", action="store_true", help="print the steps and exit")
     a = p.parse_args(argv)

@@ -31,6 +31,18 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
     rewards: list[str] = field(
         default_factory=lambda: ["grounding_soft_f1", "report_clinical"],
         metadata={"help": f"Reward names, routed by task (each returns None for other tasks). Known: {sorted(REWARDS)}."})
+    reward_options: dict | str | None = field(
+        default=None, metadata={"help": "Options per reward by name, e.g. {report_length_guard: {min_ratio: 0.6}} in "
+                                        "YAML (JSON on the command line); see docs/rewards.md."})
+    reward_servers: list[str] | None = field(
+        default=None, metadata={"help": "URLs of `radrl reward-server` processes; report-metric rewards are scored "
+                                        "there instead of in every training process (docs/reward-server.md)."})
+    reward_server_fallback: float | None = field(
+        default=None, metadata={"help": "Reward for rows the servers could not score after retries (logged and "
+                                        "counted); None (default) fails the step instead of training on it."})
+    reward_server_timeout: float = field(default=60.0, metadata={"help": "Seconds per reward-server request."})
+
+    _VALID_DICT_FIELDS = [*GRPOConfig._VALID_DICT_FIELDS, "reward_options"]
 
     def __post_init__(self):
         super().__post_init__()
@@ -48,6 +60,7 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         if uncovered:
             raise ValueError(f"no reward scores task(s) {uncovered} (rewards: {self.rewards}); every one of their "
                              "rollouts would get reward 0. Add a reward for them or drop them from tasks")
+        build_rewards(dict.fromkeys(self.rewards, 1.0), self.reward_options)  # unknown options fail here, not mid-run
         self.remove_unused_columns = False  # rewards read task / solution / thinking
 
 
@@ -65,7 +78,12 @@ def train(cfg: RadrlGRPOConfig) -> str:
     processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
     # Recipe weights (default 1 each) are checked and handed to TRL, which sums the weighted rewards.
     weights = cfg.reward_weights or [1.0] * len(cfg.rewards)
-    reward_funcs, cfg.reward_weights = build_rewards(dict(zip(cfg.rewards, weights, strict=True)))
+    reward_funcs, cfg.reward_weights = build_rewards(dict(zip(cfg.rewards, weights, strict=True)), cfg.reward_options)
+    if cfg.reward_servers:  # the same rewards, scored by `radrl reward-server` processes
+        from radrl.rewards.remote import remote_rewards
+
+        reward_funcs = remote_rewards(reward_funcs, servers=cfg.reward_servers, fallback=cfg.reward_server_fallback,
+                                      timeout=cfg.reward_server_timeout)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg, train_dataset=dataset,
                           processing_class=processor, peft_config=lora_config(cfg))
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
