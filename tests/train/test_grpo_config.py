@@ -50,3 +50,23 @@ def test_reward_server_fields(tmp_path, synth_data):
                  "--reward_server_fallback", "-3")
     assert cfg.reward_servers == ["http://10.0.0.5:8765", "http://10.0.0.6:8765"]
     assert cfg.reward_server_fallback == -3.0 and cfg.reward_server_timeout == 60.0
+
+
+def test_task_mix_is_refused_for_grpo(tmp_path, synth_data):
+    # classification / detection / conversation rows have no GRPO reward: refused with the reason
+    with pytest.raises(ValueError, match="task_mix is for SFT"):
+        _parse(tmp_path, synth_data, "--task_mix", "true")
+
+
+def test_sft_task_mix_builds_the_paper_mix(tmp_path, synth_data):
+    from radrl.data.instructions import build_task_mix
+    from radrl.data.schema import read_jsonl
+    from radrl.train.common import conversation_dataset
+    from radrl.train.sft import RadrlSFTConfig
+
+    (cfg,) = TrlParser((RadrlSFTConfig,)).parse_args_and_config(
+        ["--output_dir", str(tmp_path / "out"), "--model_name_or_path", str(tmp_path), "--bf16", "false",
+         "--train_data", str(synth_data["train"]), "--task_mix", "true"])
+    dataset = conversation_dataset(cfg)
+    expected = [r["id"] for r in build_task_mix(read_jsonl(synth_data["train"]))]
+    assert dataset["id"] == expected and len(set(dataset["kind"])) > 1  # report rows and abnormality grounding

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import get_last_checkpoint
 
-from radrl.data.instructions import build_conversations, to_dataset
+from radrl.data.instructions import build_conversations, build_task_mix, to_dataset
 from radrl.data.schema import read_jsonl
 from radrl.models import load
 
@@ -29,6 +29,11 @@ class RadrlArgs:
     tasks: list[str] = field(
         default_factory=lambda: ["report", "grounding"], metadata={"help": "Tasks to train: report, grounding (rows of other tasks in "
                                                                   "conversation files are always kept)."})
+    task_mix: bool = field(
+        default=False, metadata={"help": "SFT on the paper's instruction mix: each sample feeds its source's tasks "
+                                         "(report, classification, anatomy/abnormality/phrase grounding, detection, "
+                                         "conversation) with the paper's repeats (radrl.data.instructions."
+                                         "build_task_mix); `tasks` is then ignored."})
     thinking: bool = field(default=False, metadata={"help": "Append ' /think' to every request."})
     box_format: str = field(default="paper", metadata={"help": "Box text in answers: 'paper' (0-1) or 'qwen' (0-1000 JSON)."})
     min_pixels: int | None = field(default=None, metadata={"help": "Image pixel budget, lower bound."})
@@ -100,7 +105,10 @@ def conversation_dataset(args: RadrlArgs):
         shown = "; ".join(f"{i}: {p}" for i, p in missing[:5])
         raise FileNotFoundError(f"{args.train_data}: {len(missing)} rows point to missing "
                                 f"images ({shown}{' ...' if len(missing) > 5 else ''}); fix the paths or drop the rows")
-    if samples is not None:
+    if samples is not None and args.task_mix:
+        rows = list(build_task_mix(samples, seed=args.data_seed_prompts, thinking=args.thinking,
+                                   box_format=args.box_format, box_instruction=args.box_instruction))
+    elif samples is not None:
         rows = build_conversations(samples, tasks=args.tasks, seed=args.data_seed_prompts, thinking=args.thinking,
                                    box_format=args.box_format, box_instruction=args.box_instruction)
     if args.max_train_rows:

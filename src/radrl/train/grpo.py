@@ -56,6 +56,9 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards "
                              f"{self.rewards}; give one weight per reward, in the same order")
+        if self.task_mix:
+            raise ValueError("task_mix is for SFT: its classification, detection and conversation rows have no GRPO "
+                             "reward. For GRPO pick tasks (report, grounding) and a reward for each")
         uncovered = sorted(set(self.tasks) - {REWARDS[r].task for r in self.rewards})
         if uncovered:
             raise ValueError(f"no reward scores task(s) {uncovered} (rewards: {self.rewards}); every one of their "
