@@ -26,3 +26,6 @@ def test_demo_end_to_end_small(tmp_path):
     assert "## grounding" in text and "| SFT+GRPO |" in text and "## Time" in text
     assert (tmp_path / "reward_curve.png").exists() or "reward curve" not in text
     assert (tmp_path / "results.json").exists()
+    board = (tmp_path / "compare" / "leaderboard.md").read_text()
+    assert "SFT+GRPO-report" in board and "SFT+GRPO-grounding" in board
+    assert "<img" in (tmp_path / "compare" / "report.html").read_text()

@@ -105,9 +105,14 @@ def main(argv: list[str] | None = None) -> Path:
         print_summary(by_task)
 
     st.start("report")
+    from radrl.eval.compare import compare  # leaderboard (md/csv/json), paired tests, self-contained HTML
+
+    compare([f"SFT={out / 'eval-sft'}"] + [f"SFT+GRPO-{t}={out / f'eval-grpo-{t}'}" for t in grpo_dirs],
+            out / "compare", published=False)
     st.done()
     report = write_report(out, results, st.times, time.time() - st.t0)
     print(f"\nreport: {report}  (total {time.time() - st.t0:.0f} s)")
+    print(f"leaderboard and HTML report: {out / 'compare' / 'leaderboard.md'}, {out / 'compare' / 'report.html'}")
     return report
 
 
@@ -123,7 +128,9 @@ def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
     lines = ["# radrl demo report", "",
              "Synthetic chest X-rays, a tiny random Qwen3-VL, SFT, then GRPO per task from the SFT checkpoint "
              "(report and grounding RL are separate runs, as in the paper); held-out split, greedy decoding. "
-             "Scores in percent (avg_chars in characters).", ""]
+             "Scores in percent (avg_chars in characters).", "",
+             "Leaderboard with paired bootstrap tests: [compare/leaderboard.md](compare/leaderboard.md); "
+             "everything with images in one page: [compare/report.html](compare/report.html).", ""]
     for task in ("grounding", "report"):
         lines += [f"## {task}", "", markdown_table({n: r for n, r in results.items()}, task), ""]
     if curve:
