@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
 
-from radrl.models import ImageOnlyQwen3VLProcessor, load
+from radrl.models import ImageOnlyQwen3VLProcessor, load, load_processor
 from radrl.models.tiny import SPECIAL_TOKENS, count_parameters
 
 
@@ -26,8 +26,21 @@ def test_load_gives_real_class_small_size_and_fp32_on_cpu(tiny_model_dir):
     assert next(model.parameters()).dtype == torch.float32
 
 
-def test_auto_processor_returns_image_only_processor(tiny_model_dir):
-    assert isinstance(AutoProcessor.from_pretrained(str(tiny_model_dir)), ImageOnlyQwen3VLProcessor)
+def test_saved_processor_is_a_stock_qwen3vl_processor(tiny_model_dir):
+    """Checkpoints name the stock Qwen3VLProcessor and carry the video config a release ships, so vLLM and
+    AutoProcessor (with torchvision) load them without radrl; radrl's loader still reads them without it."""
+    for name in ("processor_config.json", "tokenizer_config.json", "video_preprocessor_config.json"):
+        assert json.loads((tiny_model_dir / name).read_text())["processor_class"] == "Qwen3VLProcessor"
+    video = json.loads((tiny_model_dir / "video_preprocessor_config.json").read_text())
+    assert video["video_processor_type"] == "Qwen3VLVideoProcessor" and video["patch_size"] == 16
+    assert isinstance(load_processor(str(tiny_model_dir)), ImageOnlyQwen3VLProcessor)
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:  # this CPU build: the stock class asks for torchvision, by name
+        with pytest.raises(ImportError, match="Torchvision"):
+            AutoProcessor.from_pretrained(str(tiny_model_dir))
+    else:
+        assert type(AutoProcessor.from_pretrained(str(tiny_model_dir))).__name__ == "Qwen3VLProcessor"
 
 
 def test_tokenizer_has_qwen_chat_tokens_and_think_survives_decoding(tiny_model_dir):

@@ -100,7 +100,14 @@ def load_any(path: str, device: str | None = None, loader: str = "auto", dtype=N
 
     device = device or default_device()
     kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
-    processor = AutoProcessor.from_pretrained(path, **kwargs)
+    try:
+        processor = AutoProcessor.from_pretrained(path, **kwargs)
+    except ImportError:  # the stock Qwen3-VL processor's video half needs torchvision; images do not
+        if model_type != "qwen3_vl":
+            raise
+        from radrl.models.load import load_processor
+
+        processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
     if getattr(processor, "chat_template", None) is None:
         raise ValueError(f"{path}: the processor has no chat template; radrl builds prompts with the model's own "
                          "template, so copy chat_template.jinja from the model's release into the folder")

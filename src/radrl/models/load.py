@@ -33,6 +33,38 @@ class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
                          chat_template=chat_template, **kwargs)
 
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as a stock Qwen3-VL processor, so the checkpoint is portable: vLLM (TRL's rollouts, a
+        served model) and plain ``AutoProcessor`` on a machine with torchvision load it without radrl.
+        ``processor_class`` names ``Qwen3VLProcessor``, and the video processor config a Qwen3-VL release
+        ships is written with the library's defaults (the image settings stay ours)."""
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        folder = Path(save_directory)
+        for name in ("processor_config.json", "tokenizer_config.json", "preprocessor_config.json"):
+            path = folder / name
+            if path.exists():
+                config = json.loads(path.read_text())
+                if config.get("processor_class") == type(self).__name__:
+                    config["processor_class"] = STOCK_PROCESSOR
+                    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        video = folder / "video_preprocessor_config.json"
+        if not video.exists():
+            ip = self.image_processor
+            video.write_text(json.dumps({
+                **VIDEO_DEFAULTS, "image_mean": list(ip.image_mean), "image_std": list(ip.image_std),
+                "patch_size": ip.patch_size, "merge_size": ip.merge_size,
+                "temporal_patch_size": getattr(ip, "temporal_patch_size", 2)}, indent=2, sort_keys=True) + "\n")
+        return out
+
+
+# What a Qwen3-VL release's video_preprocessor_config.json holds (transformers' Qwen3VLVideoProcessor
+# defaults); chest X-ray work never reads it, but loaders of the stock processor require the file.
+STOCK_PROCESSOR = "Qwen3VLProcessor"
+VIDEO_DEFAULTS = {"video_processor_type": "Qwen3VLVideoProcessor", "processor_class": STOCK_PROCESSOR,
+                  "size": {"shortest_edge": 128 * 32 * 32, "longest_edge": 768 * 32 * 32}, "do_resize": True,
+                  "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "do_convert_rgb": True,
+                  "resample": 3, "fps": 2, "min_frames": 4, "max_frames": 768, "do_sample_frames": True}
+
 AutoProcessor.register(Qwen3VLConfig, ImageOnlyQwen3VLProcessor, exist_ok=True)
 
 
