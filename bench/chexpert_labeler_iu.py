@@ -42,8 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
 
-from radrl.data.schema import POSITIVE  # noqa: E402
-from radrl.metrics.chexpert import LABELER_VERSION, label_report  # noqa: E402
+from radrl.data.schema import POSITIVE
+from radrl.metrics.chexpert import LABELER_VERSION, label_report
 
 # ours (CheXpert observation) -> gold column (NIH ChestX-ray14 class)
 CLASS_MAP = {

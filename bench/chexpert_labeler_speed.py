@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from chexpert_labeler_iu import data_dir, load_reports  # noqa: E402
-from radrl.metrics.chexpert import LABELER_VERSION, label_report  # noqa: E402
+from chexpert_labeler_iu import data_dir, load_reports
+
+from radrl.metrics.chexpert import LABELER_VERSION, label_report
 
 TARGET = 5_000  # reports/s
 

@@ -126,11 +126,11 @@ def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
     reward_keys = sorted({k for h in history for k in h if k.startswith("rewards/") and k.endswith("/mean")})
     curve = plot_curves(history, reward_keys, out / "reward_curve.png", title="GRPO rewards (train, sampled)")
     lines = ["# radrl demo report", "",
-             "Synthetic chest X-rays, a tiny random Qwen3-VL, SFT, then GRPO per task from the SFT checkpoint "
-             "(report and grounding RL are separate runs, as in the paper); held-out split, greedy decoding. "
-             "Scores in percent (avg_chars in characters).", "",
-             "Leaderboard with paired bootstrap tests: [compare/leaderboard.md](compare/leaderboard.md); "
-             "everything with images in one page: [compare/report.html](compare/report.html).", ""]
+             ("Synthetic chest X-rays, a tiny random Qwen3-VL, SFT, then GRPO per task from the SFT checkpoint "
+              "(report and grounding RL are separate runs, as in the paper); held-out split, greedy decoding. "
+              "Scores in percent (avg_chars in characters)."), "",
+             ("Leaderboard with paired bootstrap tests: [compare/leaderboard.md](compare/leaderboard.md); "
+              "everything with images in one page: [compare/report.html](compare/report.html)."), ""]
     for task in ("grounding", "report"):
         lines += [f"## {task}", "", markdown_table({n: r for n, r in results.items()}, task), ""]
     if curve:
@@ -143,8 +143,8 @@ def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
     lines += ["", "## Time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in times.items()]
     lines += [f"| total | {total_s:.0f} |", "",
-              f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-              f"torch {torch.__version__}."]
+              (f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+               f"torch {torch.__version__}.")]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({"results": results, "times_s": times, "total_s": total_s},

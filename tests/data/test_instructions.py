@@ -5,8 +5,7 @@ import json
 import pytest
 
 from radrl.data.boxes import Box
-from radrl.data.instructions import (  # noqa: I001
-    to_dataset,
+from radrl.data.instructions import (
     ANATOMY_PROMPTS,
     CLASSIFICATION_PROMPTS,
     DETECTION_PROMPTS,

@@ -9,8 +9,8 @@ from radrl.data.schema import Sample, read_jsonl, write_jsonl
 
 
 def _sample(**kw):
-    base = dict(id="a", image="img/a.png", findings="No pneumothorax.", labels={"Pneumothorax": 0},
-                boxes=[Box(0.1, 0.2, 0.3, 0.4, "Cardiomegaly")])
+    base = {"id": "a", "image": "img/a.png", "findings": "No pneumothorax.", "labels": {"Pneumothorax": 0},
+                "boxes": [Box(0.1, 0.2, 0.3, 0.4, "Cardiomegaly")]}
     return Sample(**{**base, **kw})
 
 

@@ -45,9 +45,9 @@ def first_with(name: str, start: int = 0) -> int:
 
 # --- determinism ------------------------------------------------------------------------
 @pytest.mark.parametrize("a, b, same", [
-    (dict(n=3, seed=7), dict(n=3, seed=7), True),                           # same arguments -> same everything
-    (dict(n=3, seed=7), dict(n=3, seed=8), False),                          # another seed -> other images
-    (dict(n=3, seed=7), dict(n=3, seed=7, split="test"), False),            # splits are separate streams
+    ({"n": 3, "seed": 7}, {"n": 3, "seed": 7}, True),                           # same arguments -> same everything
+    ({"n": 3, "seed": 7}, {"n": 3, "seed": 8}, False),                          # another seed -> other images
+    ({"n": 3, "seed": 7}, {"n": 3, "seed": 7, "split": "test"}, False),            # splits are separate streams
 ])
 def test_determinism(a, b, same):
     ga, gb = generate(size=64, **a), generate(size=64, **b)

@@ -12,8 +12,15 @@ import pytest
 
 from radrl.data.boxes import Box
 from radrl.metrics import MetricResult
-from radrl.metrics.grounding import (accuracy_at, average_precision, iou, mean_iou, score_grounding,
-                                     soft_f1, weighted_box_fusion)
+from radrl.metrics.grounding import (
+    accuracy_at,
+    average_precision,
+    iou,
+    mean_iou,
+    score_grounding,
+    soft_f1,
+    weighted_box_fusion,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

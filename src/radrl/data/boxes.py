@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Box:
     # --- constructors from the conventions datasets use -------------------------------
     @classmethod
     def from_pixels(cls, x1: float, y1: float, x2: float, y2: float, width: int, height: int,
-                    label: str | None = None) -> "Box":
+                    label: str | None = None) -> Box:
         """Corner pixels of a ``width`` x ``height`` image; clamped to the image."""
         if width <= 0 or height <= 0:
             raise ValueError(f"image size must be positive to normalize a box, got {width}x{height}")
@@ -49,12 +50,12 @@ class Box:
 
     @classmethod
     def from_xywh_pixels(cls, x: float, y: float, w: float, h: float, width: int, height: int,
-                         label: str | None = None) -> "Box":
+                         label: str | None = None) -> Box:
         """Top-left corner plus size in pixels (NIH, RSNA, COCO)."""
         return cls.from_pixels(x, y, x + w, y + h, width, height, label)
 
     @classmethod
-    def from_qwen(cls, coords: Iterable[float], label: str | None = None) -> "Box":
+    def from_qwen(cls, coords: Iterable[float], label: str | None = None) -> Box:
         """Qwen3-VL's relative 0-1000 grid."""
         x1, y1, x2, y2 = (float(c) / 1000.0 for c in coords)
         return cls(x1, y1, x2, y2, label)
@@ -70,7 +71,7 @@ class Box:
         return {"label": self.label, "box": [self.x1, self.y1, self.x2, self.y2]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "box") -> "Box":
+    def from_dict(cls, d: dict[str, Any], where: str = "box") -> Box:
         try:
             x1, y1, x2, y2 = (float(v) for v in d["box"])
         except (KeyError, TypeError, ValueError):

@@ -158,7 +158,7 @@ def plan_sample(seed: int, index: int, split: str = "train") -> Plan:
     """Draw the anatomy and findings of one image from its own random stream."""
     rng = np.random.default_rng([seed, _split_key(split), index])
     names = set(rng.choice(FINDINGS, size=rng.choice(4, p=[0.22, 0.4, 0.26, 0.12]), replace=False))
-    j = lambda w: float(rng.uniform(-w, w))  # noqa: E731
+    j = lambda w: float(rng.uniform(-w, w))
     scale = rng.uniform(1.35, 1.55) if "Cardiomegaly" in names else rng.uniform(0.92, 1.05)
     lat, med = 0.135 + j(0.012), 0.46 + j(0.006)
     p = Plan(apex=0.13 + j(0.012), base=0.8 + j(0.012), lat=(lat, lat + j(0.01)), med=(med, med + j(0.005)),
@@ -167,7 +167,7 @@ def plan_sample(seed: int, index: int, split: str = "train") -> Plan:
              texture_seed=int(rng.integers(2**32)))
     free = {(s, z) for s in SIDES for z in ZONES}
     out: list[Finding] = []
-    fseed = lambda: int(rng.integers(2**32))  # noqa: E731
+    fseed = lambda: int(rng.integers(2**32))
     if "Pneumothorax" in names:
         side = SIDES[rng.integers(2)]
         free -= {(side, z) for z in ZONES}
@@ -390,7 +390,7 @@ def _fill(template: str, f: Finding, pick) -> str:
 
 def _report(findings: tuple[Finding, ...], rng) -> tuple[str, str, dict[str, int]]:
     """Findings text, impression and CheXpert labels; every sentence is true of the drawing."""
-    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
+    pick = lambda xs: xs[int(rng.integers(len(xs)))]
     pos, imp = [], []                          # (group, sentence, labels it states), impression phrases
     for name in FINDINGS:
         fs = [f for f in findings if f.name == name]

@@ -17,9 +17,9 @@ Grounding is scored on boxes, not text: ``radrl.metrics.grounding.score_groundin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Callable, Iterable, Sequence
 
 __all__ = ["METRICS", "MetricResult", "check_aligned", "package_version"]
 
@@ -42,7 +42,7 @@ class MetricResult:
             raise ValueError(f"metric values must be finite, got {bad}; fix the scorer that produced them")
 
     @classmethod
-    def merge(cls, results: Iterable["MetricResult"]) -> "MetricResult":
+    def merge(cls, results: Iterable[MetricResult]) -> MetricResult:
         """One result from several scorers run on the same samples."""
         out = cls()
         for r in results:

@@ -52,8 +52,8 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
 from radrl.metrics import MetricResult, check_aligned
@@ -156,8 +156,8 @@ _MENTIONS: dict[str, tuple[str, ...]] = {
     "Support Devices": (
         r"\bpace(?:maker|r)s?\b",
         r"\b(?:aicd|icd|defibrillator)\b",
-        r"\b(?:endotracheal|tracheostomy|nasogastric|orogastric|feeding|chest|et|ng|og|enteric|gastric|thoracostomy)"
-        r" tubes?\b",
+        (r"\b(?:endotracheal|tracheostomy|nasogastric|orogastric|feeding|chest|et|ng|og|enteric|gastric|thoracostomy)"
+         r" tubes?\b"),
         r"\b(?:ett|dobhoff|picc|swan-ganz|lvad|port-a-cath|portacath|ivc filter|stents?|catheters?)\b",
         r"\b(?:central venous|central|venous|picc) (?:line|catheter)s?\b",
         r"\b(?:pacer|pacing|pacemaker) (?:wires?|leads?)\b",
@@ -328,8 +328,7 @@ def _window(text: str, stops: list[int], triggers: tuple[str, ...]) -> tuple[int
             if first < 0 or i < first:
                 first = i
             j = text.rfind(t)
-            if j > last:
-                last = j
+            last = max(last, j)
     if first < 0:
         return None
     i = bisect.bisect_left(stops, first)  # stops[:i] lie before the first trigger

@@ -57,9 +57,9 @@ import re
 import shutil
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 from radrl.metrics import MetricResult, check_aligned, package_version
 

@@ -18,8 +18,13 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import (AutoProcessor, AutoTokenizer, Qwen2VLImageProcessorPil, Qwen3VLConfig,
-                          Qwen3VLForConditionalGeneration)
+from transformers import (
+    AutoProcessor,
+    AutoTokenizer,
+    Qwen2VLImageProcessorPil,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+)
 from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
 
 

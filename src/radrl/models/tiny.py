@@ -10,13 +10,17 @@ runs unchanged on it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (PreTrainedTokenizerFast, Qwen2VLImageProcessorPil, Qwen3VLConfig,
-                          Qwen3VLForConditionalGeneration)
+from transformers import (
+    PreTrainedTokenizerFast,
+    Qwen2VLImageProcessorPil,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+)
 
 from radrl.models.load import ImageOnlyQwen3VLProcessor
 
@@ -34,8 +38,8 @@ QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^
               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 # Sizes: a few hundred thousand parameters; vision patch 16 and merge 2 as in Qwen3-VL.
-TINY_SIZES = dict(hidden=96, layers=2, heads=4, kv_heads=2, intermediate=192,
-                  vision_hidden=64, vision_layers=2, vision_heads=4, vision_intermediate=128)
+TINY_SIZES = {"hidden": 96, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 192,
+                  "vision_hidden": 64, "vision_layers": 2, "vision_heads": 4, "vision_intermediate": 128}
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
@@ -72,19 +76,19 @@ def tiny_config(vocab_size: int, tokenizer: PreTrainedTokenizerFast, sizes: dict
     mrope = [half - 2 * (half // 3), half // 3, half // 3]
     ids = tokenizer.convert_tokens_to_ids
     return Qwen3VLConfig(
-        text_config=dict(
-            vocab_size=vocab_size, hidden_size=s["hidden"], intermediate_size=s["intermediate"],
-            num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
-            head_dim=head_dim, max_position_embeddings=4096, tie_word_embeddings=False,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope,
+        text_config={
+            "vocab_size": vocab_size, "hidden_size": s["hidden"], "intermediate_size": s["intermediate"],
+            "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"],
+            "head_dim": head_dim, "max_position_embeddings": 4096, "tie_word_embeddings": False,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope,
                              "mrope_interleaved": True},
-            pad_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), bos_token_id=None,
-        ),
-        vision_config=dict(
-            depth=s["vision_layers"], hidden_size=s["vision_hidden"], intermediate_size=s["vision_intermediate"],
-            num_heads=s["vision_heads"], out_hidden_size=s["hidden"], patch_size=16, spatial_merge_size=2,
-            temporal_patch_size=2, num_position_embeddings=256, deepstack_visual_indexes=[0],
-        ),
+            "pad_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"), "bos_token_id": None,
+        },
+        vision_config={
+            "depth": s["vision_layers"], "hidden_size": s["vision_hidden"], "intermediate_size": s["vision_intermediate"],
+            "num_heads": s["vision_heads"], "out_hidden_size": s["hidden"], "patch_size": 16, "spatial_merge_size": 2,
+            "temporal_patch_size": 2, "num_position_embeddings": 256, "deepstack_visual_indexes": [0],
+        },
         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
         tie_word_embeddings=False,

@@ -10,6 +10,7 @@ None for rows of another task, and is the same metric code evaluation reports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from trl import GRPOConfig, GRPOTrainer, TrlParser
 
@@ -42,7 +43,7 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
                                         "counted); None (default) fails the step instead of training on it."})
     reward_server_timeout: float = field(default=60.0, metadata={"help": "Seconds per reward-server request."})
 
-    _VALID_DICT_FIELDS = [*GRPOConfig._VALID_DICT_FIELDS, "reward_options"]
+    _VALID_DICT_FIELDS: ClassVar[list[str]] = [*GRPOConfig._VALID_DICT_FIELDS, "reward_options"]
 
     def __post_init__(self):
         super().__post_init__()
