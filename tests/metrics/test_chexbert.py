@@ -1,7 +1,6 @@
 """CheXbert F1 and embedding similarity offline: a tiny random chexbert.pth in the real layout, checked against
 RadEval's CheXbert code run on the same checkpoint."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -22,27 +21,9 @@ from radrl.metrics.chexbert import (
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine two threads were 20x slower."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def load_helper():
-    spec = importlib.util.spec_from_file_location("tiny_clinical", FIXTURES / "tiny_clinical.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def tiny_chexbert(tmp_path_factory) -> Path:
-    return load_helper().write_tiny_chexbert(tmp_path_factory.mktemp("cx") / "chexbert", seed=0)
+def tiny_chexbert(tmp_path_factory, tiny_clinical) -> Path:
+    return tiny_clinical.write_tiny_chexbert(tmp_path_factory.mktemp("cx") / "chexbert", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +36,16 @@ def no_env(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
 
 
-def as_rrg(labels: dict) -> list[int]:
+def as_rrg(labels: dict, order: list[str]) -> list[int]:
     """radrl labels -> f1chexbert rrg vector in CheXbert's head order (positive/uncertain -> 1)."""
-    order = load_helper().CHEXBERT_CONDITIONS
     return [1 if labels.get(name) in (1, -1) else 0 for name in order]
 
 
-def test_labels_and_similarity_match_radeval(tiny_chexbert, reference):
+def test_labels_and_similarity_match_radeval(tiny_chexbert, reference, tiny_clinical):
     # chexbert_reference.json (make_chexbert_reference.py): RadEval's BaseBertLabeler / get_labels / get_embeddings
     # on the same tiny checkpoint; pairs include an empty reference and a report cut at 512 word pieces
     labels = label_reports(reference["refs"] + reference["hyps"], model=tiny_chexbert, device="cpu")
-    assert [as_rrg(x) for x in labels] == reference["ref_labels"] + reference["hyp_labels"]
+    assert [as_rrg(x, tiny_clinical.CHEXBERT_CONDITIONS) for x in labels] == reference["ref_labels"] + reference["hyp_labels"]
     r = chexbert(reference["refs"], reference["hyps"], model=tiny_chexbert, device="cpu", batch_size=5)
     assert r.per_sample["chexbert_similarity"] == pytest.approx(reference["chexbert_similarity"], abs=1e-5)
     for key in ("chexbert_f1_micro_14", "chexbert_f1_macro_14", "chexbert_f1_micro_5", "chexbert_f1_macro_5"):

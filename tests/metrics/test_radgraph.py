@@ -1,6 +1,5 @@
 """RadGraph F1 offline: a tiny random RadGraph-XL archive in the real layout, checked against the radgraph package."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -22,27 +21,9 @@ from radrl.metrics.radgraph import (
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine two threads were 20x slower."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def load_helper():
-    spec = importlib.util.spec_from_file_location("tiny_clinical", FIXTURES / "tiny_clinical.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def tiny_radgraph(tmp_path_factory) -> Path:
-    return load_helper().write_tiny_radgraph(tmp_path_factory.mktemp("rg") / "radgraph-xl", seed=0)
+def tiny_radgraph(tmp_path_factory, tiny_clinical) -> Path:
+    return tiny_clinical.write_tiny_radgraph(tmp_path_factory.mktemp("rg") / "radgraph-xl", seed=0)
 
 
 @pytest.fixture
@@ -61,12 +42,12 @@ REFERENCES = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset,fixture", REFERENCES, ids=[r[0] for r in REFERENCES])
-def test_matches_the_radgraph_package(tmp_path, dataset, fixture):
+def test_matches_the_radgraph_package(tmp_path, dataset, fixture, tiny_clinical):
     # the radgraph package (0.1.18 code, RadEval's transformers-5 copy) run on the same tiny checkpoint
     # (make_radgraph_reference.py): every entity, label, span and relation, and the four scores, must be
     # identical; the last pair is longer than the encoder's 64-piece window (AllenNLP's folding)
     ref = json.loads((FIXTURES / fixture).read_text())
-    folder = load_helper().write_tiny_radgraph(tmp_path / dataset, seed=0, dataset=dataset)
+    folder = tiny_clinical.write_tiny_radgraph(tmp_path / dataset, seed=0, dataset=dataset)
     model = load_radgraph(folder, device="cpu")
     texts = ref["refs"] + ref["hyps"]
     assert [model.annotate(t) for t in texts] == ref["annotations"]
