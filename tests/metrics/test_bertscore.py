@@ -147,3 +147,47 @@ def test_length_mismatch_and_empty_input(minilm):
     r = raw([], [], minilm)
     assert r.per_sample["bertscore"] == [] and r.aggregate["bertscore"] == 0.0
     assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest: tests never reach the hub
+
+
+@pytest.fixture(scope="module")
+def tiny_roberta(tmp_path_factory) -> str:
+    """A tiny random RoBERTa in the layout of distilroberta-base's folder (config.json, weights, vocab.json,
+    merges.txt), with a byte-level BPE trained here on a few report sentences: the RadCliQ model's tokenizer
+    family, whose leading-space handling bert-score relies on."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel
+
+    folder = tmp_path_factory.mktemp("roberta") / "tiny-roberta"
+    folder.mkdir()
+    bpe = ByteLevelBPETokenizer()
+    corpus = [REF, "small left pleural effusion.", "the lungs are clear.", "mild cardiomegaly.", "effusion"] * 20
+    bpe.train_from_iterator(corpus, vocab_size=300, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    config = RobertaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
+                           eos_token_id=2)
+    RobertaModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def test_roberta_tokenizer_gets_the_leading_space_bert_score_asks_for(tiny_roberta):
+    # bert-score encodes RoBERTa input with add_prefix_space=True (its baselines were computed so); transformers 5
+    # ignores that argument of encode(), so radrl loads the tokenizer with the prefix space: the first word is then
+    # the same token as mid-sentence ("Ġeffusion"), not the bare-start variant
+    from pathlib import Path
+
+    from radrl.metrics.bertscore import _scorer
+
+    scorer = _scorer(Path(tiny_roberta), 2, False, None, 8, "cpu")
+    tokenizer = scorer._tokenizer
+    first = tokenizer.convert_ids_to_tokens(tokenizer.encode("effusion", add_special_tokens=False))
+    middle = tokenizer.convert_ids_to_tokens(tokenizer.encode("no effusion", add_special_tokens=False))
+    assert first[0].startswith("Ġ") and first == middle[-len(first):]
+
+
+def test_roberta_path_scores(tiny_roberta):
+    # the whole path on a RoBERTa-family encoder: identical texts 1, a changed one lower, all finite
+    r = bertscore([REF, REF], [REF, "small left pleural effusion."], model=tiny_roberta, num_layers=2, rescale=False)
+    assert r.per_sample["bertscore"][0] == pytest.approx(1.0, abs=1e-5)
+    assert r.per_sample["bertscore"][1] < r.per_sample["bertscore"][0]
