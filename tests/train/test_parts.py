@@ -174,6 +174,35 @@ def test_tensorboard_gets_the_training_curves(tiny_model_dir, synth_data, tmp_pa
 
 
 @pytest.mark.slow
+def test_wandb_gets_the_training_curves_offline(tiny_model_dir, synth_data, tmp_path, monkeypatch):
+    """`--report_to wandb` (when the user asks): with WANDB_MODE=offline the run is written locally (no account,
+    no network) and W&B receives the loss of every logged step."""
+    import wandb.sdk.wandb_run as wandb_run
+
+    from radrl.train.sft import main
+
+    logged = []
+    original = wandb_run.Run.log
+
+    def log(self, data, *args, **kwargs):  # records what the Trainer's W&B callback sends, then sends it
+        logged.append(dict(data))
+        return original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(wandb_run.Run, "log", log)
+    for var, value in (("WANDB_MODE", "offline"), ("WANDB_DIR", str(tmp_path)), ("WANDB_PROJECT", "radrl-test"),
+                       ("WANDB_SILENT", "true")):
+        monkeypatch.setenv(var, value)
+    args = [a for a in COMMON if a not in ("--report_to", "none")]
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
+          "--output_dir", str(tmp_path / "wb"), "--max_steps", "2", "--report_to", "wandb", *args])
+    import wandb
+
+    wandb.finish()
+    assert len(list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))) == 1  # the local run file
+    assert [d["train/global_step"] for d in logged if "train/loss" in d] == [1, 2]
+
+
+@pytest.mark.slow
 def test_grpo_with_lora_saves_adapter_and_merged_model(tiny_model_dir, synth_data, tmp_path):
     """GRPO through TRL's peft_config path (KL against the adapter-disabled base): the base weights
     outside the adapted layers are the start's, and the merged folder is a plain checkpoint."""
