@@ -17,6 +17,20 @@ def test_unknown_verb_exits_2(capsys):
     assert e.value.code == 2 and "unknown verb" in capsys.readouterr().out
 
 
+def test_errors_are_one_line_with_the_fix(tmp_path, capsys, monkeypatch):
+    # a missing checkpoint: the message that names it and the fix, exit 1, no traceback
+    monkeypatch.delenv("RADRL_DEBUG", raising=False)
+    args = ["eval", "--model", str(tmp_path / "nope"), "--data", str(tmp_path / "t.jsonl"), "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and f"radrl eval: error: checkpoint folder {tmp_path / 'nope'} does not exist" in err
+    # RADRL_DEBUG=1 keeps the traceback (the exception itself) for debugging
+    monkeypatch.setenv("RADRL_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(args)
+
+
 @pytest.mark.slow
 def test_demo_end_to_end_small(tmp_path):
     from radrl.demo import main as demo

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -155,7 +156,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"unknown verb {argv[0]!r}; choose one of: {', '.join(VERBS)}")
             sys.exit(2)
         return
-    VERBS[argv[0]](argv[1:])
+    try:
+        VERBS[argv[0]](argv[1:])
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        # Our errors name the file, the row and the fix; a traceback would bury that line. RADRL_DEBUG=1 keeps it.
+        if os.environ.get("RADRL_DEBUG"):
+            raise
+        print(f"radrl {argv[0]}: error: {e}\n(set RADRL_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
