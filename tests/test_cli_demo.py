@@ -17,10 +17,10 @@ def test_unknown_verb_exits_2(capsys):
     assert e.value.code == 2 and "unknown verb" in capsys.readouterr().out
 
 
-def test_errors_are_one_line_with_the_fix(tmp_path, capsys, monkeypatch):
+def test_errors_are_one_line_with_the_fix(tmp_path, capsys, monkeypatch, synth_data):
     # a missing checkpoint: the message that names it and the fix, exit 1, no traceback
     monkeypatch.delenv("RADRL_DEBUG", raising=False)
-    args = ["eval", "--model", str(tmp_path / "nope"), "--data", str(tmp_path / "t.jsonl"), "--out", str(tmp_path)]
+    args = ["eval", "--model", str(tmp_path / "nope"), "--data", str(synth_data["test"]), "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as e:
         main(args)
     err = capsys.readouterr().err
