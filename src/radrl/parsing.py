@@ -126,7 +126,7 @@ def _read_boxes(answer: str) -> tuple[list[Box], int]:
     and masked so their 0-1000 arrays are not read again as 0-1 boxes."""
     found: list[tuple[int, Box]] = []
     invalid = 0
-    masked = list(answer)
+    masked = list(answer) if "bbox_2d" in answer else []
 
     def take(box: Box | None, start: int, end: int) -> None:
         """Keep a valid box (or count an invalid one) and blank its span for the later passes."""
@@ -137,23 +137,26 @@ def _read_boxes(answer: str) -> tuple[list[Box], int]:
             found.append((start, box))
         masked[start:end] = " " * (end - start)
 
-    for m in _OBJ_RE.finditer(answer):
-        inner = _BBOX2D_RE.search(m.group(0))
-        if inner is not None:
-            take(_qwen_box(inner.group(1), _json_label(m.group(0))), m.start(), m.end())
-    for m in _BBOX2D_RE.finditer("".join(masked)):  # truncated JSON without a closing brace
-        take(_qwen_box(m.group(1), None), m.start(), m.end())
-
-    prose = "".join(masked)
+    if "bbox_2d" in answer:  # most answers hold no JSON: skip its passes and the masking copy
+        for m in _OBJ_RE.finditer(answer):
+            inner = _BBOX2D_RE.search(m.group(0))
+            if inner is not None:
+                take(_qwen_box(inner.group(1), _json_label(m.group(0))), m.start(), m.end())
+        for m in _BBOX2D_RE.finditer("".join(masked)):  # truncated JSON without a closing brace
+            take(_qwen_box(m.group(1), None), m.start(), m.end())
+        prose = "".join(masked)
+    else:
+        prose = answer
     prev_end, prev_label = 0, None
     for m in BOX_RE.finditer(prose):
-        box = Box(*(float(g) for g in m.groups()))
         label = _phrase(prose[prev_end:m.start()], prev_label if prev_end else None)
         prev_end, prev_label = m.end(), label
+        x1, y1, x2, y2 = m.groups()
+        box = Box(float(x1), float(y1), float(x2), float(y2), label)
         if not box.is_valid:
             invalid += 1
             continue
-        found.append((m.start(), Box(box.x1, box.y1, box.x2, box.y2, label)))
+        found.append((m.start(), box))
     found.sort(key=lambda t: t[0])
     return [b for _, b in found], invalid
 

@@ -22,7 +22,6 @@ Reading boxes back from text is the completion parser's job (``radrl.parsing``),
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,9 +93,8 @@ class Box:
     @property
     def is_valid(self) -> bool:
         """Finite, inside 0-1 and not inverted or empty."""
-        c = self.coords
-        return (all(math.isfinite(v) and -1e-9 <= v <= 1 + 1e-9 for v in c)
-                and self.x1 < self.x2 and self.y1 < self.y2)
+        x1, y1, x2, y2 = self.x1, self.y1, self.x2, self.y2  # NaN fails every comparison, inf the bounds
+        return -1e-9 <= x1 < x2 <= 1 + 1e-9 and -1e-9 <= y1 < y2 <= 1 + 1e-9
 
 
 def _clamp(v: float) -> float:
