@@ -10,6 +10,15 @@ server batches requests that arrive together. Reports samples per second, best o
 ``--repeats``.
 
     .venv/bin/python bench/eval_batching.py [--rows 32] [--max-new-tokens 32] [--device cpu]
+    # on a GPU, a model of Qwen3-VL-2B's sizes (read from its config.json; random weights)
+    python bench/eval_batching.py --device cuda --architecture /models/Qwen3-VL-2B-Instruct --batch-sizes 1 8 32
+
+``--architecture`` takes the transformer sizes (text and vision: width, depth, heads, MLP) and the
+vocabulary size from a Qwen3-VL ``config.json``; the model keeps the tiny tokenizer (the extra
+vocabulary rows are unused but cost what they cost in the output layer) and the tiny model's one
+DeepStack layer. Random weights generate arbitrary tokens, so every row is held to the same length
+by the new-token limit only if no end-of-turn token is sampled: the outputs-identical check across
+batch sizes (greedy) keeps the comparison fair either way.
 
 Writes ``bench/results/eval_batching.json`` (and prints it). Target (issue 6): batching at
 least 5x faster than one at a time on a GPU; on a CPU the ratio is smaller (the tiny model's
@@ -31,7 +40,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 
-def main() -> None:
+def architecture_sizes(path: str) -> dict:
+    """radrl.models.tiny sizes from a real Qwen3-VL config.json (text and vision dimensions, vocabulary)."""
+    from transformers import Qwen3VLConfig
+
+    c = Qwen3VLConfig.from_pretrained(Path(path).parent if Path(path).is_file() else path)
+    t, v = c.text_config, c.vision_config
+    return {"hidden": t.hidden_size, "layers": t.num_hidden_layers, "heads": t.num_attention_heads,
+            "kv_heads": t.num_key_value_heads, "intermediate": t.intermediate_size, "vocab": t.vocab_size,
+            "head_dim": getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads,
+            "vision_hidden": v.hidden_size, "vision_layers": v.depth, "vision_heads": v.num_heads,
+            "vision_intermediate": v.intermediate_size}
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=32)
@@ -39,8 +61,10 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--architecture", default=None,
+                   help="Qwen3-VL config.json (or its folder) whose sizes the random model takes")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "eval_batching.json"))
-    a = p.parse_args()
+    a = p.parse_args(argv)
 
     import torch
 
@@ -53,7 +77,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="radrl-bench-"))
     data = write_dataset(tmp / "data", n_train=40, n_test=max(8, a.rows), seed=0, size=256)
-    model_dir = build_tiny_model(tmp / "model", demo_corpus([str(data["train"])]), seed=0)
+    model_dir = build_tiny_model(tmp / "model", demo_corpus([str(data["train"])]), seed=0,
+                                 sizes=architecture_sizes(a.architecture) if a.architecture else None)
     rows = build_conversations(read_jsonl(data["test"]), seed=1)[:a.rows]
     limits = {"report": a.max_new_tokens, "grounding": a.max_new_tokens}
     model, processor = load_any(str(model_dir), device=a.device)
@@ -88,7 +113,8 @@ def main() -> None:
                       "same_outputs_as_first": b["same_outputs_as_first"]} for name, b in best.items()}
     base = results[f"hf batch {a.batch_sizes[0]}"]
     payload = {
-        "command": "python bench/eval_batching.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/eval_batching.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "architecture": a.architecture or "tiny test model",
         "date": time.strftime("%Y-%m-%d"), "rows": len(rows), "max_new_tokens": a.max_new_tokens,
         "device": a.device if a.device != "cpu" else f"cpu ({platform.processor() or platform.machine()}, "
                                                          f"{torch.get_num_threads()} torch threads, "

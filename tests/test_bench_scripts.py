@@ -31,3 +31,32 @@ def test_gpu_train_speed_runs_on_cpu(how, tmp_path, tiny_model_dir, cxr_data):
     assert result["sft"]["tokens_per_s"] > 0 and result["sft"]["image_tokens_per_sample"] > 0
     assert {"generation_s", "reward_s", "update_s", "step_s"} <= set(result["grpo"])
     assert result["grpo"]["rollouts"] == 4 and result["command"].startswith("python bench/gpu_train_speed.py")
+
+
+@pytest.mark.slow
+def test_eval_batching_takes_an_architecture(tmp_path, tiny_model_dir):
+    # the GPU run builds its random model from a real config.json's sizes (here the tiny model's); on the CPU
+    # this checks the path and the results file, with every batch size giving the same greedy outputs
+    sys.path.insert(0, str(REPO / "bench"))
+    import eval_batching
+
+    out = tmp_path / "eval_batching.json"
+    eval_batching.main(["--rows", "4", "--max-new-tokens", "4", "--batch-sizes", "1", "4", "--concurrency", "2",
+                        "--repeats", "1", "--architecture", str(tiny_model_dir), "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["architecture"] == str(tiny_model_dir)
+    assert all(r["same_outputs_as_first"] for r in result["results"].values())
+    assert set(result["results"]) == {"hf batch 1", "hf batch 4", "endpoint concurrency 2"}
+
+
+def test_architecture_sizes_read_the_config(tiny_model_dir):
+    # every dimension that sets the compute comes from the config, the vocabulary included
+    sys.path.insert(0, str(REPO / "bench"))
+    import eval_batching
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    sizes = eval_batching.architecture_sizes(str(tiny_model_dir))
+    text, vision = config["text_config"], config["vision_config"]
+    assert (sizes["hidden"], sizes["layers"], sizes["vocab"], sizes["head_dim"]) == (
+        text["hidden_size"], text["num_hidden_layers"], text["vocab_size"], text["head_dim"])
+    assert (sizes["vision_layers"], sizes["vision_hidden"]) == (vision["depth"], vision["hidden_size"])

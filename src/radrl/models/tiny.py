@@ -70,14 +70,16 @@ def _chat_template() -> str:
 
 def tiny_config(vocab_size: int, tokenizer: PreTrainedTokenizerFast, sizes: dict | None = None) -> Qwen3VLConfig:
     s = {**TINY_SIZES, **(sizes or {})}
-    head_dim = s["hidden"] // s["heads"]
+    head_dim = s.get("head_dim") or s["hidden"] // s["heads"]
     # Multimodal RoPE splits head_dim/2 rotary frequencies over (time, height, width).
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]
     ids = tokenizer.convert_tokens_to_ids
     return Qwen3VLConfig(
         text_config={
-            "vocab_size": vocab_size, "hidden_size": s["hidden"], "intermediate_size": s["intermediate"],
+            # sizes["vocab"] widens the embedding and output layer beyond the tokenizer (unused rows), so a
+            # benchmark pays a real model's vocabulary cost (Qwen3-VL: 151,936) with the small tokenizer
+            "vocab_size": max(vocab_size, s.get("vocab", 0)), "hidden_size": s["hidden"], "intermediate_size": s["intermediate"],
             "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"],
             "head_dim": head_dim, "max_position_embeddings": 4096, "tie_word_embeddings": False,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope,
