@@ -31,7 +31,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import re
 import sys
 import tarfile
@@ -41,6 +40,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
+sys.path.insert(0, str(REPO / "bench"))
+
+import benchlib
 
 from radrl.data.schema import POSITIVE
 from radrl.metrics.chexpert import LABELER_VERSION, label_report
@@ -60,13 +62,8 @@ SECTIONS = ("FINDINGS", "IMPRESSION")
 
 
 def data_dir(arg: str | None, needed: tuple[str, ...] = ("NLMCXR_reports.tgz", "openi_gold_labels_dev.csv")) -> Path:
-    """--data, else $RADRL_CXR_DATA, else <repo>/../shared/data/cxr; exits with a message when a file is absent."""
-    path = Path(arg or os.environ.get("RADRL_CXR_DATA") or REPO.parent / "shared" / "data" / "cxr")
-    missing = [str(path / "reports" / name) for name in needed if not (path / "reports" / name).is_file()]
-    if missing:
-        sys.exit(f"error: IU report data not found: {', '.join(missing)}\n"
-                 "pass --data /path/to/shared/data/cxr or set RADRL_CXR_DATA to that folder")
-    return path
+    """The data folder holding the IU reports and gold labels (see bench/benchlib.py)."""
+    return benchlib.data_dir(arg, *(f"reports/{name}" for name in needed))
 
 
 def load_reports(tgz: Path) -> dict[str, str]:

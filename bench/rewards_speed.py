@@ -42,6 +42,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import benchlib
 
 from radrl.data.boxes import Box, format_boxes
 from radrl.metrics import METRICS
@@ -54,14 +57,8 @@ BATCH, GROUP = 64, 8
 
 
 def data_dir(arg: str | None) -> Path:
-    path = Path(arg or os.environ.get("RADRL_CXR_DATA") or REPO.parent / "shared" / "data" / "cxr")
-    needed = [path / "nih_bbox" / "BBox_List_2017.csv.gz", path / "reports" / "radeval_refs_chexpert_impression.txt",
-              path / "reports" / "radeval_preds_chexpert_impression.txt"]
-    missing = [str(p) for p in needed if not p.is_file()]
-    if missing:
-        sys.exit(f"error: data not found: {', '.join(missing)}\npass --data /path/to/shared/data/cxr "
-                 "or set RADRL_CXR_DATA to that folder")
-    return path
+    return benchlib.data_dir(arg, "nih_bbox/BBox_List_2017.csv.gz", "reports/radeval_refs_chexpert_impression.txt",
+                           "reports/radeval_preds_chexpert_impression.txt")
 
 
 def grounding_rows(path: Path, seed: int = 0) -> list[tuple[str, str]]:
@@ -184,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "command": "python bench/rewards_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpu": _cpu(), "python": platform.python_version(), "one_core": True, "torch_threads": 1,
+        "machine": {"cpu": benchlib.cpu_model(), "python": platform.python_version(), "one_core": True, "torch_threads": 1,
                     "load_average_at_end": os.getloadavg()},
         "data": {"grounding_images": len(g_rows), "one_box_pairs": len(one), "multi_box_pairs": len(multi),
                  "report_pairs": len(refs), "reward_batch": BATCH, "group": GROUP},
@@ -201,16 +198,6 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"{name:<40} {r['samples_per_s']:>12,.0f} {r['median']:>12,.0f}")
     print(f"soft-F1 target {TARGET:,}/s: {'met' if soft >= TARGET else 'MISSED'}; written to {out / 'rewards_speed.json'}")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
