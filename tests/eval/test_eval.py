@@ -104,8 +104,19 @@ def test_evaluate_writes_predictions_metrics_and_images(tiny_model_dir, synth_da
     assert "rouge_l" in metrics["tasks"]["report"]["ci"] and "bleu" in metrics["tasks"]["report"]["no_ci"]
     per_sample = [json.loads(line) for line in (tmp_path / "per_sample.jsonl").read_text().splitlines()]
     assert [(p["id"], p["task"]) for p in per_sample] == [(p["id"], p["task"]) for p in preds]
-    assert "| model |" in (tmp_path / "metrics.md").read_text()
+    md = (tmp_path / "metrics.md").read_text()
+    for kind in kinds:  # each kind's table shows its numbers (with intervals), not dashes
+        row = md.split(f"## {kind}\n", 1)[1].strip().split("\n\n", 1)[0].splitlines()[2]
+        assert row.split(" | ")[1][0].isdigit() and "[" in row, (kind, row)
     assert list((tmp_path / "boxes").glob("*.png"))
+    # --max-rows may grow between runs: a first run that saw only report rows resumes with more rows
+    first = tmp_path / "grow"
+    evaluate(str(tiny_model_dir), str(synth_data["test"]), str(first), batch_size=8, tasks=EVAL_TASKS,
+             max_new_tokens={"report": 8, "grounding": 8}, device="cpu", max_rows=1)
+    evaluate(str(tiny_model_dir), str(synth_data["test"]), str(first), batch_size=8, tasks=EVAL_TASKS,
+             max_new_tokens={"report": 8, "grounding": 8}, device="cpu", max_rows=4)
+    runs = json.loads((first / "manifest.json").read_text())["generation_runs"]
+    assert [(r["resumed"], r["generated"]) for r in runs] == [(0, 1), (1, 3)]
 
 
 @pytest.mark.slow

@@ -76,13 +76,14 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     skipped = _count(r["task"] for r in rows if r["task"] not in SCORED_TASKS)
     rows = [r for r in rows if r["task"] in SCORED_TASKS]
     n_all = len(rows)
+    # Limits of every task in the file, not only those within --max-rows: a rerun with more rows resumes.
+    limits = {t: v for t, v in task_limits(max_new_tokens).items() if any(r["task"] == t for r in rows)}
     rows = rows[:max_rows] if max_rows else rows
     if not rows:
         raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}); check the "
                          "file and the tasks")
     if skipped:
         print(f"skipped rows no scorer reads: {skipped} (recorded in manifest.json)")
-    limits = {t: v for t, v in task_limits(max_new_tokens).items() if any(r["task"] == t for r in rows)}
     if endpoint and engine == "hf":
         engine = "openai"
     if engine == "openai" and not endpoint:
@@ -129,7 +130,9 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     cis = {t: v.get("ci", {}) for t, v in written["tasks"].items()}
     boot = written["bootstrap"]
     label = manifest["name"]
-    tables = [f"## {t}\n\n" + markdown_table({label: {t: r.aggregate}}, t.split("/")[0], cis={label: cis})
+    # Per-kind results ("grounding/anatomy") use the table layout of their task.
+    tables = [f"## {t}\n\n" + markdown_table({label: {t.split("/")[0]: r.aggregate}}, t.split("/")[0],
+                                              cis={label: {t.split("/")[0]: cis.get(t, {})}})
               + f"\n\nBrackets: {boot['level']:.0%} bootstrap interval over samples ({boot['n_resamples']:,} "
               f"resamples, seed {boot['seed']})." for t, r in {**results, **kinds}.items()]
     (out_dir / "metrics.md").write_text("\n\n".join(tables) + "\n")
