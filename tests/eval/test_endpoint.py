@@ -103,6 +103,44 @@ def test_images_travel_as_png_data_urls_and_results_keep_input_order():
         stub.close()
 
 
+def test_a_failing_request_stops_the_rest_and_keeps_finished_results():
+    # first reply 400 (a caller error, not retried), the rest slow OKs: queued requests are cancelled instead of
+    # sent and paid for, finished ones reached on_result, and the error surfaces
+    stub = Stub([(400, {"error": "image too large"}, 0.3)] + [(200, OK, 0.3)] * 19)
+    try:
+        client = ChatClient(stub.url, "m", api_key="k", max_retries=0, concurrency=2)
+        done = []
+        with pytest.raises(EndpointError, match="image too large"):
+            client.complete_many([[{"role": "user", "content": str(i)}] for i in range(20)], max_tokens=2,
+                                 on_result=lambda i, text: done.append(i))
+        time.sleep(0.5)  # let the requests already in flight finish
+        assert len(stub.bodies) <= 4 and len(done) <= 1
+    finally:
+        stub.close()
+
+
+def test_conversations_may_be_built_lazily():
+    # a callable is called in the worker, when its request goes out (images decoded then, not all up front)
+    stub = Stub([(200, OK, 0)])
+    try:
+        built = []
+
+        def make(i):
+            def build():
+                built.append(i)
+                return [{"role": "user", "content": str(i)}]
+            return build
+
+        client = ChatClient(stub.url, "m", api_key="k", concurrency=2)
+        conversations = [make(i) for i in range(5)]
+        assert built == []
+        assert client.complete_many(conversations, max_tokens=2) == ["fine"] * 5
+        assert sorted(built) == list(range(5)) and sorted(b["messages"][0]["content"] for b in stub.bodies) == [
+            "0", "1", "2", "3", "4"]
+    finally:
+        stub.close()
+
+
 def test_bad_url_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="http://127.0.0.1:8000/v1"):
         ChatClient("localhost:8000", "m")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -35,25 +36,26 @@ DEFAULT_MAX_NEW_TOKENS = {"report": 1024, "grounding": 4096}
 OnResult = Callable[[int, str], None]
 
 
-def _open(image, row_id) -> Image.Image:
+def _open(image, row_id, max_pixels: int | None = None) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     from radrl.data.images import load_image  # PNG, JPEG and DICOM alike
 
     try:
-        return load_image(image)
+        return load_image(image, max_pixels=max_pixels)
     except (OSError, ValueError) as e:
         raise ValueError(f"row {row_id}: cannot read image {image} ({e}); fix the path in the samples file "
                          "or remove the row") from None
 
 
-def messages_with_images(row: dict) -> list[dict]:
-    """Fill the prompt's image placeholders with the row's images (PIL or paths), as PIL images.
+def messages_with_images(row: dict, max_pixels: int | None = None) -> list[dict]:
+    """Fill the prompt's image placeholders with the row's images (PIL or paths), as PIL images;
+    ``max_pixels`` shrinks them first with Qwen3-VL's rule (what an endpoint is sent).
 
     >>> messages_with_images({"id": "a", "images": [], "prompt": [{"role": "user", "content": "hi"}]})
     [{'role': 'user', 'content': 'hi'}]
     """
-    images = [_open(img, row.get("id")) for img in (row.get("images") or [])]
+    images = [_open(img, row.get("id"), max_pixels) for img in (row.get("images") or [])]
     messages, k = [], 0
     for msg in row["prompt"]:
         content = msg["content"]
@@ -185,8 +187,8 @@ class EndpointBackend:
 
     name = "openai"
 
-    def __init__(self, client, temperature: float = 0.0, top_p: float | None = None):
-        self.client, self.temperature, self.top_p = client, temperature, top_p
+    def __init__(self, client, temperature: float = 0.0, top_p: float | None = None, max_pixels: int | None = None):
+        self.client, self.temperature, self.top_p, self.max_pixels = client, temperature, top_p, max_pixels
 
     def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
         extra = {"top_p": self.top_p} if self.top_p is not None else {}
@@ -194,7 +196,9 @@ class EndpointBackend:
         for i, row in enumerate(rows):
             by_task.setdefault(row.get("task", "report"), []).append(i)
         for task, idx in by_task.items():
-            self.client.complete_many([messages_with_images(rows[i]) for i in idx], max_tokens=limits.get(task, 1024),
+            # built per request: images are decoded when sent, not all of a split at once
+            self.client.complete_many([partial(messages_with_images, rows[i], self.max_pixels) for i in idx],
+                                      max_tokens=limits.get(task, 1024),
                                       temperature=self.temperature, on_result=lambda k, t, idx=idx: on_result(idx[k], t),
                                       **extra)
 
@@ -246,7 +250,7 @@ def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, ba
             raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
         client = ChatClient(endpoint, model, api_key=api_key, timeout=timeout, max_retries=max_retries,
                             concurrency=concurrency)
-        return EndpointBackend(client, temperature=temperature, top_p=top_p)
+        return EndpointBackend(client, temperature=temperature, top_p=top_p, max_pixels=max_pixels)
     if engine == "vllm":
         return VLLMBackend(model, temperature=temperature, top_p=top_p)
     if engine != "hf":

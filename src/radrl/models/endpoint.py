@@ -16,7 +16,10 @@ Stable API (other modules rely on these names and signatures):
   * ``client.complete_many(conversations, max_tokens=1024, temperature=0.0, on_result=None,
     **extra) -> list[str]``: many conversations, ``concurrency`` requests in flight, results
     in input order; ``on_result(i, text)`` is called as each one finishes (in completion
-    order), e.g. to append it to a JSONL.
+    order), e.g. to append it to a JSONL. A conversation may be a zero-argument callable that
+    builds it, so images are decoded only when their request is sent (thousands of full-size
+    radiographs do not fit in memory at once). The first request that fails for good stops
+    the others (queued ones are cancelled) and raises; finished ones have reached ``on_result``.
   * ``client.models() -> list[str]``: the ids ``GET /v1/models`` lists.
 
   Retries: connection errors, timeouts, HTTP 408/409/429 and 5xx are retried up to
@@ -157,14 +160,22 @@ class ChatClient:
     def complete_many(self, conversations: list[list[dict]], max_tokens: int = 1024, temperature: float = 0.0,
                       on_result: Callable[[int, str], None] | None = None, **extra) -> list[str]:
         out: list[str | None] = [None] * len(conversations)
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            futures = {pool.submit(self.complete, conv, max_tokens, temperature, **extra): i
-                       for i, conv in enumerate(conversations)}
+
+        def one(conv) -> str:
+            return self.complete(conv() if callable(conv) else conv, max_tokens, temperature, **extra)
+
+        pool = ThreadPoolExecutor(self.concurrency)
+        try:
+            futures = {pool.submit(one, conv): i for i, conv in enumerate(conversations)}
             for fut in as_completed(futures):
                 i = futures[fut]
                 out[i] = fut.result()
                 if on_result is not None:
                     on_result(i, out[i])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # do not send (and pay for) what can no longer be written
+            raise
+        pool.shutdown()
         return out  # type: ignore[return-value]
 
     def _request(self, method: str, path: str, body: dict | None = None) -> Any:
