@@ -305,7 +305,11 @@ class LocalServer:
         """One thread owns the model: it takes every queued request with the same decoding settings as one batch."""
         from radrl.eval.generate import generate_messages, load_any
 
-        model, processor = load_any(self.model_path, device=self.device, loader=self.loader)
+        try:
+            model, processor = load_any(self.model_path, device=self.device, loader=self.loader)
+        except Exception as e:  # noqa: BLE001 - handed to start(), which re-raises it in the caller's thread
+            self._load_error = e
+            return
         self._ready.set()
         while True:
             with self._cond:
@@ -343,6 +347,7 @@ class LocalServer:
         import uvicorn
 
         self._ready = threading.Event()
+        self._load_error: BaseException | None = None
         self._worker = threading.Thread(target=self._work, daemon=True, name="radrl-endpoint-model")
         self._worker.start()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -358,6 +363,8 @@ class LocalServer:
         while not (self._server.started and self._ready.is_set()):
             if time.time() > deadline or not self._worker.is_alive():
                 self.stop()
+                if self._load_error is not None:  # the loader's own error (e.g. a missing checkpoint), not a generic one
+                    raise self._load_error
                 raise RuntimeError(f"the loopback server for {self.model_path} did not start; check that the "
                                    "checkpoint loads with radrl.models.load")
             time.sleep(0.05)
