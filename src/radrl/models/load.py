@@ -152,6 +152,12 @@ def load(path: str, dtype: torch.dtype | str | None = None, device: str | None =
         dtype = DTYPES[dtype]
     dtype = dtype or default_dtype(device)
     processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
-    # device_map loads the weights straight onto the device instead of through host memory.
-    model = Qwen3VLForConditionalGeneration.from_pretrained(path, dtype=dtype, device_map=device)
+    # device_map loads the weights straight onto the device instead of through host memory. Under DeepSpeed
+    # ZeRO-3 (registered when TrainingArguments with a ZeRO-3 config are parsed, e.g. by `accelerate launch
+    # --config_file recipes/accelerate/deepspeed_zero3.yaml`) transformers refuses any device_map: the weights
+    # are partitioned across processes as they load, and the Trainer places them.
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    device_map = None if is_deepspeed_zero3_enabled() else device
+    model = Qwen3VLForConditionalGeneration.from_pretrained(path, dtype=dtype, device_map=device_map)
     return model, processor

@@ -272,7 +272,11 @@ def merge_lora(base: str, adapter: str | Path, out: str | Path) -> Path:
     """
     from peft import PeftModel
     from transformers import Qwen3VLForConditionalGeneration
+    from transformers.integrations import unset_hf_deepspeed_config
 
+    # Training is over: a ZeRO-3 config still registered would make from_pretrained refuse device_map (and
+    # partition the weights); the merge is a plain single-process CPU load.
+    unset_hf_deepspeed_config()
     model = Qwen3VLForConditionalGeneration.from_pretrained(base, dtype="auto", device_map="cpu")
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(out))
