@@ -53,6 +53,22 @@ def architecture_sizes(path: str) -> dict:
             "vision_intermediate": v.intermediate_size}
 
 
+def silence_unused_vocabulary(model_dir: Path) -> None:
+    """Zero the output rows past the tiny tokenizer: their logits are 0 while random real rows reach above 0,
+    so greedy decoding picks only tokens that decode to text, and the outputs-identical check across batch
+    sizes compares real text (ids the tokenizer lacks would all decode to "" and always agree). The rows
+    still cost their matmul, as in the real model."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    n = len(AutoTokenizer.from_pretrained(model_dir))
+    path = model_dir / "model.safetensors"
+    weights = load_file(path)
+    key = "lm_head.weight"
+    weights[key][n:] = 0
+    save_file(weights, path, metadata={"format": "pt"})
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=32)
@@ -79,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     data = write_dataset(tmp / "data", n_train=40, n_test=max(8, a.rows), seed=0, size=256)
     model_dir = build_tiny_model(tmp / "model", demo_corpus([str(data["train"])]), seed=0,
                                  sizes=architecture_sizes(a.architecture) if a.architecture else None)
+    if a.architecture:
+        silence_unused_vocabulary(model_dir)
     rows = build_conversations(read_jsonl(data["test"]), seed=1)[:a.rows]
     limits = {"report": a.max_new_tokens, "grounding": a.max_new_tokens}
     model, processor = load_any(str(model_dir), device=a.device)

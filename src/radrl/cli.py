@@ -82,7 +82,7 @@ def _eval(argv: list[str]) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy decoding (the default)")
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--max-new-tokens-report", type=int, default=None, help="default 1024 (4096 with --thinking)")
-    p.add_argument("--max-new-tokens-grounding", type=int, default=4096)
+    p.add_argument("--max-new-tokens-grounding", type=int, default=None, help="default 4096")
     p.add_argument("--thinking", action="store_true", help="append ' /think' and score the answer after </think>")
     p.add_argument("--box-instruction", action="store_true",
                    help="spell out the box format in grounding requests (base models that never saw it)")
@@ -94,12 +94,10 @@ def _eval(argv: list[str]) -> None:
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--device", default=None)
     a = p.parse_args(argv)
-    import os
-
     from radrl.eval.run import evaluate, print_summary
 
     aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,
-                          max_new_tokens={"report": a.max_new_tokens_report or (4096 if a.thinking else 1024),
+                          max_new_tokens={"report": a.max_new_tokens_report,
                                           "grounding": a.max_new_tokens_grounding},
                           thinking=a.thinking, max_rows=a.max_rows, device=a.device, min_pixels=a.min_pixels,
                           max_pixels=a.max_pixels, box_instruction=a.box_instruction, seed=a.seed,

@@ -206,6 +206,9 @@ BACKEND_ERRORS = [
     ("openai engine without a URL", {"engine": "openai"}, ValueError, "needs --endpoint"),
     ("unknown engine", {"engine": "tgi"}, ValueError, "choose hf, vllm or openai"),
     ("unknown loader", {"engine": "hf", "loader": "magic"}, ValueError, "choose auto, qwen3vl or generic"),
+    # an in-process engine and a served model at once: refused, not silently sent to the endpoint
+    ("vllm engine with an endpoint", {"engine": "vllm", "endpoint": "http://127.0.0.1:9/v1"}, ValueError,
+     "Give one of them"),
 ]
 
 

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 # Token limits per task (paper: reports 1,024 new tokens, 4,096 when thinking; grounding 4,096).
 DEFAULT_MAX_NEW_TOKENS = {"report": 1024, "grounding": 4096}
+THINKING_MAX_NEW_TOKENS = {"report": 4096, "grounding": 4096}
 
 OnResult = Callable[[int, str], None]
 
@@ -75,15 +76,17 @@ def messages_with_images(row: dict, max_pixels: int | None = None) -> list[dict]
     return messages
 
 
-def task_limits(max_new_tokens: dict[str, int] | int | None) -> dict[str, int]:
-    """Per-task new-token limits: defaults, overridden per task (dict) or everywhere (int).
+def task_limits(max_new_tokens: dict[str, int] | int | None, thinking: bool = False) -> dict[str, int]:
+    """Per-task new-token limits: the paper's defaults (longer reports when thinking), overridden per
+    task (dict; ``None`` values keep the default) or everywhere (int).
 
-    >>> task_limits({"report": 64})
-    {'report': 64, 'grounding': 4096}
+    >>> task_limits({"report": 64}), task_limits(None, thinking=True)["report"]
+    ({'report': 64, 'grounding': 4096}, 4096)
     """
+    defaults = THINKING_MAX_NEW_TOKENS if thinking else DEFAULT_MAX_NEW_TOKENS
     if isinstance(max_new_tokens, int):
-        return {k: max_new_tokens for k in DEFAULT_MAX_NEW_TOKENS}
-    return {**DEFAULT_MAX_NEW_TOKENS, **{k: v for k, v in (max_new_tokens or {}).items() if v is not None}}
+        return {k: max_new_tokens for k in defaults}
+    return {**defaults, **{k: v for k, v in (max_new_tokens or {}).items() if v is not None}}
 
 
 def load_any(path: str, device: str | None = None, loader: str = "auto", dtype=None,
@@ -236,6 +239,22 @@ class VLLMBackend:
                     on_result(i, out.outputs[0].text.strip())
 
 
+def resolve_engine(engine: str, endpoint: str | None) -> str:
+    """The engine that will run: an ``endpoint`` means ``openai``; conflicting choices are refused.
+
+    >>> resolve_engine("hf", "http://127.0.0.1:8000/v1")
+    'openai'
+    """
+    if engine not in ("hf", "vllm", "openai"):
+        raise ValueError(f"engine={engine!r}; choose hf, vllm or openai")
+    if endpoint and engine == "vllm":
+        raise ValueError("--engine vllm runs the model in this process; --endpoint evaluates a served one. Give "
+                         "one of them (for a vLLM server, pass its URL with --endpoint)")
+    if engine == "openai" and not endpoint:
+        raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
+    return "openai" if endpoint else engine
+
+
 def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, batch_size: int = 8,
                  temperature: float = 0.0, top_p: float | None = None, device: str | None = None,
                  loader: str = "auto", min_pixels: int | None = None, max_pixels: int | None = None,
@@ -243,18 +262,15 @@ def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, ba
                  progress: bool = True):
     """The backend for ``engine``: ``hf`` (local checkpoint), ``vllm`` or ``openai`` (``endpoint`` URL,
     ``model`` is the served model id). ``temperature`` 0 is greedy decoding."""
-    if engine == "openai" or endpoint:
+    engine = resolve_engine(engine, endpoint)
+    if engine == "openai":
         from radrl.models.endpoint import ChatClient
 
-        if not endpoint:
-            raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
         client = ChatClient(endpoint, model, api_key=api_key, timeout=timeout, max_retries=max_retries,
                             concurrency=concurrency)
         return EndpointBackend(client, temperature=temperature, top_p=top_p, max_pixels=max_pixels)
     if engine == "vllm":
         return VLLMBackend(model, temperature=temperature, top_p=top_p)
-    if engine != "hf":
-        raise ValueError(f"engine={engine!r}; choose hf, vllm or openai")
     m, processor = load_any(model, device=device, loader=loader, min_pixels=min_pixels, max_pixels=max_pixels)
     return HFBackend(m, processor, batch_size=batch_size, do_sample=temperature > 0, temperature=temperature or 1.0,
                      top_p=top_p, progress=progress)

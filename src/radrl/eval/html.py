@@ -9,20 +9,20 @@ with their 95 % bootstrap intervals; reward and length curves from training logs
 (rule labeler) each run matched, missed or added.
 
 A small script marks ``<body data-images="loaded/total">`` once the page has loaded, so a
-headless browser can check that every image decoded (``tests/eval/test_html.py``).
+headless browser can check that every image decoded (``tests/eval/test_compare.py``).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from pathlib import Path
 
+from radrl.data.images import load_image
 from radrl.data.schema import POSITIVE, UNCERTAIN
 from radrl.eval.report import boxes_image
+from radrl.models.endpoint import image_data_url
 from radrl.parsing import parse
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -48,12 +48,6 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     body = "".join(f"<tr{' class=pub' if '(published)' in r[0] else ''}>" + "".join(f"<td>{_e(c)}</td>" for c in r)
                    + "</tr>" for r in rows)
     return f"<table>{head}{body}</table>"
-
-
-def png_data_url(img) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def bars_svg(values: dict[str, dict[str, tuple[float, float | None, float | None]]], width: int = 720,
@@ -225,9 +219,9 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
                     continue
                 pred = parse(p["completion"], thinking=p.get("thinking", False))
                 ref = parse(p["solution"]).boxes
-                with _open(image) as img:
-                    drawn = boxes_image(img, pred.boxes, ref, scale=image_width / img.width)
-                cards.append(f'<div class="card"><b>{_e(name)}</b><br><img src="{png_data_url(drawn)}" '
+                img = load_image(image)  # its error names the file and the fix
+                drawn = boxes_image(img, pred.boxes, ref, scale=image_width / img.width)
+                cards.append(f'<div class="card"><b>{_e(name)}</b><br><img src="{image_data_url(drawn)}" '
                              f'alt="{_e(row_id)}" width="{drawn.width}"><pre>{_e(p["request"])}</pre>'
                              f'<small>prediction:</small><pre>{_e(p["completion"][:400])}</pre></div>')
             if cards:
@@ -258,11 +252,3 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
     path.write_text(page)
     return path
 
-
-def _open(image: str):
-    from radrl.data.images import load_image  # PNG, JPEG and DICOM alike
-
-    try:
-        return load_image(image)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read example image {image} ({e}); fix the path in predictions.jsonl") from None

@@ -29,6 +29,7 @@ from radrl.eval.generate import (
     generate_to_jsonl,
     make_backend,
     read_predictions,
+    resolve_engine,
     task_limits,
 )
 from radrl.eval.report import (
@@ -77,17 +78,14 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     rows = [r for r in rows if r["task"] in SCORED_TASKS]
     n_all = len(rows)
     # Limits of every task in the file, not only those within --max-rows: a rerun with more rows resumes.
-    limits = {t: v for t, v in task_limits(max_new_tokens).items() if any(r["task"] == t for r in rows)}
+    limits = {t: v for t, v in task_limits(max_new_tokens, thinking).items() if any(r["task"] == t for r in rows)}
     rows = rows[:max_rows] if max_rows else rows
     if not rows:
         raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}); check the "
                          "file and the tasks")
     if skipped:
         print(f"skipped rows no scorer reads: {skipped} (recorded in manifest.json)")
-    if endpoint and engine == "hf":
-        engine = "openai"
-    if engine == "openai" and not endpoint:
-        raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
+    engine = resolve_engine(engine, endpoint)
     manifest = {
         "status": "generating",
         "name": name or Path(model_path).name,
