@@ -223,6 +223,8 @@ def ms_cxr_root(tmp_path) -> Path:
         _ms_row(D["b"], "Consolidation", "Left lower lobe consolidation", "abc", 1800, 600, 500, "val"),  # bad x
         _ms_row(D["b"], "Consolidation", "Left lower lobe consolidation", 1300, 1800, 0, 500, "val"),  # w = 0
         _ms_row(D["c"], "Lung Opacity", "Patchy opacity at the right base", 300, 2000, 700, 600, "test"),
+        _ms_row(D["d"], "Edema", "Mild edema", 100, 100, 500, 500, "train"),
+        _ms_row(D["d"], "Edema", "Mild edema", 2400, 100, 500, 500, "train"),  # runs 356 px past the right edge
         _ms_row(D["a"], "Edema", "Mild edema", 100, 100, 2000, 2000, "train"),  # a again: not contiguous
     ]
     with (root / "MS_CXR_Local_Alignment_v1.1.0.csv").open("w", newline="") as f:
@@ -237,7 +239,7 @@ def ms_cxr_root(tmp_path) -> Path:
 def padchest_root(tmp_path) -> Path:
     root = tmp_path / "padchest-gr"
     root.mkdir()
-    img = [f"2168401113669640138295431665120133381357478{n}_02-094-102.png" for n in range(5)]
+    img = [f"2168401113669640138295431665120133381357478{n}_02-094-102.png" for n in range(6)]
     studies = [
         {"StudyID": "s0", "ImageID": img[0], "findings": [
             {"sentence_en": "Cardiomegaly.", "sentence_es": "Cardiomegalia.", "abnormal": True,
@@ -254,6 +256,8 @@ def padchest_root(tmp_path) -> Path:
         {"StudyID": "s3", "ImageID": img[3], "findings": [
             {"sentence_en": "Hilar enlargement.", "abnormal": True, "boxes": [[0.4, 0.3, 0.5, 0.5]]}]},  # no split
         "garbage",
+        {"StudyID": "s5", "ImageID": img[5], "findings": [
+            {"sentence_en": "Scoliosis.", "abnormal": True, "boxes": [[0.4, 0.1, 0.6, 0.9]]}]},
     ]
     (root / "grounded_reports_20240819.json").write_text(json.dumps(studies))
     buf = io.StringIO()
@@ -264,6 +268,7 @@ def padchest_root(tmp_path) -> Path:
     w.writerow([img[1], "s1", "p1", "M", "normal", "normal", "validation"])
     w.writerow([img[2], "s2", "p2", "M", "nodule", "nodule", "test"])
     w.writerow([img[4], "s4", "p4", "M", "normal", "normal", "???"])
+    w.writerow([img[5], "s5", "p5", "M", "scoliosis", "scoliosis", "test"])
     with zipfile.ZipFile(root / "master_table.csv.zip", "w") as z:
         z.writestr("master_table.csv", buf.getvalue())
     return root

@@ -261,8 +261,25 @@ def test_ms_cxr(ms_cxr_root, tmp_path):
     assert a.boxes[0].coords == pytest.approx((1500 / 2544, 200 / 3056, 1900 / 2544, 500 / 3056))
     assert a.labels == {"Pneumothorax": 1, "Pleural Effusion": 1}
     assert (c.split, c.labels) == ("test", {"Lung Opacity": 1})
-    # non-numeric x, zero width, an image listed again later
-    assert _reasons(skips) == {"bad box": 2, "image not contiguous": 1}
+    # b: non-numeric x (the image's first bad row; its zero-width row goes with it); d: one of its two boxes
+    # runs outside the image, so d is skipped whole (its phrase would keep half its boxes); a listed again later
+    assert _reasons(skips) == {"malformed box": 1, "box outside image": 1, "image not contiguous": 1}
+    assert [s.where.rsplit(":", 1)[1] for s in skips] == ["5", "9", "10"]
+
+
+def test_ms_cxr_skip_names_file_line_after_multiline_phrase(tmp_path):
+    """A quoted phrase spanning two lines: the bad row after it is reported at its real file line."""
+    path = tmp_path / "MS_CXR_Local_Alignment_v1.1.0.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width",
+                    "image_height", "split"])
+        w.writerow(["d1", "Edema", "Mild\nedema", "files/d1.jpg", 10, 10, 50, 50, 100, 100, "train"])
+        w.writerow(["d2", "Edema", "Edema", "files/d2.jpg", "abc", 10, 50, 50, 100, 100, "train"])
+    assert path.read_text().count("\n") == 4  # header: line 1, d1: lines 2-3, d2: line 4
+    samples, skips = _split(load_source("ms-cxr").read(tmp_path, mimic=str(tmp_path)))
+    assert [s.boxes[0].label for s in samples] == ["Mild edema"]
+    assert [s.where for s in skips] == [f"{path}:4"]
 
 
 # --- PadChest-GR --------------------------------------------------------------------------------------------
@@ -270,16 +287,23 @@ def test_padchest_gr(padchest_root):
     mod = load_source("padchest-gr")
     samples, skips = _split(mod.read(padchest_root))
     assert len(samples) == 2
-    s0, s2 = samples
+    s0, s5 = samples
     assert s0.image.startswith(str(padchest_root / "Padchest_GR_files")) and s0.image.endswith(".png")
     assert s0.findings == "Cardiomegaly. No pleural effusion. Bilateral basal opacities."
     assert [b.label for b in s0.boxes] == ["Cardiomegaly.", "Bilateral basal opacities.",
                                            "Bilateral basal opacities."]
     assert s0.boxes[0].coords == (0.30, 0.45, 0.78, 0.80)  # already 0-1
-    assert (s0.split, s2.split, [b.label for b in s2.boxes]) == ("train", "test", ["Scoliosis."])
-    # '???' split row, a boxless study, a pixel box, a study missing from the master table, a non-object
+    assert (s0.split, s5.split, [b.label for b in s5.boxes]) == ("train", "test", ["Scoliosis."])
+    # '???' split row, a boxless study, a pixel box (it skips its whole study s2: "Scoliosis." keeps its box,
+    # but "Nodule." would lose its only one), a study missing from the master table, a non-object
     assert _reasons(skips) == {"bad split": 1, "no boxes": 1, "bad box": 1, "not in master table": 1,
                                "bad study": 1}
+
+
+def test_padchest_gr_not_a_list_is_value_error(padchest_root):
+    (padchest_root / "grounded_reports_20240819.json").write_text('{"StudyID": "s0"}')
+    with pytest.raises(ValueError, match="expected a JSON list of studies, got dict"):
+        list(load_source("padchest-gr").read(padchest_root))
 
 
 def test_padchest_gr_truncated_json(padchest_root):
@@ -324,3 +348,16 @@ def test_relative_root_gives_absolute_image_paths(name, mimic_root, ms_cxr_root,
     monkeypatch.chdir(root.parent)
     samples, _ = _split(load_source(name).read(root.name))
     assert samples and all(Path(s.image).is_absolute() and str(root) in s.image for s in samples)
+
+
+def test_chexpert_plus_skip_line_after_multiline_report(tmp_path):
+    """Report sections span lines inside quotes: a Skip names the bad row's real file line, not its row count."""
+    table = tmp_path / chexpert_plus.REPORTS_CSV
+    with table.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path_to_image", "frontal_lateral", "split", "section_findings", "section_impression"])
+        w.writerow(["train/p1/study1/view1_frontal.jpg", "Frontal", "train", "Heart normal.\nLungs clear.\n", ""])
+        w.writerow(["train/p2/study1/view1_frontal.jpg", "Frontal", "???", "Clear.", ""])
+    samples, skips = _split(chexpert_plus.read(tmp_path))
+    assert samples[0].findings == "Heart normal. Lungs clear."
+    assert [s.where for s in skips if s.reason == "bad split"] == [f"{table}:5"]  # header 1, first row 2-4

@@ -1,4 +1,4 @@
-"""Small file helpers shared by the public-dataset adapters (NIH, RSNA, TBX11K, VinDr, IU X-ray).
+"""Small file helpers shared by the dataset adapters (CSV reading, label cells, boxes, image headers).
 
 Why: the same dataset reaches users in several wrappings (``.csv``, ``.csv.gz``, a Kaggle
 ``.csv.zip``; images in the published sub-folders or flattened into one folder), so the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import os
 import zipfile
 from collections.abc import Iterator
@@ -82,6 +83,41 @@ def csv_dicts(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         reader = csv.DictReader(f)
         for row in reader:
             yield f"{path}:{reader.line_num}", row
+
+
+def csv_header(path: Path) -> list[str]:
+    """The header row of a (``.gz`` / ``.zip``) CSV; empty for an empty file."""
+    with open_text(path) as f:
+        return next(csv.reader(f), [])
+
+
+def require_columns(path: Path, needed: tuple[str, ...], hint: str = "is this the right file?") -> list[str]:
+    """The header of ``path``; a missing needed column is an error before any row is streamed."""
+    header = csv_header(path)
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {header[:12]}; {hint}")
+    return header
+
+
+def label_value(v: str | float | None, where: str) -> int | None:
+    """A CheXpert label cell (``1.0``, ``0``, ``-1.0``, blank; NaN as pandas writes a blank) as 1/0/-1,
+    None when blank (not mentioned); anything else is a ValueError naming ``where``.
+
+    >>> label_value("-1.0", "x.csv:2"), label_value("", "x.csv:2")
+    (-1, None)
+    """
+    if v is None or (isinstance(v, str) and v.strip() == ""):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: label value {v!r} is not 1, 0, -1 or blank") from None
+    if math.isnan(f):
+        return None
+    if f not in (1.0, 0.0, -1.0):
+        raise ValueError(f"{where}: label value {v!r} is not 1, 0, -1 or blank")
+    return int(f)
 
 
 def index_files(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:

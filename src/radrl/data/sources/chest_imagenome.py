@@ -29,12 +29,8 @@ from pathlib import Path
 from radrl.data.boxes import Box
 from radrl.data.schema import Sample
 from radrl.data.sources import Skip
-from radrl.data.sources.mimic_cxr import (
-    image_path,
-    open_csv,
-    read_metadata,
-    require_columns,
-)
+from radrl.data.sources._files import csv_dicts, require_columns
+from radrl.data.sources.mimic_cxr import image_path, read_metadata
 
 NAME = "chest-imagenome"
 EXPECTS = """Chest ImaGenome 1.0.0 root:
@@ -74,8 +70,7 @@ def read(root: str | Path, mimic: str | None = None,
             yield Skip(str(table), "missing split file", f"no {split} split")
             continue
         require_columns(table, ("dicom_id", "subject_id", "study_id"))
-        for line, r in open_csv(table):
-            where = f"{table}:{line}"
+        for where, r in csv_dicts(table):
             dicom = r["dicom_id"]
             graph_path = graphs / f"{dicom}_SceneGraph.json"
             if not graph_path.is_file():  # known to happen in the release (RadVLM keeps a missing_ids list)

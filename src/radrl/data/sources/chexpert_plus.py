@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, Sample
 from radrl.data.sources import Skip
+from radrl.data.sources._files import csv_dicts, csv_header, label_value, require_columns
 
 NAME = "chexpert-plus"
 EXPECTS = """CheXpert-Plus root:
@@ -67,20 +67,6 @@ def _rel(path: str) -> str:
     return path
 
 
-def _value(v, where: str) -> int | None:
-    if v is None or (isinstance(v, str) and v.strip() == ""):
-        return None
-    try:
-        f = float(v)
-    except ValueError:
-        raise ValueError(f"{where}: label value {v!r} is not 1, 0, -1 or blank") from None
-    if math.isnan(f):  # written by pandas for a blank
-        return None
-    if f not in (1.0, 0.0, -1.0):
-        raise ValueError(f"{where}: label value {v!r} is not 1, 0, -1 or blank")
-    return int(f)
-
-
 def read_labels(path: Path) -> tuple[dict[str, dict[str, int]], list[Skip]]:
     """path -> labels from a JSON-lines or CSV label file; malformed rows become Skips."""
     labels: dict[str, dict[str, int]] = {}
@@ -94,21 +80,19 @@ def read_labels(path: Path) -> tuple[dict[str, dict[str, int]], list[Skip]]:
                 try:
                     rec = json.loads(line)
                     key = _rel(rec["path_to_image"])
-                    labels[key] = {k: v for k in CHEXPERT_LABELS if (v := _value(rec.get(k), where)) is not None}
+                    labels[key] = {k: v for k in CHEXPERT_LABELS if (v := label_value(rec.get(k), where)) is not None}
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                     skips.append(Skip(where, "bad label row", str(e)))
         return labels, skips
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        key_col = "path_to_image" if "path_to_image" in (reader.fieldnames or []) else "Path"
-        if key_col not in (reader.fieldnames or []):
-            raise ValueError(f"{path}: needs a path_to_image or Path column, found {reader.fieldnames}")
-        for i, r in enumerate(reader, 2):
-            where = f"{path}:{i}"
-            try:
-                labels[_rel(r[key_col])] = {k: v for k in CHEXPERT_LABELS if (v := _value(r.get(k), where)) is not None}
-            except ValueError as e:
-                skips.append(Skip(where, "bad label row", str(e)))
+    header = csv_header(path)
+    key_col = "path_to_image" if "path_to_image" in header else "Path"
+    if key_col not in header:
+        raise ValueError(f"{path}: needs a path_to_image or Path column, found {header}")
+    for where, r in csv_dicts(path):
+        try:
+            labels[_rel(r[key_col])] = {k: v for k in CHEXPERT_LABELS if (v := label_value(r.get(k), where)) is not None}
+        except ValueError as e:
+            skips.append(Skip(where, "bad label row", str(e)))
     return labels, skips
 
 
@@ -121,29 +105,24 @@ def read_chexpert(root: Path, images: Path, frontal: bool) -> Iterator[Sample | 
         if not table.is_file():
             yield Skip(str(table), "missing split file", f"no {table.stem} split")
             continue
-        with table.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in ("Path", *CHEXPERT_LABELS) if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(f"{table}: missing column(s) {missing}; is this CheXpert's train.csv / valid.csv?")
-            for i, r in enumerate(reader, 2):
-                where = f"{table}:{i}"
-                rel = _rel(r["Path"] or "")
-                if not rel:
-                    yield Skip(where, "no image path", "empty Path")
-                    continue
-                if frontal and r.get("Frontal/Lateral", "Frontal") != "Frontal":
-                    continue
-                try:
-                    labels = {k: v for k in CHEXPERT_LABELS if (v := _value(r[k], where)) is not None}
-                except ValueError as e:
-                    yield Skip(where, "bad label row", str(e))
-                    continue
-                if not labels:
-                    yield Skip(where, "no labels", "every observation is blank")
-                    continue
-                yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(images / rel), source=NAME,
-                             split=table.stem, view=(r.get("AP/PA") or "").strip() or None, labels=labels)
+        require_columns(table, ("Path", *CHEXPERT_LABELS), "is this CheXpert's train.csv / valid.csv?")
+        for where, r in csv_dicts(table):
+            rel = _rel(r["Path"] or "")
+            if not rel:
+                yield Skip(where, "no image path", "empty Path")
+                continue
+            if frontal and r.get("Frontal/Lateral", "Frontal") != "Frontal":
+                continue
+            try:
+                labels = {k: v for k in CHEXPERT_LABELS if (v := label_value(r[k], where)) is not None}
+            except ValueError as e:
+                yield Skip(where, "bad label row", str(e))
+                continue
+            if not labels:
+                yield Skip(where, "no labels", "every observation is blank")
+                continue
+            yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(images / rel), source=NAME,
+                         split=table.stem, view=(r.get("AP/PA") or "").strip() or None, labels=labels)
 
 
 def read(root: str | Path, labels: str | None = None, images: str | None = None,
@@ -179,30 +158,25 @@ def read(root: str | Path, labels: str | None = None, images: str | None = None,
         png = (root / "PNG").is_dir()
         image_root = root / "PNG" if png else root
 
-    with table.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        needed = ("path_to_image", "split", "section_findings", "section_impression")
-        missing = [c for c in needed if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{table}: missing column(s) {missing}; is this df_chexpert_plus_240401.csv?")
-        for i, r in enumerate(reader, 2):
-            where = f"{table}:{i}"
-            rel = _rel(r["path_to_image"] or "")
-            if not rel:
-                yield Skip(where, "no image path", "empty path_to_image")
-                continue
-            if frontal and r.get("frontal_lateral", "Frontal") != "Frontal":
-                continue
-            if r["split"] not in ("train", "valid", "test"):
-                yield Skip(where, "bad split", f"split {r['split']!r}")
-                continue
-            findings = " ".join((r["section_findings"] or "").split()) or None
-            impression = " ".join((r["section_impression"] or "").split()) or None
-            if not (findings or impression):
-                yield Skip(where, "empty report", "no section_findings or section_impression")
-                continue
-            image = image_root / (str(Path(rel).with_suffix(".png")) if png else rel)
-            view = (r.get("ap_pa") or "").strip() or None
-            yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(image), source=NAME,
-                         split=r["split"], view=view, findings=findings, impression=impression,
-                         labels=dict(by_path.get(rel, {})))
+    needed = ("path_to_image", "split", "section_findings", "section_impression")
+    require_columns(table, needed, "is this df_chexpert_plus_240401.csv?")
+    for where, r in csv_dicts(table):
+        rel = _rel(r["path_to_image"] or "")
+        if not rel:
+            yield Skip(where, "no image path", "empty path_to_image")
+            continue
+        if frontal and r.get("frontal_lateral", "Frontal") != "Frontal":
+            continue
+        if r["split"] not in ("train", "valid", "test"):
+            yield Skip(where, "bad split", f"split {r['split']!r}")
+            continue
+        findings = " ".join((r["section_findings"] or "").split()) or None
+        impression = " ".join((r["section_impression"] or "").split()) or None
+        if not (findings or impression):
+            yield Skip(where, "empty report", "no section_findings or section_impression")
+            continue
+        image = image_root / (str(Path(rel).with_suffix(".png")) if png else rel)
+        view = (r.get("ap_pa") or "").strip() or None
+        yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(image), source=NAME,
+                     split=r["split"], view=view, findings=findings, impression=impression,
+                     labels=dict(by_path.get(rel, {})))

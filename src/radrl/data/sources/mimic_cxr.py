@@ -43,8 +43,6 @@ for the full release); reports are read one study at a time as its images are em
 
 from __future__ import annotations
 
-import csv
-import gzip
 import re
 import zipfile
 from collections.abc import Iterator
@@ -52,6 +50,7 @@ from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, Sample
 from radrl.data.sources import Skip
+from radrl.data.sources._files import csv_dicts, label_value, require_columns
 
 NAME = "mimic-cxr"
 EXPECTS = """mimic-cxr-jpg 2.x root:
@@ -64,7 +63,6 @@ FRONTAL = ("PA", "AP")
 SPLITS = {"train": "train", "validate": "valid", "test": "test"}
 
 
-# --- small shared readers (also used by chest_imagenome and ms_cxr) --------------------------
 def find_table(root: Path, stem: str) -> Path:
     """``stem.csv.gz`` or ``stem.csv`` under root; a clear error names both when neither exists."""
     for name in (f"{stem}.csv.gz", f"{stem}.csv"):
@@ -72,23 +70,6 @@ def find_table(root: Path, stem: str) -> Path:
             return root / name
     raise FileNotFoundError(f"{root}: neither {stem}.csv.gz nor {stem}.csv found; download it from the "
                             "MIMIC-CXR-JPG PhysioNet project into this folder")
-
-
-def open_csv(path: Path) -> Iterator[tuple[int, dict]]:
-    """Rows of a (gzipped) CSV as (line number, dict), streamed."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as f:
-        yield from enumerate(csv.DictReader(f), 2)
-
-
-def require_columns(path: Path, needed: tuple[str, ...]) -> None:
-    """Fail before streaming when a table lacks a column we need (a renamed release, a wrong file)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f), [])
-    missing = [c for c in needed if c not in header]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {header[:12]}; is this the right file?")
 
 
 def image_path(root: Path, subject_id: str, study_id: str, dicom_id: str) -> Path:
@@ -101,7 +82,7 @@ def read_metadata(root: Path) -> dict[str, tuple[str, int | None, int | None]]:
     path = find_table(root, "mimic-cxr-2.0.0-metadata")
     require_columns(path, ("dicom_id", "ViewPosition", "Rows", "Columns"))
     meta, shared = {}, {}
-    for _, r in open_csv(path):
+    for _, r in csv_dicts(path):
         value = (r["ViewPosition"] or "", _int(r["Columns"]), _int(r["Rows"]))
         meta[r["dicom_id"]] = shared.setdefault(value, value)  # few distinct (view, size) values: share them
     return meta
@@ -114,26 +95,16 @@ def _int(v: str | None) -> int | None:
         return None
 
 
-def label_value(v: str | None) -> int | None:
-    """CheXpert CSV cell -> 1/0/-1, None when blank (not mentioned)."""
-    if v is None or v.strip() == "":
-        return None
-    f = float(v)
-    if f not in (1.0, 0.0, -1.0):
-        raise ValueError(f"label value {v!r} is not 1.0, 0.0 or -1.0")
-    return int(f)
-
-
 def read_labels(root: Path) -> dict[str, dict[str, int]]:
     """study_id -> {observation: 1/0/-1}; malformed cells raise with the row."""
     path = find_table(root, "mimic-cxr-2.0.0-chexpert")
     require_columns(path, ("study_id", *CHEXPERT_LABELS))
     out, shared = {}, {}
-    for line, r in open_csv(path):
+    for where, r in csv_dicts(path):
         try:
-            values = tuple((k, v) for k in CHEXPERT_LABELS if (v := label_value(r[k])) is not None)
+            values = tuple((k, v) for k in CHEXPERT_LABELS if (v := label_value(r[k], where)) is not None)
         except ValueError as e:
-            raise ValueError(f"{path}:{line}: {e}; fix or remove that row") from None
+            raise ValueError(f"{e}; fix or remove that row") from None
         out[r["study_id"]] = shared.setdefault(values, dict(values))  # shared, read-only: callers copy
     return out
 
@@ -273,22 +244,22 @@ def read(root: str | Path, frontal: str = "all", reports: str | None = None,
 
     group: list = []
     seen: set[str] = set()
-    for line, r in open_csv(split_path):
+    for where, r in csv_dicts(split_path):
         dicom, study, subject, split = r["dicom_id"], r["study_id"], r["subject_id"], r["split"]
         if split not in SPLITS:
-            yield Skip(f"{split_path}:{line}", "bad split", f"split {split!r} is not train/validate/test")
+            yield Skip(where, "bad split", f"split {split!r} is not train/validate/test")
             continue
         if split not in splits:
             continue
         if dicom not in meta:
-            yield Skip(f"{split_path}:{line}", "no metadata", f"dicom_id {dicom} not in the metadata table")
+            yield Skip(where, "no metadata", f"dicom_id {dicom} not in the metadata table")
             continue
         if group and group[0][2] != study:
             seen.add(group[0][2])
             yield from emit(group)
             group = []
         if study in seen:  # the official CSV lists a study's images together; a study split apart is noted
-            yield Skip(f"{split_path}:{line}", "study not contiguous", f"study {study} listed again after others")
+            yield Skip(where, "study not contiguous", f"study {study} listed again after others")
             continue
         group.append((dicom, subject, study, split, meta[dicom]))
     yield from emit(group)

@@ -19,17 +19,20 @@ Every box keeps its phrase as ``label`` (``label_text``, e.g. "Small left apical
 pneumothorax"); ``labels`` marks each ``category_name`` that is a CheXpert observation as
 positive. Rows of one image are emitted together, so the CSV must list an image's rows
 contiguously (the released file does; a split-up image is reported, not merged).
+
+A box that is not numeric, empty or more than 2 pixels outside its image (as in the public
+adapters, ``_files.pixel_box``), a row without a phrase or with a bad split skips the whole
+image with a counted reason: keeping the rest would leave a phrase with part of its boxes.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from radrl.data.boxes import Box
 from radrl.data.schema import CHEXPERT_LABELS, Sample
 from radrl.data.sources import Skip
+from radrl.data.sources._files import csv_dicts, pixel_box, require_columns
 
 NAME = "ms-cxr"
 EXPECTS = """MS-CXR root:
@@ -50,8 +53,37 @@ def _find_csv(root: Path) -> Path:
     return found[-1]  # newest version
 
 
+def _image(rows: list[tuple[str, dict[str, str]]], image_root: Path, has_split: bool) -> Sample | Skip:
+    """One image's rows as a Sample; the first bad row (split, size, phrase or box) is the Skip of the
+    whole image, because one lost box leaves the phrase's grounding reference incomplete."""
+    sample: Sample | None = None
+    for where, r in rows:
+        split = SPLITS.get(r.get("split") or "train") if has_split else "train"
+        if split is None:
+            return Skip(where, "bad split", f"split {r.get('split')!r} is not train/val/test")
+        try:
+            width, height = int(float(r["image_width"])), int(float(r["image_height"]))
+        except (TypeError, ValueError):
+            return Skip(where, "malformed box", f"image size {r['image_width']!r} x {r['image_height']!r}")
+        phrase = " ".join((r["label_text"] or "").split())
+        if not phrase:
+            return Skip(where, "malformed box", "box without a phrase (label_text)")
+        box = pixel_box(r["x"], r["y"], r["w"], r["h"], width, height, phrase, where, xywh=True)
+        if isinstance(box, Skip):
+            return box
+        if sample is None:
+            sample = Sample(id=r["dicom_id"], image=str(image_root / r["path"]), source=NAME, split=split,
+                            width=width, height=height)
+        sample.boxes.append(box)
+        if r["category_name"] in CHEXPERT_LABELS:
+            sample.labels[r["category_name"]] = 1
+    assert sample is not None  # rows is never empty
+    return sample
+
+
 def read(root: str | Path, mimic: str | None = None, table: str | None = None) -> Iterator[Sample | Skip]:
-    """One ``Sample`` per image with all its phrase boxes (normalized 0-1).
+    """One ``Sample`` per image with all its phrase boxes (normalized 0-1); an image with any bad row
+    (a box that is not numeric, empty or outside the image; no phrase; a bad split) is a Skip.
 
     >>> s = next(read("/data/ms-cxr/1.1.0", mimic="/data/mimic-cxr-jpg/2.0.0"))   # doctest: +SKIP
     >>> s.boxes[0].label, s.split                                                  # doctest: +SKIP
@@ -60,45 +92,21 @@ def read(root: str | Path, mimic: str | None = None, table: str | None = None) -
     root = Path(root)
     path = Path(table) if table else _find_csv(root)
     image_root = (Path(mimic) if mimic else root).absolute()  # JSONL image paths must not depend on its folder
-    current: Sample | None = None
+    header = require_columns(path, NEEDED, "is this an MS-CXR Local Alignment CSV?")
+    has_split = "split" in header
+    if not has_split:
+        yield Skip(str(path), "no split column", "MS-CXR 1.0.0 file: every sample is put in train")
+    group: list[tuple[str, dict[str, str]]] = []
     done: set[str] = set()
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in NEEDED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; is this an MS-CXR Local Alignment CSV?")
-        has_split = "split" in (reader.fieldnames or [])
-        if not has_split:
-            yield Skip(str(path), "no split column", "MS-CXR 1.0.0 file: every sample is put in train")
-        for i, r in enumerate(reader, 2):
-            where = f"{path}:{i}"
-            dicom = r["dicom_id"]
-            try:
-                width, height = int(float(r["image_width"])), int(float(r["image_height"]))
-                x, y, w, h = (float(r[k]) for k in ("x", "y", "w", "h"))
-                box = Box.from_xywh_pixels(x, y, w, h, width, height, label=" ".join(r["label_text"].split()))
-            except (TypeError, ValueError) as e:
-                yield Skip(where, "bad box", f"{e}")
-                continue
-            if not box.is_valid or not box.label:
-                yield Skip(where, "bad box", f"box {x, y, w, h} on {width}x{height} is empty or has no phrase")
-                continue
-            split = SPLITS.get(r.get("split") or "train") if has_split else "train"
-            if split is None:
-                yield Skip(where, "bad split", f"split {r.get('split')!r} is not train/val/test")
-                continue
-            if current is None or current.id != dicom:
-                if current is not None:
-                    done.add(current.id)
-                    yield current
-                if dicom in done:
-                    yield Skip(where, "image not contiguous", f"{dicom} listed again after other images")
-                    current = None
-                    continue
-                current = Sample(id=dicom, image=str(image_root / r["path"]), source=NAME, split=split,
-                                 width=width, height=height)
-            current.boxes.append(box)
-            if r["category_name"] in CHEXPERT_LABELS:
-                current.labels[r["category_name"]] = 1
-    if current is not None:
-        yield current
+    for where, r in csv_dicts(path):
+        dicom = r["dicom_id"]
+        if group and group[0][1]["dicom_id"] != dicom:
+            done.add(group[0][1]["dicom_id"])
+            yield _image(group, image_root, has_split)
+            group = []
+        if dicom in done:
+            yield Skip(where, "image not contiguous", f"{dicom} listed again after other images")
+            continue
+        group.append((where, r))
+    if group:
+        yield _image(group, image_root, has_split)

@@ -13,7 +13,8 @@ Layout under ``root``::
     Padchest_GR_files/<ImageID>       the PNGs (images=PATH for another folder, e.g. RadVLM's images_grounding/)
 
 Boxes in ``boxes`` are already normalized to 0-1 (x_min, y_min, x_max, y_max); a box with
-a coordinate above 1 is reported, not guessed at. ``extra_boxes`` are not used. Sentences
+a coordinate above 1 (or otherwise not a 0-1 box) is not guessed at: it skips the whole
+image with a counted reason, since the sentence would otherwise keep only part of its boxes. ``extra_boxes`` are not used. Sentences
 with ``abnormal: false`` often have no ``boxes`` key; they still join the report text.
 
 Each ``Sample``: ``findings`` = the English sentences joined (the grounded report), boxes
@@ -28,16 +29,14 @@ missing).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.schema import Sample
 from radrl.data.sources import Skip
+from radrl.data.sources._files import csv_dicts, require
 
 NAME = "padchest-gr"
 EXPECTS = """PadChest-GR root:
@@ -49,23 +48,16 @@ options: images=PATH, reports=FILE"""
 SPLITS = {"train": "train", "validation": "valid", "val": "valid", "valid": "valid", "test": "test"}
 
 
-def _master_rows(root: Path) -> Iterator[tuple[str, dict]]:
-    plain, zipped = root / "master_table.csv", root / "master_table.csv.zip"
-    if plain.is_file():
-        with plain.open(newline="", encoding="utf-8") as f:
-            for i, r in enumerate(csv.DictReader(f), 2):
-                yield f"{plain}:{i}", r
-        return
-    if zipped.is_file():
-        with zipfile.ZipFile(zipped) as z:
-            name = next((n for n in z.namelist() if n.endswith(".csv")), None)
-            if name is None:
-                raise ValueError(f"{zipped} holds no .csv file")
-            with z.open(name) as raw:
-                for i, r in enumerate(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")), 2):
-                    yield f"{zipped}:{name}:{i}", r
-        return
-    raise FileNotFoundError(f"{root}: neither master_table.csv nor master_table.csv.zip found (PadChest-GR release)")
+def _box(b, text: str, where: str) -> Box | Skip:
+    """One ``boxes`` entry (x1, y1, x2, y2 in 0-1) as a Box, or the Skip that says why not."""
+    try:
+        x1, y1, x2, y2 = (float(v) for v in b)
+    except (TypeError, ValueError):
+        return Skip(where, "bad box", f"{b!r} is not four numbers")
+    box = Box(x1, y1, x2, y2, label=text)
+    if not box.is_valid:
+        return Skip(where, "bad box", f"{b!r} is not a 0-1 box with x1 < x2, y1 < y2")
+    return box
 
 
 def read(root: str | Path, images: str | None = None, reports: str | None = None) -> Iterator[Sample | Skip]:
@@ -78,7 +70,8 @@ def read(root: str | Path, images: str | None = None, reports: str | None = None
     root = Path(root)
     image_root = (Path(images) if images else root / "Padchest_GR_files").absolute()  # independent of the JSONL
     split_of: dict[str, str] = {}
-    for where, r in _master_rows(root):
+    master = require(root, ["master_table.csv", "master_table.csv.zip"], "PadChest-GR master table")
+    for where, r in csv_dicts(master):
         split = SPLITS.get((r.get("split") or "").strip().lower())
         if split is None:
             yield Skip(where, "bad split", f"split {r.get('split')!r}")
@@ -97,7 +90,7 @@ def read(root: str | Path, images: str | None = None, reports: str | None = None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e}); re-download the file") from None
     if not isinstance(studies, list):
-        raise TypeError(f"{path}: expected a JSON list of studies, got {type(studies).__name__}")
+        raise ValueError(f"{path}: expected a JSON list of studies, got {type(studies).__name__}")  # noqa: TRY004
     for n, st in enumerate(studies):
         where = f"{path} study {n}"
         if not isinstance(st, dict) or not st.get("ImageID"):
@@ -108,24 +101,27 @@ def read(root: str | Path, images: str | None = None, reports: str | None = None
         if split is None:
             yield Skip(where, "not in master table", f"{st['ImageID']} has no split")
             continue
-        sentences, boxes = [], []
+        sentences, boxes, bad = [], [], None
         for k, fnd in enumerate(st.get("findings") or []):
             text = " ".join(str(fnd.get("sentence_en") or "").split()) if isinstance(fnd, dict) else ""
             if not text:
+                if isinstance(fnd, dict) and fnd.get("boxes"):  # boxes with no sentence to ground
+                    bad = Skip(f"{where} finding {k}", "bad finding", "boxes but no sentence_en")
+                    break
                 yield Skip(f"{where} finding {k}", "bad finding", "no sentence_en")
                 continue
             sentences.append(text)
             for b in fnd.get("boxes") or []:
-                try:
-                    x1, y1, x2, y2 = (float(v) for v in b)
-                except (TypeError, ValueError):
-                    yield Skip(f"{where} finding {k}", "bad box", f"{b!r} is not four numbers")
-                    continue
-                box = Box(x1, y1, x2, y2, label=text)
-                if not box.is_valid:
-                    yield Skip(f"{where} finding {k}", "bad box", f"{b!r} is not a 0-1 box with x1 < x2, y1 < y2")
-                    continue
+                box = _box(b, text, f"{where} finding {k}")
+                if isinstance(box, Skip):
+                    bad = box
+                    break
                 boxes.append(box)
+            if bad is not None:
+                break
+        if bad is not None:  # one wrong box makes the sentence's box set incomplete: skip the image
+            yield bad
+            continue
         if not boxes:
             yield Skip(where, "no boxes", f"{st['ImageID']} has no boxed sentence")
             continue
