@@ -33,6 +33,10 @@ SPLIT_CASES = [
     ("", False, None, "", ("empty_answer",)),
     # an opened, unclosed think without thinking mode is flagged but kept as the answer
     ("<think>a", False, None, "<think>a", ("unbalanced_think",)),
+    # counts match (prompt holds the first <think>) but a block opens after the last close:
+    # flagged, so think_format scores it 0
+    ("heart big</think>Cardiomegaly.<think>more thoughts", True, "heart big",
+     "Cardiomegaly.<think>more thoughts", ("unbalanced_think",)),
 ]
 
 

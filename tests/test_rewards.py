@@ -13,7 +13,6 @@ from radrl.rewards import (
     REWARDS,
     GroundingSoftF1,
     LengthGuard,
-    ReportMetric,
     ThinkFormat,
     build_rewards,
     completion_text,
@@ -297,6 +296,8 @@ THINK_CASES = [
     ("empty_think", "<think></think>Cardiomegaly.", True, 0.0),
     # a stray second closing tag
     ("two_closes", "<think>a</think>b</think>Cardiomegaly.", True, 0.0),
+    # a block reopened after the last close (its text would sit in the answer)
+    ("reopened", "heart big</think>Cardiomegaly.<think>more thoughts", True, 0.0),
     # thinking not requested: not this reward's row
     ("not_requested", "Cardiomegaly.", False, None),
 ]
@@ -383,9 +384,7 @@ def test_every_reward_names_itself_and_has_a_range():
     for name, reward in REWARDS.items():
         assert reward.__name__ == name
         low, high = reward.bounds
-        assert low < high
-        if isinstance(reward, ReportMetric):
-            assert low <= reward.floor <= high
+        assert low < high  # the floor's place in the range is checked by ReportMetric.check()
 
 
 def test_scorer_failure_of_an_unbuildable_type_still_names_the_reward(monkeypatch):

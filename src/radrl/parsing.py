@@ -107,8 +107,10 @@ def _split_think(text: str, thinking: bool, issues: list[str]) -> tuple[str | No
     if end < 0 and thinking:
         issues.append("think_missing")
     opens, closes = text.count(THINK_OPEN), text.count(THINK_CLOSE)
-    # The prompt may hold the opening tag, so one close without an open is fine.
-    if opens > closes or closes > max(opens, 1):
+    # The prompt may hold the opening tag, so one close without an open is fine; a block
+    # opened after the last close is unbalanced even when the counts match (its text would
+    # otherwise pass as part of the answer).
+    if opens > closes or closes > max(opens, 1) or (end >= 0 and THINK_OPEN in text[end:]):
         issues.append("unbalanced_think")
     if end < 0:
         if not thinking:

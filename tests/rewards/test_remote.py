@@ -226,3 +226,58 @@ def test_worker_killed_mid_request(start_server, radeval_pairs, tmp_path):
         live.add(httpx.get(f"{server.url}/health", headers={"Connection": "close"}).json()["pid"])
         time.sleep(0.05)
     assert len(live) == 2 and victim not in live, live
+
+
+def test_client_cache_is_lru():
+    # a hit makes a pair recently used: the next eviction takes the least recently used one (FIFO would drop A)
+    reward = RemoteReportReward("r", "text", "rouge_l", servers=["http://127.0.0.1:9"], cache_size=2)
+    sent = []
+
+    def fake_chunk(chunk, servers, start):
+        sent.extend(h for _, h in chunk)
+        return [float(len(h)) for _, h in chunk]
+
+    reward._chunk = fake_chunk
+    reward.values(["r", "r"], ["A", "B"])  # cache: A, B
+    reward.values(["r"], ["A"])  # hit: B, A
+    reward.values(["r"], ["CC"])  # evicts B: A, CC
+    assert sent == ["A", "B", "CC"]
+    assert reward.values(["r", "r"], ["A", "CC"]) == [1.0, 2.0] and sent == ["A", "B", "CC"]
+    reward.values(["r"], ["B"])
+    assert sent == ["A", "B", "CC", "B"]
+
+
+class _Answer:
+    """A /score answer as httpx gives it, for the version check."""
+
+    status_code = 200
+
+    def __init__(self, versions):
+        self.body = {"results": {"chexbert": {"per_sample": {"chexbert_f1": [0.5]}, "versions": versions}}}
+        self.text = str(self.body)
+
+    def json(self):
+        return self.body
+
+
+# (case, second server's versions, accepted): the first server has FIRST
+FIRST = {"chexbert_model": "/models/a/chexbert.pth (sha256:ab12 (9 bytes))", "torch": "2.5.1"}
+VERSION_CASES = [
+    # same weights, another folder: the same scorer
+    ("other_folder", {"chexbert_model": "/srv/weights/chexbert.pth (sha256:ab12 (9 bytes))", "torch": "2.5.1"}, True),
+    # other weights (fingerprint differs)
+    ("other_weights", {"chexbert_model": "/models/a/chexbert.pth (sha256:ffff (9 bytes))", "torch": "2.5.1"}, False),
+    # other package version
+    ("other_torch", {"chexbert_model": "/models/a/chexbert.pth (sha256:ab12 (9 bytes))", "torch": "2.6.0"}, False),
+]
+
+
+@pytest.mark.parametrize("case,versions,accepted", VERSION_CASES, ids=[c[0] for c in VERSION_CASES])
+def test_servers_must_agree_on_versions_but_not_on_paths(case, versions, accepted):
+    reward = RemoteReportReward("r", "chexbert", "chexbert_f1", servers=["http://a", "http://b"])
+    assert reward._parse(_Answer(FIRST), "http://a", 1) == [0.5]
+    if accepted:
+        assert reward._parse(_Answer(versions), "http://b", 1) == [0.5]
+    else:
+        with pytest.raises(RemoteScoringError, match="versions"):
+            reward._parse(_Answer(versions), "http://b", 1)

@@ -18,9 +18,12 @@ travels in the pickle.
 Which rows get the floor (paper: "-3 when prediction or reference has 5 characters or
 fewer, or (thinking models) when no ``</think>`` is present"): a report answer or
 reference of ``MIN_ANSWER_CHARS`` or fewer characters, which includes the empty answer
-of a thinking completion without ``</think>``. Each report reward's floor is the bottom
-of its range, so an empty answer never beats a scored one: -3 for ``report_radcliq`` as
-in the paper, -1 for rescaled BERTScore, 0 for the [0, 1] metrics. A scorer that raises
+of a thinking completion without ``</think>``. The floor is the paper's value, not a
+guaranteed minimum: -3 for ``report_radcliq`` as in the paper, -1 for rescaled BERTScore,
+0 for the [0, 1] metrics. For the [0, 1] metrics no scored answer falls below it, but
+rescaled BERTScore F1 is unbounded below and -RadCliQ can be below -3, so a very bad
+scored answer can earn less than an empty one there; values are not clamped (the paper
+does not clamp either). A scorer that raises
 (missing weights, a bug) stops training with the reward's name in the message instead
 of paying the floor to every rollout: the paper's "-3 when scoring fails" would train
 on noise without anyone noticing.

@@ -54,6 +54,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -137,7 +138,11 @@ class RemoteReportReward(ReportMetric):
     def values(self, refs: list[str], hyps: list[str]) -> list[float | None]:
         """``per_sample[key]`` for each pair from the servers; None where the fallback applies."""
         pairs = list(zip(refs, hyps))
-        known = {p: self._cache[p] for p in pairs if p in self._cache}
+        known = {}
+        for p in pairs:
+            if p in self._cache:
+                known[p] = self._cache[p]
+                self._cache.move_to_end(p)  # LRU: a hit is recently used
         todo = list(dict.fromkeys(p for p in pairs if p not in known))  # unique, in order
         if todo:
             servers = self._servers()
@@ -232,10 +237,24 @@ class RemoteReportReward(ReportMetric):
             raise _Retryable(f"answer has {len(values)} values for {n} pairs or a non-finite value")
         if self.versions is None:
             self.versions = versions
-        elif versions != self.versions:
+        elif _without_paths(versions) != _without_paths(self.versions):
             raise RemoteScoringError(f"{self.__name__}: {url} scores {self.metric} with versions {versions}, another "
                                      f"server with {self.versions}; run the same scorers everywhere")
         return values
+
+
+_PATH_RE = re.compile(r"[^\s(),;]*/[^\s(),;]*")  # a word with a slash: a folder, a file, a URL
+
+
+def _without_paths(versions: dict[str, str]) -> dict[str, str]:
+    """Versions with path-like words blanked: servers may keep the same weights in different
+    folders (``bertscore_model``, ``radgraph_model``, ``chexbert_model`` name theirs); the
+    package versions, method descriptions and weight fingerprints still have to agree.
+
+    >>> _without_paths({"chexbert_model": "/srv/a/chexbert.pth (sha256:ab12 (9 bytes))"})
+    {'chexbert_model': '<path> (sha256:ab12 (9 bytes))'}
+    """
+    return {k: _PATH_RE.sub("<path>", str(v)) for k, v in versions.items()}
 
 
 def remote(reward: ReportMetric, **kwargs: Any) -> RemoteReportReward:

@@ -68,12 +68,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from radrl.rewards.remote import TOKEN_ENV  # one name for the token variable, client and server
+
 __all__ = ["BATCH_DEPENDENT", "CONFIG_ENV", "TOKEN_ENV", "ServerConfig", "create_app", "main"]
 
 log = logging.getLogger("uvicorn.error")  # uvicorn configures this logger in every worker process
 
 CONFIG_ENV = "RADRL_REWARD_SERVER_CONFIG"  # JSON ServerConfig, how uvicorn's worker processes get the settings
-TOKEN_ENV = "RADRL_REWARD_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Per-sample keys whose value for one pair depends on the other pairs scored with it: never
 # batched across requests, cached or served (a reward must not depend on who else was scored).
