@@ -28,7 +28,7 @@ class RadrlArgs:
                                          "(radrl coldstart output), or RadVLM / LLaVA instruction JSON."})
     tasks: list[str] = field(
         default_factory=lambda: ["report", "grounding"], metadata={"help": "Tasks to train: report, grounding (rows of other tasks in "
-                                                                  "conversation files are always kept)."})
+                                                                  "conversation files: SFT keeps them, GRPO drops them)."})
     task_mix: bool = field(
         default=False, metadata={"help": "SFT on the paper's instruction mix: each sample feeds its source's tasks "
                                          "(report, classification, anatomy/abnormality/phrase grounding, detection, "
@@ -89,7 +89,8 @@ def conversation_dataset(args: RadrlArgs):
     ``coldstart.jsonl``), or the RadVLM / LLaVA instruction JSON (a ``.json`` file, a JSONL of
     ``conversations`` entries, or a folder of them; read by ``radrl.data.sources.radvlm_json``,
     bad entries skipped and counted). ``tasks`` selects among report and grounding rows; rows of
-    other tasks (imported RadVLM conversations) are always kept. Image paths are checked here,
+    other tasks (imported RadVLM conversations) are kept here (SFT trains on them; GRPO drops them,
+    ``radrl.train.grpo.grpo_dataset``). Image paths are checked here,
     before training starts, so that a missing file is reported with its row instead of failing
     mid-epoch inside a dataloader worker."""
     kind = train_data_kind(args.train_data)

@@ -4,11 +4,15 @@
 
 Reads top to bottom: config -> data -> model -> rewards -> trainer -> train -> save.
 Each reward sees every dataset column (``task``, ``solution``, ``thinking``), returns
-None for rows of another task, and is the same metric code evaluation reports.
+None for rows of another task, and is the same metric code evaluation reports. Rows
+of tasks no reward scores (imported conversations, classification, ...) are dropped
+before training, counted (``grpo_dataset``).
 """
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -48,9 +52,6 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
     def __post_init__(self):
         super().__post_init__()
         self.check_radrl_fields()
-        unknown = [r for r in self.rewards if r not in REWARDS]
-        if unknown:
-            raise ValueError(f"unknown reward(s) {unknown}; choose from {sorted(REWARDS)}")
         if len(set(self.rewards)) != len(self.rewards):
             raise ValueError(f"rewards lists a reward twice ({self.rewards}); give each once and set its weight "
                              "with reward_weights")
@@ -60,12 +61,19 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         if self.task_mix:
             raise ValueError("task_mix is for SFT: its classification, detection and conversation rows have no GRPO "
                              "reward. For GRPO pick tasks (report, grounding) and a reward for each")
-        uncovered = sorted(set(self.tasks) - {REWARDS[r].task for r in self.rewards})
+        # unknown rewards, unknown options and a reward-server fallback outside a reward's range fail here, at
+        # parse time, not mid-run
+        reward_funcs(self)
+        uncovered = sorted(set(self.tasks) - scored_tasks(self.rewards))
         if uncovered:
             raise ValueError(f"no reward scores task(s) {uncovered} (rewards: {self.rewards}); every one of their "
                              "rollouts would get reward 0. Add a reward for them or drop them from tasks")
-        build_rewards(dict.fromkeys(self.rewards, 1.0), self.reward_options)  # unknown options fail here, not mid-run
         self.remove_unused_columns = False  # rewards read task / solution / thinking
+
+
+def scored_tasks(rewards: list[str]) -> set[str]:
+    """Tasks some reward in ``rewards`` scores (``think_format`` and the like score every task: no entry)."""
+    return {REWARDS[r].task for r in rewards} - {""}
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -74,21 +82,51 @@ def main(argv: list[str] | None = None) -> str:
 
 
 def train(cfg: RadrlGRPOConfig) -> str:
-    dataset = conversation_dataset(cfg).remove_columns("completion")
+    dataset = grpo_dataset(cfg)
     model, processor = load_for_training(cfg)
     # GRPO re-processes prompts for the loss with the tokenizer's own padding side; it must be the left
     # padding the rollouts used, or Qwen3-VL's multimodal positions misalign (TRL sets this only when it
     # loads the processor itself).
     processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
-    # Recipe weights (default 1 each) are checked and handed to TRL, which sums the weighted rewards.
-    weights = cfg.reward_weights or [1.0] * len(cfg.rewards)
-    reward_funcs, cfg.reward_weights = build_rewards(dict(zip(cfg.rewards, weights, strict=True)), cfg.reward_options)
-    if cfg.reward_servers:  # the same rewards, scored by `radrl reward-server` processes
-        from radrl.rewards.remote import remote_rewards
-
-        reward_funcs = remote_rewards(reward_funcs, servers=cfg.reward_servers, fallback=cfg.reward_server_fallback,
-                                      timeout=cfg.reward_server_timeout)
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg, train_dataset=dataset,
+    funcs, cfg.reward_weights = reward_funcs(cfg)
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
                           processing_class=processor, peft_config=lora_config(cfg))
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
     return save_outputs(trainer, processor, cfg)
+
+
+def grpo_dataset(cfg: RadrlGRPOConfig):
+    """The training rows a reward scores: rows of ``cfg.tasks`` that the recipe's rewards cover.
+
+    Conversation files and RadVLM / LLaVA JSON also hold rows of other tasks (``imported`` conversations,
+    classification, ...). Every reward returns None for those, TRL then gives all their rollouts the same
+    reward and zero advantage, and the step learns nothing from them, so they are dropped here, counted on
+    stderr; a file with no scored row at all is an error."""
+    dataset = conversation_dataset(cfg).remove_columns("completion")
+    keep = set(cfg.tasks) & scored_tasks(cfg.rewards)
+    dropped = Counter(t for t in dataset["task"] if t not in keep)
+    if not dropped:
+        return dataset
+    if sum(dropped.values()) == len(dataset):
+        raise ValueError(f"{cfg.train_data}: none of its {len(dataset)} rows is of a task the GRPO rewards score "
+                         f"(rows by task: {dict(dropped)}; scored: {sorted(keep)}). GRPO needs report or grounding "
+                         "rows with a solution: build them from a samples JSONL (`radrl prepare`, `radrl "
+                         "synth-data`), or train these rows with `radrl sft`")
+    print(f"{cfg.train_data}: GRPO drops {sum(dropped.values())} of {len(dataset)} rows that no reward scores "
+          f"({dict(dropped)}); training on {len(dataset) - sum(dropped.values())} rows of {sorted(keep)}",
+          file=sys.stderr)
+    return dataset.filter(lambda task: task in keep, input_columns="task")
+
+
+def reward_funcs(cfg: RadrlGRPOConfig) -> tuple[list, list[float]]:
+    """The recipe's reward callables and weights for GRPOTrainer: ``rewards`` with their ``reward_options``
+    and ``reward_weights`` (1 each by default; TRL sums the weighted rewards), report-metric rewards moved to
+    ``reward_servers`` when some are given (``radrl.rewards.remote.RemoteReportReward``)."""
+    weights = cfg.reward_weights or [1.0] * len(cfg.rewards)
+    funcs, weights = build_rewards(dict(zip(cfg.rewards, weights, strict=True)), cfg.reward_options)
+    if cfg.reward_servers:  # the same rewards, scored by `radrl reward-server` processes
+        from radrl.rewards.remote import remote_rewards
+
+        funcs = remote_rewards(funcs, servers=cfg.reward_servers, fallback=cfg.reward_server_fallback,
+                               timeout=cfg.reward_server_timeout)
+    return funcs, weights
