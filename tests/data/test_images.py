@@ -14,44 +14,10 @@ from radrl.data.images import (
     ImageError,
     dicom_to_array,
     fit_pixels,
-    image_size,
+    image_header,
     load_image,
     smart_resize,
 )
-
-
-def write_dicom(path, arr, photometric="MONOCHROME2", meta=True, bits_stored=None, **tags):
-    """A minimal uncompressed DICOM image written with pydicom (``meta=False``: no preamble, no file meta)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        ExplicitVRLittleEndian,
-        SecondaryCaptureImageStorage,
-        generate_uid,
-    )
-
-    ds = Dataset()
-    frames = arr.shape[0] if arr.ndim == 3 else 1
-    ds.Rows, ds.Columns = arr.shape[-2:]
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated = arr.dtype.itemsize * 8
-    ds.BitsStored = bits_stored or ds.BitsAllocated
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = int(arr.dtype.kind == "i")
-    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
-    for k, v in tags.items():
-        setattr(ds, k, v)
-    ds.PixelData = arr.tobytes()
-    if meta:
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.save_as(path, enforce_file_format=True)
-    else:
-        ds.save_as(path, implicit_vr=True, little_endian=True)
-    return path
 
 
 # --- the real DICOM fixtures ---------------------------------------------------------------------
@@ -63,7 +29,7 @@ def write_dicom(path, arr, photometric="MONOCHROME2", meta=True, bits_stored=Non
 def test_real_dicoms_display_bone_white(cxr_data, name, size):
     img = load_image(cxr_data / "dicom" / name)
     assert img.mode == "RGB" and img.size == size
-    assert image_size(cxr_data / "dicom" / name) == size
+    assert image_header(cxr_data / "dicom" / name)[:2] == size
     a = np.asarray(img)[..., 0].astype(float)
     h, w = a.shape
     # Correct photometric handling: the mediastinum/spine (centre column) is brighter than both
@@ -96,7 +62,7 @@ def _ramp(dtype, lo, hi, shape=(8, 32)):
     (_ramp(np.int16, -1000, 1000), {"WindowCenter": [0, 500], "WindowWidth": [2000, 100]},
      lambda a: np.round(np.clip((a + 0.5) / 1999 + 0.5, 0, 1) * 255)),
 ])
-def test_dicom_pipeline(tmp_path, arr, tags, expect):
+def test_dicom_pipeline(tmp_path, write_dicom, arr, tags, expect):
     tags = dict(tags)
     photometric = tags.pop("photometric", "MONOCHROME2")
     bits = tags.pop("bits_stored", None)
@@ -104,18 +70,31 @@ def test_dicom_pipeline(tmp_path, arr, tags, expect):
     np.testing.assert_allclose(out, expect(arr.astype(float)), atol=1)
 
 
-def test_voi_lut_sequence_is_applied(tmp_path):
+def test_voi_lut_sequence_is_applied(tmp_path, write_dicom):
     from pydicom.dataset import Dataset
 
     lut = Dataset()
     lut.LUTDescriptor = [256, 0, 16]
-    lut.LUTData = np.arange(255, -1, -1, dtype=np.uint16).tobytes()   # an inverting LUT: stored 0 -> 255
+    lut.LUTData = np.linspace(65535, 0, 256).round().astype(np.uint16).tobytes()  # inverting: stored 0 -> 65535
     arr = _ramp(np.uint16, 0, 255)
     out = dicom_to_array(write_dicom(tmp_path / "lut.dcm", arr, bits_stored=8, VOILUTSequence=[lut]))
     np.testing.assert_allclose(out, 255 - arr, atol=1)
 
 
-def test_dicom_without_file_meta_and_multiframe(tmp_path):
+def test_voi_lut_output_is_scaled_by_its_bits_not_the_image_range(tmp_path, write_dicom):
+    """An identity 12-bit LUT over stored values 1000..2000 shows a mid-gray ramp (about 62..125), not 0..255."""
+    from pydicom.dataset import Dataset
+
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 12]
+    lut.LUTData = np.arange(4096, dtype=np.uint16).tobytes()
+    arr = _ramp(np.uint16, 1000, 2000)
+    out = dicom_to_array(write_dicom(tmp_path / "lut12.dcm", arr, bits_stored=12, VOILUTSequence=[lut]))
+    np.testing.assert_allclose(out, arr.astype(float) / 4095 * 255, atol=1)
+    assert (out.min(), out.max()) == (62, 125)
+
+
+def test_dicom_without_file_meta_and_multiframe(tmp_path, write_dicom):
     arr = np.stack([_ramp(np.uint16, 0, 1000), _ramp(np.uint16, 1000, 0)])
     path = write_dicom(tmp_path / "old.img", arr, meta=False)     # no preamble, no DICM, odd suffix
     assert path.read_bytes()[128:132] != b"DICM"

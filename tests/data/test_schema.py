@@ -40,10 +40,21 @@ def test_report_prefers_findings():
     ({"id": "x", "image": "x.png", "finding": "typo"}, r"unknown field\(s\) \['finding'\]"),  # misspelt field
     ({"id": "x", "image": "x.png", "findings": 5}, "'findings' must be text"),       # wrong type
     ({"id": "x", "image": "x.png", "labels": ["Edema"]}, "labels must map"),          # labels not a mapping
+    ({"id": "x", "image": "x.png", "width": "1024"}, "'width' must be a whole number"),   # text, not a number
+    ({"id": "x", "image": "x.png", "height": 1024.5}, "'height' must be a whole number"),  # not whole
+    ({"id": "x", "image": "x.png", "width": True}, "'width' must be a whole number"),     # bool is not a size
+    ({"id": "x", "image": "x.png", "labels": '{"Edema": 1'}, "labels text is not valid JSON"),  # truncated text
 ])
 def test_from_row_errors(row, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as e:
         Sample.from_row(row, where="file.jsonl:3")
+    assert str(e.value).startswith("file.jsonl:3")  # every message names the file and row
+
+
+@pytest.mark.parametrize("size", [None, 0, 1024])
+def test_from_row_accepts_whole_or_missing_sizes(size):
+    s = Sample.from_row({"id": "x", "image": "x.png", "width": size, "height": size, "labels": '{"Edema": 1}'})
+    assert (s.width, s.height, s.labels) == (size, size, {"Edema": 1})
 
 
 def test_bad_json_line_names_file_and_line(tmp_path):

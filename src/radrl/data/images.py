@@ -149,16 +149,6 @@ def _pil_to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the file header only (no pixel decoding): cheap enough to run on
-    every image while preparing a dataset, and it catches missing and truncated-header files.
-
-    >>> image_size("00001369_000.png")                               # doctest: +SKIP
-    (1024, 1024)
-    """
-    return image_header(path)[:2]
-
-
 def image_header(path: str | Path) -> tuple[int, int, str | None]:
     """(width, height, view) from the file header; the view is DICOM's ``ViewPosition`` (PA, AP,
     LL, ...) when the file is a DICOM that records it, else None.
@@ -228,11 +218,12 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
     """A DICOM radiograph -> ``uint8`` array as displayed: shape (rows, cols) gray or (rows, cols, 3) colour.
 
     Order of the standard display pipeline (PS3.3 C.11): decode (compressed syntaxes
-    through pydicom's plugins) -> modality LUT / rescale slope and intercept -> VOI LUT, or
+    through pydicom's plugins) -> modality LUT / rescale slope and intercept -> VOI LUT (scaled by its
+    output range, ``LUTDescriptor[2]`` bits), or
     the first window centre/width (LINEAR, LINEAR_EXACT or SIGMOID), or else the image's
     own min-max -> 0-255 -> inverted for MONOCHROME1. Multi-frame files give their first frame.
     """
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut
 
     path = Path(path)
     ds = _read_dicom(path)
@@ -249,7 +240,7 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
         return _to_uint8(arr.astype(np.float64)) if arr.dtype != np.uint8 else arr
     arr = apply_modality_lut(arr, ds)   # keeps integer data integer, as a VOI LUT lookup needs
     if "VOILUTSequence" in ds:
-        out = _to_uint8(apply_voi_lut(arr, ds, prefer_lut=True))
+        out = _voi_lut(arr, ds, path)
     elif "WindowCenter" in ds and "WindowWidth" in ds:
         out = _window(arr.astype(np.float64), _first(ds.WindowCenter), _first(ds.WindowWidth),
                       str(ds.get("VOILUTFunction", "LINEAR")))
@@ -258,6 +249,22 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         out = 255 - out
     return out
+
+
+def _voi_lut(arr: np.ndarray, ds, path: Path) -> np.ndarray:
+    """The first VOI LUT applied, its output scaled by the LUT's own output range (``LUTDescriptor[2]``
+    bits, PS3.3 C.11.2.1.2): an image that uses part of that range stays as dark or light as the LUT
+    makes it, instead of being stretched to its own min-max."""
+    from pydicom.pixels import apply_voi_lut
+
+    try:
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        raise ImageError(f"{path}: VOI LUT without a valid LUTDescriptor") from None
+    if not 1 <= bits <= 16:
+        raise ImageError(f"{path}: VOI LUT entries of {bits} bits (expected 1 to 16)")
+    lut_out = apply_voi_lut(arr, ds, prefer_lut=True).astype(np.float64)
+    return np.rint(np.clip(lut_out / (2**bits - 1), 0, 1) * 255).astype(np.uint8)
 
 
 def _first(value) -> float:

@@ -97,9 +97,17 @@ class Sample:
         for key in ("id", "image", "source", "split", "view", "findings", "impression"):
             if row.get(key) is not None and not isinstance(row[key], str):
                 raise ValueError(f"{where}: field {key!r} must be text, got {type(row[key]).__name__}")
+        for key in ("width", "height"):
+            v = row.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ValueError(f"{where}: field {key!r} must be a whole number of pixels or null, got {v!r}")
         labels = row.get("labels") or {}
         if isinstance(labels, str):
-            labels = json.loads(labels)
+            try:
+                labels = json.loads(labels)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: labels text is not valid JSON ({e}); "
+                                 'write it as {"Cardiomegaly": 1, ...}') from None
         if not isinstance(labels, dict):
             got = type(labels).__name__
             raise ValueError(f"{where}: labels must map observation -> 1/0/-1, got {got}")  # noqa: TRY004

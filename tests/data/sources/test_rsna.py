@@ -5,6 +5,7 @@ import io
 import zipfile
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from radrl.data.sources import Skip, rsna
@@ -35,8 +36,8 @@ def _labels(root, lines):
 
 
 def test_dicom_layout(tmp_path, write_dicom):
-    write_dicom(tmp_path / "stage_2_train_images" / "p1.dcm", 800, 600, view="PA")
-    write_dicom(tmp_path / "stage_2_train_images" / "p2.dcm", 800, 600, view="AP ")
+    write_dicom(tmp_path / "stage_2_train_images" / "p1.dcm", np.zeros((600, 800), np.uint16), ViewPosition="PA")
+    write_dicom(tmp_path / "stage_2_train_images" / "p2.dcm", np.zeros((600, 800), np.uint16), ViewPosition="AP ")
     _labels(tmp_path, ["p1,80,60,160,120,1", "p1,400,300,80,60,1", "p2,,,,,0", "p3,,,,,0"])
     (tmp_path / "stage_2_detailed_class_info.csv").write_text("patientId,class\np1,Lung Opacity\np1,Lung Opacity\n"
                                                               "p2,No Lung Opacity / Not Normal\n")
@@ -57,7 +58,7 @@ def test_dicom_layout(tmp_path, write_dicom):
     (["p1,700,60,160,120,1"], "box outside image"),           # 60 px past the right edge of 800
 ])
 def test_bad_rows(tmp_path, write_dicom, lines, reason):
-    write_dicom(tmp_path / "stage_2_train_images" / "p1.dcm", 800, 600)
+    write_dicom(tmp_path / "stage_2_train_images" / "p1.dcm", np.zeros((600, 800), np.uint16))
     _labels(tmp_path, lines)
     assert reason in [r.reason for r in rsna.read(tmp_path) if isinstance(r, Skip)]
 

@@ -50,6 +50,7 @@ def test_real_fusion_agrees_with_a_hand_computed_mean(groups):
             raw /= [size[0], size[1], size[0], size[1]]
             for b in out:   # every fused box lies inside the hull of that finding's raw boxes
                 assert raw[:, 0].min() - 1e-6 <= b.x1 and b.x2 <= raw[:, 2].max() + 1e-6
+                assert raw[:, 1].min() - 1e-6 <= b.y1 and b.y2 <= raw[:, 3].max() + 1e-6
             if len(rs) == 3 and len({r["rad_id"] for r in rs}) == 3:
                 from radrl.data.boxes import Box
 
@@ -71,8 +72,8 @@ HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
 
 
 def test_kaggle_layout_end_to_end(tmp_path, write_dicom):
-    write_dicom(tmp_path / "train" / "a.dicom", 2000, 1600)
-    write_dicom(tmp_path / "train" / "b.dicom", 1000, 1000)
+    write_dicom(tmp_path / "train" / "a.dicom", np.zeros((1600, 2000), np.uint16))
+    write_dicom(tmp_path / "train" / "b.dicom", np.zeros((1000, 1000), np.uint16))
     lines = [
         "a,Cardiomegaly,3,R1,600,800,1400,1200",        # three readers, overlapping: fused to their mean
         "a,Cardiomegaly,3,R2,620,820,1420,1220",
@@ -94,8 +95,8 @@ def test_kaggle_layout_end_to_end(tmp_path, write_dicom):
 
 
 def test_physionet_layout_splits(tmp_path, write_dicom):
-    write_dicom(tmp_path / "train" / "a.dicom", 1000, 1000)
-    write_dicom(tmp_path / "test" / "t.dicom", 1000, 800)
+    write_dicom(tmp_path / "train" / "a.dicom", np.zeros((1000, 1000), np.uint16))
+    write_dicom(tmp_path / "test" / "t.dicom", np.zeros((800, 1000), np.uint16))
     (tmp_path / "annotations").mkdir()
     cols = "image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
     (tmp_path / "annotations" / "annotations_train.csv").write_text(cols + "a,R1,Aortic enlargement,1,2,3,4\n")
@@ -113,7 +114,7 @@ def test_physionet_layout_splits(tmp_path, write_dicom):
     (",Cardiomegaly,3,R1,600,800,1400,1200\n", "malformed row"),   # no image id
 ])
 def test_bad_rows(tmp_path, write_dicom, row, reason):
-    write_dicom(tmp_path / "train" / "a.dicom", 2000, 1600)
+    write_dicom(tmp_path / "train" / "a.dicom", np.zeros((1600, 2000), np.uint16))
     (tmp_path / "train.csv").write_text(HEADER + row)
     assert [r.reason for r in vindr.read(tmp_path) if isinstance(r, Skip)] == [reason]
 
