@@ -11,8 +11,9 @@ Each ``TBX11K_<split>.json`` (at the root or under ``annotations/json``) gives o
 ("val" is written "valid", as for the other sources). Image paths are ``imgs/<file_name>``,
 ``<file_name>`` or the bare file name under root, in that order. Boxes keep the COCO
 category names; ``labels`` holds ``{"Tuberculosis": 1}`` for images under ``tb/`` or with a
-box, 0 otherwise, and ``"No Finding"``: 1 for ``health/`` images, 0 for ``sick/`` (ill, not
-TB) and ``tb/`` ones. Box pixels are normalized by the size the JSON gives
+box, 0 for unboxed ``health/`` and ``sick/`` images, and no Tuberculosis label for an unboxed
+image in any other folder (nothing says it is not TB); ``"No Finding"``: 1 for ``health/``
+images, 0 for ``sick/`` (ill, not TB) and ``tb/`` ones, absent elsewhere. Box pixels are normalized by the size the JSON gives
 for the image, after checking it against the PNG header.
 
 >>> [s.boxes[0].label for s in read("/data/TBX11K") if getattr(s, "boxes", None)][:1]   # doctest: +SKIP
@@ -100,8 +101,10 @@ def read(root: str | Path) -> Iterator[Sample | Skip]:
             if bad is not None:
                 yield bad
                 continue
-            tb = int(bool(boxes) or file_name.startswith("tb/"))
-            labels = {"Tuberculosis": tb}
+            tb = bool(boxes) or file_name.startswith("tb/")
+            labels: dict[str, int] = {}
+            if tb or file_name.startswith(("health/", "sick/")):  # elsewhere nothing says "not TB"
+                labels["Tuberculosis"] = int(tb)
             if file_name.startswith(("health/", "sick/", "tb/")):
                 labels[NO_FINDING] = int(file_name.startswith("health/") and not tb)
             yield Sample(id=Path(file_name).stem, image=str(image.resolve()), source=NAME, split=split,
