@@ -186,6 +186,20 @@ def test_snapshot_on_radeval_impressions(cxr_data):
 
 
 @pytest.mark.slow
+def test_gleu_equals_nltk_corpus_gleu(cxr_data):
+    # counts taken once per pair give nltk's values exactly: each pair alone and the corpus pooled
+    from nltk.translate.gleu_score import corpus_gleu
+
+    refs, hyps, _ = _radeval(cxr_data)
+    corpus, per = text_mod.gleu_scores(refs, hyps)
+    ref_tokens, hyp_tokens = [[tokenize_13a(r)] for r in refs], [tokenize_13a(h) for h in hyps]
+    assert per == [corpus_gleu([r], [h]) for r, h in zip(ref_tokens, hyp_tokens)]
+    assert corpus == corpus_gleu(ref_tokens, hyp_tokens)
+    # a side without tokens: nltk's per-pair 0, and such pairs add nothing to the pool
+    assert text_mod.gleu_scores(["", "a b"], ["", "a c"]) == (corpus_gleu([[[]], [["a", "b"]]], [[], ["a", "c"]]),
+                                                               [0.0, corpus_gleu([[["a", "b"]]], [["a", "c"]])])
+
+
 def test_meteor_coco_matches_pycocoevalcap(cxr_data):
     # METEOR 1.5 runs the jar pycocoevalcap ships: needs pycocoevalcap (.[test]) and Java (about 15 s)
     import pycocoevalcap  # noqa: F401

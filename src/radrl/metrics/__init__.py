@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 
-__all__ = ["METRICS", "MetricResult", "check_aligned", "package_version"]
+__all__ = ["METRICS", "MetricResult", "check_aligned", "named_error", "package_version"]
 
 
 @dataclass
@@ -90,3 +90,17 @@ METRICS: dict[str, Callable[[list[str], list[str]], MetricResult]] = {
     "radcliq": _lazy("radcliq", "radcliq"),  # RadGraph-XL + CheXbert + BERTScore models (the three variables)
     "green": _lazy("green", "green"),  # GREEN judge: RADRL_GREEN_MODEL (local) or RADRL_GREEN_ENDPOINT
 }
+
+
+def named_error(e: Exception, context: str) -> Exception:
+    """``e`` again, of the same type (so callers still catch it), with ``context`` before its message;
+    a ``RuntimeError`` when the type cannot be built from one message.
+
+    >>> named_error(FileNotFoundError("no weights"), "reward report_radgraph")
+    FileNotFoundError('reward report_radgraph: no weights')
+    """
+    message = f"{context}: {e}"
+    try:
+        return type(e)(message)
+    except Exception:  # noqa: BLE001 (any constructor failure: e.g. UnicodeDecodeError needs five arguments)
+        return RuntimeError(f"{context}: {type(e).__name__}: {e}")

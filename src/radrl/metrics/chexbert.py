@@ -123,8 +123,10 @@ def load_chexbert(model: str | os.PathLike | None = None, device: str | None = N
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
+    from radrl.models.load import default_device
+
     folder = _model_folder(model)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     if (str(folder), device) in _MODELS:
         return _MODELS[(str(folder), device)]
     path = folder / "chexbert.pth"

@@ -138,9 +138,8 @@ def score_files(refs_path: str | Path, preds_path: str | Path, metrics: list[str
     >>> preds, result.aggregate["chexpert_micro_f1_14"], result.aggregate["n"]
     (['No effusion.', 'Cardiomegaly.'], 1.0, 2.0)
     """
-    from radrl.metrics import METRICS, MetricResult
+    from radrl.metrics import METRICS, MetricResult, named_error
     from radrl.parsing import parse
-    from radrl.rewards import named_error
 
     unknown = [m for m in metrics if m not in METRICS]
     if not metrics or unknown:

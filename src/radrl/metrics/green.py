@@ -238,7 +238,9 @@ def _generate_local(path: Path, prompts: list[str], batch_size: int, max_length:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from radrl.models.load import default_device
+
+    device = device or default_device()
     if (str(path), device) not in _JUDGES:
         dtype = torch.float16 if device.startswith("cuda") else torch.float32  # as GREEN
         lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device).eval()

@@ -70,7 +70,7 @@ from pathlib import Path
 
 from radrl.metrics import MetricResult, check_aligned, package_version
 
-__all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "annotate", "f1_scores",
+__all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "f1_scores",
            "file_fingerprint", "load_radgraph", "radgraph", "tokenize_report"]
 
 ENV_VAR = "RADRL_RADGRAPH_MODEL"
@@ -142,8 +142,7 @@ class RadGraphModel:
     def annotate_many(self, texts: Sequence[str], batch_size: int = 8) -> list[dict]:
         """``annotate`` for each text; the encoder runs on ``batch_size`` reports of similar length at a time
         (padded windows, masked; the annotations are the same for any batch size, tested), the span heads per
-        report. On one CPU thread batches of 8 cost about what single reports cost and batches of 20 about 3x
-        more (padding); larger batches are meant for GPUs, where this was not measured."""
+        report. Padding makes large batches cost more on CPU; their speed has not been recorded."""
         import torch
 
         words = [tokenize_report(t, self.namespace) or ["None"] for t in texts]
@@ -258,6 +257,8 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
     """Load RadGraph-XL from its extracted archive (``model`` or ``$RADRL_RADGRAPH_MODEL``); cached."""
     import torch
 
+    from radrl.models.load import default_device
+
     folder = _model_folder(model)
     config = json.loads((folder / "config.json").read_text())
     try:
@@ -270,7 +271,7 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
         raise ValueError(f"{folder / 'config.json'} is not a RadGraph (DyGIE) config: missing or bad {e}; "
                          "use the config.json from radgraph-xl.tar.gz unchanged") from e
     enc = _encoder_folder(folder, encoder, bert.get("model_name", "?"))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     key = (str(folder), str(enc), device)
     if key in _MODELS:
         return _MODELS[key]
@@ -305,13 +306,6 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
     _check_heads(loaded)
     _MODELS[key] = loaded
     return loaded
-
-
-def annotate(texts: Sequence[str], model: str | os.PathLike | None = None, **kw) -> list[dict]:
-    """RadGraph annotations of each text (``RadGraphModel.annotate``); repeated texts run once."""
-    unique = list(dict.fromkeys(texts))
-    done = dict(zip(unique, load_radgraph(model, **kw).annotate_many(unique)))
-    return [done[t] for t in texts]
 
 
 def radgraph(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike | None = None,

@@ -1,6 +1,6 @@
 """Lexical report metrics, computed the way the field's tools compute them.
 
-``score_text`` gives BLEU-1..4, ROUGE-L, CIDEr-D and GLEU (pure Python, about 3 ms a pair);
+``score_text`` gives BLEU-1..4, ROUGE-L, CIDEr-D and GLEU (pure Python);
 ``score_meteor`` gives METEOR, which needs Java (the field's METEOR 1.5 jar) or WordNet.
 
 Which implementation, and why:
@@ -179,13 +179,30 @@ def cider_d(refs: Sequence[str | None], hyps: Sequence[str | None], n: int = 4,
 
 
 def gleu_scores(refs: Sequence[str | None], hyps: Sequence[str | None]) -> tuple[float, list[float]]:
-    """(corpus GLEU, GLEU per pair) on case-sensitive 13a tokens, n-grams 1..4."""
-    from nltk.translate.gleu_score import corpus_gleu
+    """(corpus GLEU, GLEU per pair) on case-sensitive 13a tokens, n-grams 1..4.
 
-    ref_tokens = [[tokenize_13a(r or "")] for r in refs]
-    hyp_tokens = [tokenize_13a(h or "") for h in hyps]
-    per = [float(corpus_gleu([r], [h])) for r, h in zip(ref_tokens, hyp_tokens)]
-    return float(corpus_gleu(ref_tokens, hyp_tokens)) if hyp_tokens else 0.0, per
+    The n-gram counts of each pair are taken once: per pair ``matches / total``, corpus
+    ``sum(matches) / sum(total)``, which is nltk's ``corpus_gleu`` with one reference per
+    hypothesis (``tests/metrics/test_text.py`` checks both against nltk on real pairs).
+    """
+    counts = [_gleu_counts(tokenize_13a(r or ""), tokenize_13a(h or "")) for r, h in zip(refs, hyps, strict=True)]
+    per = [tp / total if total else 0.0 for tp, total in counts]
+    total = sum(t for _, t in counts)
+    return (sum(tp for tp, _ in counts) / total if total else 0.0), per
+
+
+def _gleu_counts(ref: list[str], hyp: list[str]) -> tuple[int, int]:
+    """(matching 1..4-grams, max(hypothesis 1..4-grams, reference 1..4-grams)) of one pair, as nltk counts them."""
+    hyp_grams, ref_grams = _ngrams_1_4(hyp), _ngrams_1_4(ref)
+    matches = sum((hyp_grams & ref_grams).values())
+    return matches, max(sum(hyp_grams.values()), sum(ref_grams.values()))
+
+
+def _ngrams_1_4(tokens: list[str]) -> Counter:
+    grams: Counter = Counter()
+    for n in range(1, 5):
+        grams.update(zip(*(tokens[i:] for i in range(n))))
+    return grams
 
 
 def tokenize_13a(text: str) -> list[str]:
@@ -224,8 +241,8 @@ def score_meteor(refs: Sequence[str], hyps: Sequence[str], backend: str = "pycoc
       paraphrase table): the number the report-generation papers print. The aggregate
       is the jar's corpus score (statistics pooled over segments, not the mean of
       ``per_sample``). Needs ``pip install pycocoevalcap==1.2`` and a Java runtime
-      (``apt-get install default-jre-headless``); about 10 s to start the jar once per
-      process, then about 5 ms a pair.
+      (``apt-get install default-jre-headless``); the jar starts once per process
+      (seconds) and is then reused.
     * ``backend="nltk"`` (key ``meteor_nltk``): nltk's ``single_meteor_score`` (exact,
       Porter-stem and WordNet-synonym matches; alpha 0.9, beta 3, gamma 0.5) on
       lower-cased word tokens, averaged over samples. No Java, but not comparable to
@@ -274,7 +291,7 @@ def meteor_coco(refs: Sequence[str | None], hyps: Sequence[str | None]) -> tuple
 
 @lru_cache(maxsize=1)
 def _coco_meteor():
-    """One running METEOR 1.5 jar per process (starting it takes ~10 s)."""
+    """One running METEOR 1.5 jar per process (starting it is slow)."""
     try:
         from pycocoevalcap.meteor.meteor import Meteor
     except ImportError:

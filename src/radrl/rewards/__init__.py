@@ -42,6 +42,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from radrl.metrics import named_error  # re-exported: rewards name the failing reward with it
 from radrl.parsing import Parsed, parse
 
 __all__ = ["MIN_ANSWER_CHARS", "REWARDS", "GroundingSoftF1", "LengthGuard", "ReportMetric", "ThinkFormat",
@@ -288,20 +289,6 @@ class LengthGuard(_TaskReward):
             target = self.min_ratio * len(s.strip())
             out.append(min(0.0, len(p.answer) / target - 1.0) if target > 0 else 0.0)
         return out
-
-
-def named_error(e: Exception, context: str) -> Exception:
-    """``e`` again, of the same type (so callers still catch it), with ``context`` before its message;
-    a ``RuntimeError`` when the type cannot be built from one message.
-
-    >>> named_error(FileNotFoundError("no weights"), "reward report_radgraph")
-    FileNotFoundError('reward report_radgraph: no weights')
-    """
-    message = f"{context}: {e}"
-    try:
-        return type(e)(message)
-    except Exception:  # noqa: BLE001 (any constructor failure: e.g. UnicodeDecodeError needs five arguments)
-        return RuntimeError(f"{context}: {type(e).__name__}: {e}")
 
 
 def _column(columns: dict[str, Any], name: str, n: int, reward: str) -> Sequence[Any]:
