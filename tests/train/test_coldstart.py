@@ -221,11 +221,16 @@ def test_bad_conversation_file_names_the_line(tiny_model_dir, tmp_path):
         read_conversations(str(path))
 
 
-def test_coldstart_needs_exactly_one_teacher(synth_data, tmp_path):
+@pytest.mark.parametrize("teachers", [
+    [],                                                            # no teacher at all
+    ["--teacher", "runs/demo/sft", "--endpoint", "http://x/v1"],  # two teachers
+])
+def test_coldstart_needs_exactly_one_teacher(synth_data, tmp_path, capsys, teachers):
     from radrl.train.coldstart import parse_args
 
     with pytest.raises(SystemExit):
-        parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path)])
+        parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path), *teachers])
+    assert "give exactly one teacher: --teacher PATH (local checkpoint) or --endpoint URL" in capsys.readouterr().err
 
 
 def test_reward_filter_uses_the_chosen_task_reward():
@@ -237,6 +242,30 @@ def test_reward_filter_uses_the_chosen_task_reward():
     _, clinical = build_coldstart(rows, traces, min_reward=0.9)
     _, lexical = build_coldstart(rows, traces, min_reward=0.9, filter_rewards={"report": "report_rouge_l"})
     assert clinical["accepted"] == 1 and lexical["rejected"] == {"low_reward": 1}
+
+
+def test_reward_filter_scores_each_task_in_one_call(monkeypatch):
+    """Report metrics are batch metrics (a model per call): the filter calls each task's reward once, with every
+    valid trace of that task, not once per trace."""
+    import radrl.rewards
+
+    calls = []
+
+    def counted(name):
+        reward = radrl.rewards.REWARDS[name]
+
+        def spy(completions, **columns):
+            calls.append((name, len(completions)))
+            return reward(completions, **columns)
+        return spy
+
+    for name in ("report_clinical", "grounding_soft_f1"):
+        monkeypatch.setitem(radrl.rewards.REWARDS, name, counted(name))
+    rows = _rows()
+    traces = {r["id"]: {"trace": f"<think>{GOOD_THINK}</think>{r['solution']}"} for r in rows}
+    _, summary = build_coldstart(rows, traces, direct_ratio=0.0, min_reward=0.5)
+    assert sorted(calls) == [("grounding_soft_f1", 1), ("report_clinical", 2)]
+    assert summary["accepted"] == 3
 
 
 @pytest.mark.parametrize("names, message", [

@@ -109,7 +109,7 @@ def validate_trace(text: str, min_think_chars: int = 20) -> Verdict:
         return Verdict("no_think")
     if opens > 1 or closes > 1:
         return Verdict("several_think")
-    if not text.startswith("<think>") or text.index("</think>") < text.index("<think>"):
+    if not text.startswith("<think>"):  # with one of each, the close then follows the open
         return Verdict("text_outside_think")
     think, answer = text[len("<think>"):].split("</think>", 1)
     think, answer = think.strip(), answer.strip()
@@ -122,10 +122,10 @@ def validate_trace(text: str, min_think_chars: int = 20) -> Verdict:
     return Verdict("", think, answer)
 
 
-def teacher_messages(row: dict, guide: str = READING_GUIDE) -> list[dict]:
+def teacher_messages(row: dict) -> list[dict]:
     """The teacher's request for one conversation row: the image, our guide, the task and its answer."""
     request = next(p["text"] for p in row["prompt"][0]["content"] if p.get("type") == "text")
-    text = TEACHER_PROMPT.format(guide=guide, request=request, solution=row["solution"])
+    text = TEACHER_PROMPT.format(guide=READING_GUIDE, request=request, solution=row["solution"])
     return [{"role": "user", "content": [{"type": "image", "image": row["images"][0]}, {"type": "text", "text": text}]}]
 
 
@@ -153,8 +153,8 @@ def read_traces(path: Path) -> dict[str, dict]:
     return done
 
 
-def ask_teacher(client, rows: list[dict], path: Path, max_tokens: int, temperature: float, seed: int | None = None,
-                guide: str = READING_GUIDE) -> dict[str, int]:
+def ask_teacher(client, rows: list[dict], path: Path, max_tokens: int, temperature: float, seed: int | None = None
+                ) -> dict[str, int]:
     """Ask for a trace for every row not in ``path`` yet, ``client.concurrency`` at a time, appending each
     reply as it arrives. A row whose request still fails after the client's retries is counted, not written,
     so a rerun asks for it again. Returns ``{"resumed", "generated", "failed"}``."""
@@ -169,7 +169,7 @@ def ask_teacher(client, rows: list[dict], path: Path, max_tokens: int, temperatu
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out, ThreadPoolExecutor(client.concurrency) as pool, \
             tqdm(total=len(rows), initial=len(done), desc="teacher traces", unit="row") as bar:
-        futures = {pool.submit(client.complete, teacher_messages(r, guide), max_tokens, temperature, **extra): r
+        futures = {pool.submit(client.complete, teacher_messages(r), max_tokens, temperature, **extra): r
                    for r in todo}
         for fut in as_completed(futures):
             row = futures[fut]
@@ -200,22 +200,30 @@ def build_coldstart(rows: list[dict], traces: dict[str, dict], direct_ratio: flo
 
     by_id = {r["id"]: r for r in rows}
     rejected: dict[str, int] = {}
-    thinking_rows = []
+    verdicts: dict[str, Verdict] = {}
     for row_id, record in traces.items():
-        row = by_id.get(row_id)
-        if row is None:  # traces of rows no longer in the data (another split or task list) are ignored
+        if row_id not in by_id:  # traces of rows no longer in the data (another split or task list) are ignored
             rejected["not_in_data"] = rejected.get("not_in_data", 0) + 1
             continue
-        verdict = validate_trace(record.get("trace", ""), min_think_chars)
-        if verdict.ok and min_reward is not None:
-            reward = REWARDS[(filter_rewards or FILTER_REWARDS)[row["task"]]]
-            score = reward([verdict.answer], task=[row["task"]], solution=[row["solution"]], thinking=[False])[0]
-            if score is None or score < min_reward:
-                verdict = Verdict("low_reward")
+        verdicts[row_id] = validate_trace(record.get("trace", ""), min_think_chars)
+    if min_reward is not None:  # one reward call per task, over all its valid traces (report metrics batch)
+        by_task: dict[str, list[str]] = {}
+        for row_id, verdict in verdicts.items():
+            if verdict.ok:
+                by_task.setdefault(by_id[row_id]["task"], []).append(row_id)
+        for task, ids in by_task.items():
+            reward = REWARDS[(filter_rewards or FILTER_REWARDS)[task]]
+            scores = reward([verdicts[i].answer for i in ids], task=[task] * len(ids),
+                            solution=[by_id[i]["solution"] for i in ids], thinking=[False] * len(ids))
+            for row_id, score in zip(ids, scores, strict=True):
+                if score is None or score < min_reward:
+                    verdicts[row_id] = Verdict("low_reward")
+    thinking_rows = []
+    for row_id, verdict in verdicts.items():
         if not verdict.ok:
             rejected[verdict.reason] = rejected.get(verdict.reason, 0) + 1
             continue
-        thinking_rows.append(_thinking_row(row, verdict))
+        thinking_rows.append(_thinking_row(by_id[row_id], verdict))
     rng = random.Random(seed)
     direct = list(rows)
     rng.shuffle(direct)
@@ -304,13 +312,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     from radrl.models.endpoint import ChatClient, LocalServer
+    from radrl.train.common import check_images
 
     rows = build_conversations(read_jsonl(args.data), tasks=args.tasks, seed=args.seed, box_format=args.box_format)
     rows = rows[: args.max_rows] if args.max_rows else rows
-    missing = [r["id"] for r in rows if not Path(r["images"][0]).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{args.data}: {len(missing)} rows point to missing images (first: {missing[0]}); "
-                                "fix the paths or drop the samples")
+    check_images(args.data, [(r["id"], p) for r in rows for p in r["images"]])
     out = Path(args.out)
     server = LocalServer(args.teacher, device=args.device, max_batch=args.concurrency).start() if args.teacher \
         else None

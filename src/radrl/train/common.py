@@ -97,15 +97,12 @@ def conversation_dataset(args: RadrlArgs):
     samples = rows = None
     if kind == "samples":
         samples = list(read_jsonl(args.train_data))
-        missing = [(s.id, s.image) for s in samples if not Path(s.image).is_file()]
+        images = [(s.id, s.image) for s in samples]
     else:
         rows = read_conversations(args.train_data) if kind == "conversations" else _read_llava(args.train_data)
         rows = [r for r in rows if r["task"] not in ("report", "grounding") or r["task"] in args.tasks]
-        missing = [(r["id"], p) for r in rows for p in r["images"] if not Path(p).is_file()]
-    if missing:
-        shown = "; ".join(f"{i}: {p}" for i, p in missing[:5])
-        raise FileNotFoundError(f"{args.train_data}: {len(missing)} rows point to missing "
-                                f"images ({shown}{' ...' if len(missing) > 5 else ''}); fix the paths or drop the rows")
+        images = [(r["id"], p) for r in rows for p in r["images"]]
+    check_images(args.train_data, images)
     if samples is not None and args.task_mix:
         rows = list(build_task_mix(samples, seed=args.data_seed_prompts, thinking=args.thinking,
                                    box_format=args.box_format, box_instruction=args.box_instruction))
@@ -115,6 +112,16 @@ def conversation_dataset(args: RadrlArgs):
     if args.max_train_rows:
         rows = rows[: args.max_train_rows]
     return to_dataset(rows)
+
+
+def check_images(source: str, images: list[tuple[str, str]]) -> None:
+    """Fail before any work starts if an image of ``images`` (row id, path) is not a file, naming ``source``
+    (the data file) and the first rows, so that a missing file is not found mid-epoch in a dataloader worker."""
+    missing = [(i, p) for i, p in images if not Path(p).is_file()]
+    if missing:
+        shown = "; ".join(f"{i}: {p}" for i, p in missing[:5])
+        raise FileNotFoundError(f"{source}: {len(missing)} rows point to missing "
+                                f"images ({shown}{' ...' if len(missing) > 5 else ''}); fix the paths or drop the rows")
 
 
 CONVERSATION_KEYS = ("id", "prompt", "completion", "images", "task", "solution", "thinking")
