@@ -169,12 +169,27 @@ def test_anatomy_draws_one_region_per_row_and_repeats_vary():
                                           ("detection", _vindr())])
 def test_grounding_answers_parse_back_to_the_boxes(task, sample):
     """What the grounding reward will read: the parser recovers every reference box (both box forms)."""
+    labelled = [b for b in sample.boxes if b.label]
+    # each row answers one label's boxes (detection: every labelled box at once), all of them and no others
+    groups = [labelled] if task == "detection" else [[b for b in labelled if b.label == x]
+                                                     for x in dict.fromkeys(b.label for b in labelled)]
+    n_rows = len(groups) if task == "phrase_grounding" else 1
+
+    def same(got, want):
+        got, want = sorted(b.coords for b in got), sorted(b.coords for b in want)
+        return len(got) == len(want) and all(g == pytest.approx(w, abs=0.006) for g, w in zip(got, want))
+
     for box_format in ("paper", "qwen"):
-        for r in build_conversations([sample], tasks=[task], box_format=box_format):
+        rows = build_conversations([sample], tasks=[task], box_format=box_format)
+        assert len(rows) == n_rows
+        answered = []
+        for r in rows:
             boxes = parse(r["solution"]).boxes
-            assert boxes, r["solution"]
-            assert all(any(abs(p.x1 - b.x1) < 0.006 and abs(p.y2 - b.y2) < 0.006 for b in sample.boxes)
-                       for p in boxes)
+            match = [i for i, want in enumerate(groups) if same(boxes, want)]
+            assert match, r["solution"]
+            answered += match
+        if task == "phrase_grounding":   # every phrase answered once
+            assert sorted(answered) == list(range(len(groups)))
 
 
 def test_conversation_turns():

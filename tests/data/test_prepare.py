@@ -46,6 +46,17 @@ def test_dataset_formats_round_trip(cxr_data, tmp_path, fmt):
     assert not (tmp_path / ".hf_cache").exists()
 
 
+@pytest.mark.slow
+def test_each_sample_is_validated_once(cxr_data, tmp_path, monkeypatch):
+    """prepare checks each sample once while writing the JSONL; building the dataset does not check it again."""
+    calls = []
+    original = Sample.from_row.__func__
+    monkeypatch.setattr(Sample, "from_row", classmethod(lambda cls, row, where="row":
+                                                         calls.append(where) or original(cls, row, where)))
+    summary = prep.prepare("tbx11k", cxr_data / "tbx11k", tmp_path, fmt="parquet", progress=False)
+    assert summary["written"] == 3 and len(calls) == 3
+
+
 def _fake(monkeypatch, **module):
     monkeypatch.setattr(prep, "load_source", lambda name: SimpleNamespace(EXPECTS="", **module))
 

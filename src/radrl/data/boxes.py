@@ -87,10 +87,6 @@ class Box:
         return (self.x1, self.y1, self.x2, self.y2)
 
     @property
-    def area(self) -> float:
-        return max(0.0, self.x2 - self.x1) * max(0.0, self.y2 - self.y1)
-
-    @property
     def is_valid(self) -> bool:
         """Finite, inside 0-1 and not inverted or empty."""
         x1, y1, x2, y2 = self.x1, self.y1, self.x2, self.y2  # NaN fails every comparison, inf the bounds

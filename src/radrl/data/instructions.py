@@ -45,7 +45,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
 from radrl.data.boxes import Box, format_boxes, format_qwen_json
-from radrl.data.schema import CHEXPERT_LABELS, Sample
+from radrl.data.images import DICOM_SUFFIXES
+from radrl.data.schema import CHEXPERT_LABELS, NO_FINDING, Sample
 
 THINK_SUFFIX = " /think"
 
@@ -110,7 +111,6 @@ DETECTION_PROMPTS = (
 )
 
 NO_ABNORMALITY = "No abnormalities."
-NO_FINDING = "No Finding"
 
 BOX_INSTRUCTION = {
     "paper": " Answer with boxes as [x_min, y_min, x_max, y_max] in 0-1 image coordinates.",
@@ -159,12 +159,8 @@ def report_conversation(sample: Sample, rng: random.Random, thinking: bool = Fal
 def grounding_conversations(sample: Sample, rng: random.Random, thinking: bool = False,
                             box_format: BoxFormat = "paper", box_instruction: bool = False) -> list[dict]:
     """One row per finding with boxes: 'Locate the X' -> all boxes of X."""
-    by_label: dict[str, list[Box]] = {}
-    for b in sample.boxes:
-        if b.label:
-            by_label.setdefault(b.label, []).append(b)
     rows = []
-    for label, boxes in sorted(by_label.items()):
+    for label, boxes in sorted(_by_label(sample.boxes).items()):
         request = rng.choice(GROUNDING_PROMPTS).format(finding=_finding_phrase(label))
         if box_instruction:
             request += BOX_INSTRUCTION[box_format]
@@ -172,6 +168,15 @@ def grounding_conversations(sample: Sample, rng: random.Random, thinking: bool =
         slug = label.lower().replace(" ", "_")
         rows.append(_row(sample, "grounding", request, answer, thinking, f"ground-{slug}", kind="abnormality"))
     return rows
+
+
+def _by_label(boxes: list[Box]) -> dict[str, list[Box]]:
+    """Labelled boxes grouped by label, in first-seen order (unlabelled boxes left out)."""
+    groups: dict[str, list[Box]] = {}
+    for b in boxes:
+        if b.label:
+            groups.setdefault(b.label, []).append(b)
+    return groups
 
 
 def _boxes_answer(boxes: list[Box], box_format: BoxFormat) -> str:
@@ -225,12 +230,8 @@ def phrase_conversations(sample: Sample, rng: random.Random, thinking: bool = Fa
     >>> phrase_conversations(s, random.Random(0))[0]["solution"]
     '[0.60, 0.10, 0.80, 0.20]'
     """
-    by_phrase: dict[str, list[Box]] = {}
-    for b in sample.boxes:
-        if b.label:
-            by_phrase.setdefault(b.label, []).append(b)
     rows = []
-    for n, (phrase, boxes) in enumerate(by_phrase.items()):
+    for n, (phrase, boxes) in enumerate(_by_label(sample.boxes).items()):
         request = rng.choice(PHRASE_PROMPTS).format(phrase=phrase)
         if box_instruction:
             request += BOX_INSTRUCTION[box_format]
@@ -250,10 +251,7 @@ def detection_answer(sample: Sample, box_format: BoxFormat = "paper") -> str:
         return NO_ABNORMALITY
     if box_format == "qwen":
         return format_qwen_json(sorted(boxes, key=lambda b: b.label or ""))
-    by_label: dict[str, list[Box]] = {}
-    for b in boxes:
-        by_label.setdefault(b.label or "", []).append(b)
-    return "; ".join(f"{label} at {format_boxes(bs)}" for label, bs in sorted(by_label.items()))
+    return "; ".join(f"{label} at {format_boxes(bs)}" for label, bs in sorted(_by_label(boxes).items()))
 
 
 def detection_conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
@@ -411,7 +409,7 @@ def to_dataset(rows: list[dict]):
     if not rows:
         raise ValueError("no conversation rows to build a dataset from; check the data split and tasks")
     dicom = next(((r["id"], p) for r in rows for p in r.get("images") or []
-                  if isinstance(p, str) and p.lower().endswith((".dcm", ".dicom"))), None)
+                  if isinstance(p, str) and p.lower().endswith(DICOM_SUFFIXES)), None)
     if dicom:  # decoding DICOM (often JPEG 2000) in every epoch would dominate a training step
         raise ValueError(f"row {dicom[0]}: image {dicom[1]} is DICOM; training and GRPO read PNG/JPEG. Decode once "
                          "with `radrl prepare SOURCE --root DIR --out DIR --dicom-to-png` (radrl.data.images "

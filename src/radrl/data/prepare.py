@@ -147,7 +147,8 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool, png_dir
     else:
         where = f"sample {getattr(item, 'id', '?')}"
         try:
-            item = Sample.from_row(item.to_row(), where=where)   # the same checks every reader of the JSONL applies
+            row = item.to_row()
+            item = Sample.from_row(row, where=where)   # the same checks every reader of the JSONL applies
         except (ValueError, AttributeError, TypeError) as e:
             return Skip(where, "invalid sample", str(e)), None, None
         key, split = item.id, item.split
@@ -163,6 +164,7 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool, png_dir
     if png_dir is not None and not conversations and is_dicom(item.image):
         try:
             item = _to_png(item, png_dir, max_pixels)
+            row = item.to_row()   # new image path and size
         except ImageError as e:
             return Skip(where, "unreadable image", str(e)), None, None
     elif decode:
@@ -173,7 +175,6 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool, png_dir
             return Skip(where, "unreadable image", str(e)), None, None
     if conversations:
         return item, json.dumps(item) + "\n", split
-    row = item.to_row()
     row["labels"] = item.labels   # as write_jsonl writes it
     return item, json.dumps(row) + "\n", split
 
@@ -203,11 +204,14 @@ def _check_options(source: str, reader, options: dict[str, str]) -> None:
 
 
 def _jsonl_rows(path: str, conversations: bool):
-    """Generator for ``Dataset.from_generator``: JSONL lines -> dataset rows (labels as JSON text)."""
+    """Generator for ``Dataset.from_generator``: JSONL lines -> dataset rows (labels as JSON text, as
+    ``Sample.to_row`` gives them). The lines were validated by ``_check`` when written: not again here."""
     with open(path) as f:
         for line in f:
             row = json.loads(line)
-            yield row if conversations else Sample.from_row(row, where=path).to_row()
+            if not conversations:
+                row["labels"] = json.dumps(row["labels"], sort_keys=True)
+            yield row
 
 
 def _write_dataset(out: Path, splits: list[str], fmt: str, conversations: bool, progress: bool) -> dict[str, str]:

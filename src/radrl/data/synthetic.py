@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from radrl.data.boxes import Box
-from radrl.data.schema import NEGATIVE, POSITIVE, Sample, write_jsonl
+from radrl.data.schema import NEGATIVE, NO_FINDING, POSITIVE, Sample, write_jsonl
 
 FINDINGS = ("Cardiomegaly", "Pleural Effusion", "Lung Lesion", "Pneumothorax", "Consolidation")
 SIDES = ("right", "left")          # patient sides; index 0 (right) is drawn on the image left
@@ -429,7 +429,7 @@ def _report(findings: tuple[Finding, ...], rng) -> tuple[str, str, dict[str, int
     sentences = sorted(pos + neg, key=lambda x: order.index(x[0]))  # stable: positives lead each group
     labels = {k: v for _, _, tags in sentences for k, v in tags.items()}
     if not present:
-        labels["No Finding"] = POSITIVE
+        labels[NO_FINDING] = POSITIVE
         return " ".join(t for _, t, _ in sentences), pick(_NORMAL_IMPRESSIONS), labels
     impression = _cap(imp[0] if len(imp) == 1 else ", ".join(imp[:-1]) + " and " + imp[-1]) + "."
     return " ".join(t for _, t, _ in sentences), impression, labels

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from pathlib import Path
 
+from radrl.data.instructions import THINK_SUFFIX
 from radrl.data.sources import Skip
 
 NAME = "radvlm-json"
@@ -44,7 +45,6 @@ EXPECTS = """RadVLM / LLaVA instruction JSON:
 options: images=PATH (folder the image paths are relative to; default the JSON file's folder)"""
 
 IMAGE_TOKEN = "<image>"
-THINK_SUFFIX = " /think"  # the same suffix as radrl.data.instructions.THINK_SUFFIX
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
 
