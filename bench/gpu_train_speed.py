@@ -14,9 +14,13 @@ What each part measures (bf16 weights on a GPU, fp32 on a CPU; synchronised wall
 
 * SFT: forward + backward + AdamW step on a batch of ``--batch`` sequences of ``--seq`` tokens, each
   holding one ``--image``-pixel image (its merged visual tokens count towards ``--seq``); loss on the text.
-  Tokens/s = batch x seq / step time. MFU = 6 x parameters x tokens/s / peak FLOP/s: the usual dense
-  estimate (attention's quadratic term and the ViT's patch-level work are left out, so it is a lower bound
-  on hardware utilisation). Peak: ``--peak-tflops``, else the device's dense bf16 figure from PEAK_TFLOPS.
+  Tokens/s = batch x seq / step time. MFU = model FLOPs per step / step time / peak FLOP/s, with the
+  model FLOPs of the usual dense estimate (6 x parameters x inputs each is applied to; ``train_flops``):
+  the language model's matmul parameters (its layers and the lm_head projection, not the embedding table,
+  which is a lookup) x the sequence tokens, plus the ViT's blocks and patch embedding x the image patches,
+  plus the mergers x the merged visual tokens (the ViT's position table, a lookup, is left out). Attention's
+  quadratic term (scores and weighted sum, in the LM and in the ViT) is not counted, nor are norms and
+  activations. Peak: ``--peak-tflops``, else the device's dense bf16 figure from PEAK_TFLOPS.
 * GRPO step (``--prompts`` x ``--generations`` rollouts of ``--new-tokens`` sampled tokens each):
   generation (``model.generate``, sampling, every rollout forced to full length so runs compare),
   reward (radrl's grounding soft-F1 and report rewards on completions built from the real NIH boxes and
@@ -25,7 +29,8 @@ What each part measures (bf16 weights on a GPU, fp32 on a CPU; synchronised wall
   AdamW step on prompt + completion with GRPO's token-level surrogate).
 * Peak GPU memory of each part (``torch.cuda.max_memory_allocated``).
 
-Results go to ``bench/results/gpu_train_speed_<name>.json`` with the command that produced them.
+Results go to ``bench/results/gpu_train_speed_<name>.json`` with the command that produced them (``<name>``:
+``--name``, else the folder holding the config, e.g. ``Qwen3-VL-2B-Instruct``).
 """
 
 from __future__ import annotations
@@ -72,6 +77,21 @@ def architecture(args):
     return Qwen3VLConfig.from_pretrained(path.parent if path.is_file() else path)
 
 
+def results_name(args) -> str:
+    """``--name``, else "tiny", else the name of the folder that holds the config (``--config`` may be the
+    folder or its config.json).
+
+    >>> results_name(argparse.Namespace(name=None, tiny=False, config="/models/Qwen3-VL-2B-Instruct/config.json"))
+    'Qwen3-VL-2B-Instruct'
+    """
+    if args.name:
+        return args.name
+    if args.tiny:
+        return "tiny"
+    path = Path(args.config).resolve()
+    return (path.parent if path.suffix == ".json" else path).name
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -94,9 +114,26 @@ def timed(fn, device: str, steps: int, warmup: int) -> tuple[float, float | None
     return sorted(times)[len(times) // 2], peak
 
 
+def train_flops(model, batch: int, seq: int, patches: int, merged: int) -> float:
+    """Dense training FLOPs of one step (forward + backward = 6 x parameters x inputs), per part:
+    language-model matmuls x ``batch * seq`` tokens, ViT blocks and patch embedding x ``batch * patches``
+    patches, mergers x ``batch * merged`` merged visual tokens. Lookups (the token embedding table, the ViT's
+    position table) do no matmul and are left out; the lm_head projection is counted even when tied to the
+    embedding (it is a matmul per token). Attention's quadratic term is not counted."""
+    from radrl.models.tiny import count_parameters
+
+    lm = model.model.language_model
+    visual = model.model.visual
+    lm_matmul = count_parameters(lm) - lm.embed_tokens.weight.numel() + model.lm_head.weight.numel()
+    mergers = count_parameters(visual.merger) + count_parameters(visual.deepstack_merger_list)
+    per_patch = count_parameters(visual) - count_parameters(visual.pos_embed) - mergers
+    return 6.0 * batch * (lm_matmul * seq + per_patch * patches + mergers * merged)
+
+
 def image_inputs(config, pixels: int, batch: int, device: str, dtype) -> tuple[torch.Tensor, torch.Tensor, int]:
     """pixel_values and image_grid_thw for ``batch`` square images of about ``pixels`` pixels, as the
-    Qwen3-VL image processor lays them out (patch 16, temporal 2, merge 2); returns the merged token count."""
+    Qwen3-VL image processor lays them out (patch 16, temporal 2, merge 2); returns the merged token count
+    (patches per image = that x spatial_merge_size**2)."""
     v = config.vision_config
     unit = v.patch_size * v.spatial_merge_size
     side = max(unit, round(pixels ** 0.5 / unit) * unit)
@@ -142,11 +179,12 @@ def sft(model, config, args, device, dtype) -> dict:
         opt.zero_grad(set_to_none=True)
 
     seconds, peak = timed(step, device, args.steps, args.warmup)
-    params = sum(p.numel() for p in model.parameters())
     tokens_per_s = args.batch * args.seq / seconds
+    flops = train_flops(model, args.batch, args.seq, n_img * config.vision_config.spatial_merge_size ** 2, n_img)
     peak_flops = peak_tflops(device, args.peak_tflops)
     return {"step_s": seconds, "tokens_per_s": tokens_per_s, "image_tokens_per_sample": n_img,
-            "mfu": 6 * params * tokens_per_s / (peak_flops * 1e12) if peak_flops else None,
+            "model_tflops_per_step": flops / 1e12,
+            "mfu": flops / seconds / (peak_flops * 1e12) if peak_flops else None,
             "peak_tflops": peak_flops, "peak_mem_gib": peak}
 
 
@@ -251,13 +289,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     from transformers import Qwen3VLForConditionalGeneration
 
+    from radrl.models.tiny import count_parameters
+
     config = architecture(args)
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     torch.manual_seed(0)
     with torch.device(args.device):
         model = Qwen3VLForConditionalGeneration(config).to(dtype)
     model.config.use_cache = True
-    params = sum(p.numel() for p in model.parameters())
+    params = count_parameters(model)
     print(f"random Qwen3-VL, {params / 1e9:.3f} B parameters, {args.device} {dtype}", file=sys.stderr)
     result = {"command": "python bench/gpu_train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
@@ -265,8 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
               "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
               "sft": sft(model, config, args, args.device, dtype)}
     result["grpo"] = grpo(model, config, args, args.device, dtype)
-    name = args.name or ("tiny" if args.tiny else Path(args.config).resolve().name.replace(".json", ""))
-    out = args.out or RESULTS / f"gpu_train_speed_{name}.json"
+    out = args.out or RESULTS / f"gpu_train_speed_{results_name(args)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     s, g = result["sft"], result["grpo"]

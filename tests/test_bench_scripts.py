@@ -60,3 +60,39 @@ def test_architecture_sizes_read_the_config(tiny_model_dir):
     assert (sizes["hidden"], sizes["layers"], sizes["vocab"], sizes["head_dim"]) == (
         text["hidden_size"], text["num_hidden_layers"], text["vocab_size"], text["head_dim"])
     assert (sizes["vision_layers"], sizes["vision_hidden"]) == (vision["depth"], vision["hidden_size"])
+
+
+def _gpu_train_speed():
+    sys.path.insert(0, str(REPO / "bench"))
+    import gpu_train_speed
+
+    return gpu_train_speed
+
+
+@pytest.mark.parametrize("config, name", [
+    ("/models/Qwen3-VL-2B-Instruct/config.json", "Qwen3-VL-2B-Instruct"),  # the file: its folder's name
+    ("/models/Qwen3-VL-8B-Instruct", "Qwen3-VL-8B-Instruct"),              # the folder itself
+])
+def test_gpu_train_speed_results_file_is_named_after_the_model(config, name):
+    import argparse
+
+    args = argparse.Namespace(name=None, tiny=False, config=config)
+    assert _gpu_train_speed().results_name(args) == name
+
+
+def test_gpu_train_speed_flops_leave_out_lookups(tiny_model_dir):
+    # 6 x (LM matmul params x tokens + ViT params x patches + merger params x merged tokens): the embedding
+    # table and the ViT position table are lookups and add nothing however long the sequence
+    from transformers import Qwen3VLForConditionalGeneration
+
+    from radrl.models.tiny import count_parameters
+
+    model = Qwen3VLForConditionalGeneration.from_pretrained(str(tiny_model_dir))
+    lm, visual = model.model.language_model, model.model.visual
+    lm_matmul = count_parameters(lm) - lm.embed_tokens.weight.numel() + model.lm_head.weight.numel()
+    mergers = count_parameters(visual.merger) + count_parameters(visual.deepstack_merger_list)
+    per_patch = count_parameters(visual) - count_parameters(visual.pos_embed) - mergers
+    flops = _gpu_train_speed().train_flops(model, batch=2, seq=64, patches=16, merged=4)
+    assert flops == 6 * 2 * (lm_matmul * 64 + per_patch * 16 + mergers * 4)
+    text_only = _gpu_train_speed().train_flops(model, batch=1, seq=10, patches=0, merged=0)
+    assert text_only == 6 * 10 * lm_matmul < 6 * 10 * count_parameters(model)
