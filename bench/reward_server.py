@@ -45,15 +45,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
 
-
-def data_dir(given: str | None) -> Path:
-    folder = Path(given or os.environ.get("RADRL_CXR_DATA") or REPO.parent / "shared" / "data" / "cxr")
-    for name in ("radeval_refs_chexpert_impression.txt", "radeval_preds_chexpert_impression.txt"):
-        if not (folder / "reports" / name).is_file():
-            raise SystemExit(f"{folder / 'reports' / name} not found; pass --data to the shared/data/cxr folder "
-                             "or set RADRL_CXR_DATA")
-    return folder
+import benchlib
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -175,7 +169,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import httpx
 
-    folder = data_dir(args.data) / "reports"
+    folder = benchlib.data_dir(args.data, "reports/radeval_refs_chexpert_impression.txt",
+                               "reports/radeval_preds_chexpert_impression.txt") / "reports"
     refs = (folder / "radeval_refs_chexpert_impression.txt").read_text().splitlines()
     hyps = (folder / "radeval_preds_chexpert_impression.txt").read_text().splitlines()
     n = len(refs)
@@ -230,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup_n_clients_vs_in_process": round(phases[f"server_{args.clients}_clients"]["pairs_per_s"]
                                                  / base["pairs_per_s"], 2),
         "server_scorer_calls_one_worker": stats["calls"], "server_pairs_one_worker": stats["pairs"],
-        "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+        "machine": {"cpu": benchlib.cpu_model(), "cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
     }

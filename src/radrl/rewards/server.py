@@ -33,8 +33,7 @@ samples of a call are not served (``BATCH_DEPENDENT``: CIDEr-D's IDF is computed
 scored references).
 
 Cache: each worker keeps an LRU of ``(metric, reference, prediction) -> per-sample values``
-(``--cache-size`` entries, default 20,000, about 1 KB each for 235-character reports and two
-values; 0 disables it), so pairs repeated across GRPO steps and ranks (short identical
+(``--cache-size`` entries, default 20,000; 0 disables it), so pairs repeated across GRPO steps and ranks (short identical
 answers are common) are scored once per worker.
 
 Limits: ``--max-items`` pairs per request (413), ``--max-chars`` per text (413), a body of
@@ -375,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-window-ms", type=float, default=0.0,
                    help="how long the first request of a batch waits for more (0: score what is queued at once)")
     p.add_argument("--cache-size", type=int, default=20_000,
-                   help="LRU entries per metric and worker (about 1 KB each for reports); 0: off")
+                   help="LRU entries per metric and worker; 0: off")
     p.add_argument("--log-level", default="info")
     a = p.parse_args(argv)
 
@@ -421,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
 def _listen(host: str, port: int) -> socket.socket:
     """The socket the workers share. uvicorn's own (``Config.bind_socket``) has protocol number 0, so
     asyncio does not set TCP_NODELAY on its connections, and every response then waits about 40 ms for
-    the client's delayed ACK (measured here: /health 1.2 ms with one worker, 44 ms with two); naming
+    the client's delayed ACK with two or more workers (one-off observation, not recorded); naming
     IPPROTO_TCP restores TCP_NODELAY (uvicorn issue Kludex/uvicorn#3149, open as of uvicorn 0.54)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
