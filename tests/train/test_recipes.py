@@ -86,3 +86,18 @@ def test_paper_grpo_settings(name):
     assert (raw["epsilon"], raw["epsilon_high"], raw["loss_type"], raw["temperature"]) == (0.2, 0.28, "dapo", 1.0)
     assert (raw["min_pixels"], raw["max_pixels"]) == (1024, 451584)
     assert raw["max_completion_length"] == {"grpo_report.yaml": 1024, "grpo_grounding.yaml": 4096}[name]
+
+
+def test_paper_four_way_resumes_every_arms_grpo(tmp_path, synth_data):
+    # a rerun after an interruption continues each arm's GRPO from its newest checkpoint (none: from scratch)
+    from radrl.train.experiment import load_config, plan
+
+    path = REPO / "recipes" / "qwen3vl-8b" / "four_way_report.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["eval_data"], raw["grpo_recipe"] = str(synth_data["test"]), str(REPO / raw["grpo_recipe"])
+    (tmp_path / path.name).write_text(yaml.dump(raw))
+    grpo = [s.argv for s in plan(load_config(str(tmp_path / path.name))) if s.argv[0] == "grpo"]
+    assert len(grpo) == 4
+    for argv in grpo:
+        i = argv.index("--resume_from_checkpoint")
+        assert argv[i + 1] == "last"
