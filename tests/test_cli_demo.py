@@ -35,10 +35,12 @@ def test_errors_are_one_line_with_the_fix(tmp_path, capsys, monkeypatch, synth_d
 def test_demo_end_to_end_small(tmp_path):
     from radrl.demo import main as demo
 
-    report = demo(["--out", str(tmp_path), "--train", "12", "--test", "3", "--sft-steps", "2", "--grpo-steps", "1", "--eval-rows", "6"])
+    # 2 GRPO steps: the demo recipes log every 2 steps (logging_steps: 2), so each run logs its rewards once
+    report = demo(["--out", str(tmp_path), "--train", "12", "--test", "3", "--sft-steps", "2", "--grpo-steps", "2",
+                   "--eval-rows", "6"])
     text = report.read_text()
     assert "## grounding" in text and "| SFT+GRPO |" in text and "## Time" in text
-    assert (tmp_path / "reward_curve.png").exists() or "reward curve" not in text
+    assert (tmp_path / "reward_curve.png").stat().st_size > 0 and "![reward curve](reward_curve.png)" in text
     assert (tmp_path / "results.json").exists()
     board = (tmp_path / "compare" / "leaderboard.md").read_text()
     assert "SFT+GRPO-report" in board and "SFT+GRPO-grounding" in board
