@@ -191,3 +191,9 @@ def test_roberta_path_scores(tiny_roberta):
     r = bertscore([REF, REF], [REF, "small left pleural effusion."], model=tiny_roberta, num_layers=2, rescale=False)
     assert r.per_sample["bertscore"][0] == pytest.approx(1.0, abs=1e-5)
     assert r.per_sample["bertscore"][1] < r.per_sample["bertscore"][0]
+
+
+def test_versions_name_the_weights_by_fingerprint(minilm):
+    # the folder path alone does not identify the weights (servers compare versions without paths)
+    r = bertscore([REF], [REF], model=minilm, num_layers=6, rescale=False)
+    assert "sha256:" in r.versions["bertscore_model"]

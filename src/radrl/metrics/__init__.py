@@ -17,11 +17,12 @@ Grounding is scored on boxes, not text: ``radrl.metrics.grounding.score_groundin
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 
-__all__ = ["METRICS", "MetricResult", "check_aligned", "named_error", "package_version"]
+__all__ = ["METRICS", "MetricResult", "check_aligned", "file_fingerprint", "named_error", "package_version"]
 
 
 @dataclass
@@ -56,6 +57,18 @@ def check_aligned(refs: Sequence, hyps: Sequence) -> None:
     """Every report scorer takes aligned lists: one reference per hypothesis."""
     if len(refs) != len(hyps):
         raise ValueError(f"got {len(refs)} references and {len(hyps)} hypotheses; pass one reference per hypothesis")
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """``"sha256:<first 16 hex> (<bytes> bytes)"``: which weights produced a table, without naming a
+    download. Computed once per loaded model (hashing a 500 MB checkpoint takes a second or two)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]} ({os.path.getsize(path)} bytes)"
 
 
 def package_version(name: str) -> str:

@@ -56,9 +56,10 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, package_version
+from radrl.metrics import MetricResult, check_aligned, file_fingerprint, package_version
 
 __all__ = ["ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL", "BertScoreModelMissing", "bertscore", "prepare_text"]
 
@@ -99,7 +100,7 @@ def bertscore(refs: Sequence[str | None], hyps: Sequence[str | None], model: str
     versions = {
         "bert-score": package_version("bert-score"),
         "transformers": package_version("transformers"),
-        "bertscore_model": f"{folder} ({name or 'not a bert-score model type'})",
+        "bertscore_model": f"{folder} ({name or 'not a bert-score model type'}; {_weights_fingerprint(folder)})",
         "bertscore": f"F1, layer {layers}, no idf, {'rescaled with ' + str(baseline) if rescale else 'not rescaled'}; "
                      f"text lower-cased, spaces collapsed, cut at {MAX_CHARS} characters",
     }
@@ -196,6 +197,16 @@ def _baseline(name: str | None, rescale: bool, baseline_path: str | os.PathLike 
     if not path.is_file():
         raise FileNotFoundError(f"BERTScore rescale baseline {path} not found; pass baseline_path= or rescale=False")
     return path.resolve()
+
+
+@lru_cache(maxsize=8)
+def _weights_fingerprint(folder: Path) -> str:
+    """The weights file's fingerprint (once per folder per process): two servers or runs with the same
+    model name but other weights must not look alike."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return file_fingerprint(folder / name)
+    return "weights file not found"
 
 
 def _scorer(folder: Path, layers: int, rescale: bool, baseline: Path | None, batch_size: int, device: str | None):

@@ -50,9 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics import MetricResult, check_aligned, package_version
+from radrl.metrics import MetricResult, check_aligned, file_fingerprint, package_version
 from radrl.metrics.chexpert import label_f1
-from radrl.metrics.radgraph import file_fingerprint
 
 __all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "chexbert", "label_reports",
            "load_chexbert"]

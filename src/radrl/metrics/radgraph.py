@@ -68,10 +68,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, package_version
+from radrl.metrics import MetricResult, check_aligned, file_fingerprint, package_version
 
 __all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "f1_scores",
-           "file_fingerprint", "load_radgraph", "radgraph", "tokenize_report"]
+           "load_radgraph", "radgraph", "tokenize_report"]
 
 ENV_VAR = "RADRL_RADGRAPH_MODEL"
 ENCODER_ENV_VAR = "RADRL_RADGRAPH_ENCODER"
@@ -373,18 +373,6 @@ def f1_scores(ref: dict, hyp: dict) -> tuple[float, float, float, float]:
 
 
 # --- files ----------------------------------------------------------------------------
-
-
-def file_fingerprint(path: Path) -> str:
-    """``"sha256:<first 16 hex> (<bytes> bytes)"``: which weights produced a table, without naming a download.
-    Hashing a 500 MB checkpoint takes a second or two, once per load."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]} ({path.stat().st_size} bytes)"
 
 
 def _model_folder(model: str | os.PathLike | None) -> Path:
