@@ -29,7 +29,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radrl.data.schema import CHEXPERT_LABELS, POSITIVE, UNCERTAIN
+from radrl.data.schema import CHEXPERT_LABELS
 from radrl.eval.stats import paired_bootstrap
 from radrl.parsing import parse
 
@@ -215,23 +215,14 @@ def chexpert_per_label(run: Run) -> dict[str, dict[str, float]]:
     >>> chexpert_per_label(run)["Cardiomegaly"]
     {'f1': 1.0, 'support': 1.0, 'predicted': 1.0}
     """
-    from radrl.metrics.chexpert import label_reports
+    from radrl.metrics.chexpert import label_reports, per_label_f1
 
     preds = [p for p in run.predictions if p["task"] == "report"]
     if not preds:
         return {}
     refs = label_reports([parse(p["solution"]).answer for p in preds])
     hyps = label_reports([parse(p["completion"], thinking=p.get("thinking", False)).answer for p in preds])
-    out = {}
-    for label in CHEXPERT_LABELS:
-        r = [lab.get(label) in (POSITIVE, UNCERTAIN) for lab in refs]
-        h = [lab.get(label) in (POSITIVE, UNCERTAIN) for lab in hyps]
-        tp = sum(a and b for a, b in zip(r, h))
-        fp = sum(b and not a for a, b in zip(r, h))
-        fn = sum(a and not b for a, b in zip(r, h))
-        out[label] = {"f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0, "support": float(sum(r)),
-                      "predicted": float(sum(h))}
-    return out
+    return per_label_f1(refs, hyps)
 
 
 def grounding_per_class(run: Run) -> dict[str, dict[str, float]]:

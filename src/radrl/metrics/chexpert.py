@@ -58,8 +58,17 @@ from functools import lru_cache
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
 from radrl.metrics import MetricResult, check_aligned
 
-__all__ = ["COMMON5", "LABELER_VERSION", "MAX_REPORT_CHARS", "chexpert_f1", "clinical_score", "label_f1", "label_report",
-           "label_reports"]
+__all__ = [
+    "COMMON5",
+    "LABELER_VERSION",
+    "MAX_REPORT_CHARS",
+    "chexpert_f1",
+    "clinical_score",
+    "label_f1",
+    "label_report",
+    "label_reports",
+    "per_label_f1",
+]
 
 LABELER_VERSION = "radrl-rules-2"
 MAX_REPORT_CHARS = 8_192  # a report is ~1 k characters; runaway text is cut, not scanned
@@ -459,6 +468,23 @@ def label_f1(ref_labels: Sequence[dict[str, int]], hyp_labels: Sequence[dict[str
         out["micro", suffix] = _f1(tp, fp, fn)
         out["macro", suffix] = math.fsum(_f1(*c) for c in counts) / len(counts)
     return out, [_f1(*_counts(r, h)) if any(r) or any(h) else 1.0 for r, h in zip(ref_bin, hyp_bin)]
+
+
+def per_label_f1(ref_labels: Sequence[dict[str, int]], hyp_labels: Sequence[dict[str, int]]
+                 ) -> dict[str, dict[str, float]]:
+    """Per CheXpert observation: F1 (binarised as in ``label_f1``), reference positives (``support``)
+    and predicted positives, for per-class tables.
+
+    >>> per_label_f1([{"Edema": 1}], [{"Edema": -1}])["Edema"]
+    {'f1': 1.0, 'support': 1.0, 'predicted': 1.0}
+    """
+    ref_bin = [_binary(lab) for lab in ref_labels]
+    hyp_bin = [_binary(lab) for lab in hyp_labels]
+    out = {}
+    for i, name in enumerate(CHEXPERT_LABELS):
+        r, h = [x[i] for x in ref_bin], [x[i] for x in hyp_bin]
+        out[name] = {"f1": _f1(*_counts(r, h)), "support": float(sum(r)), "predicted": float(sum(h))}
+    return out
 
 
 def _binary(labels: dict[str, int]) -> list[int]:
