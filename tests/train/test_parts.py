@@ -177,7 +177,7 @@ def test_tensorboard_gets_the_training_curves(tiny_model_dir, synth_data, tmp_pa
 def test_wandb_gets_the_training_curves_offline(tiny_model_dir, synth_data, tmp_path, monkeypatch):
     """`--report_to wandb` (when the user asks): with WANDB_MODE=offline the run is written locally (no account,
     no network) and W&B receives the loss of every logged step."""
-    import wandb.sdk.wandb_run as wandb_run
+    from wandb.sdk import wandb_run
 
     from radrl.train.sft import main
 
