@@ -72,6 +72,9 @@ def _eval(argv: list[str]) -> None:
                    help="grounding = abnormality grounding; the grounding kinds are also scored separately")
     p.add_argument("--engine", default="hf", choices=["hf", "vllm", "openai"],
                    help="hf: transformers generate; vllm: vLLM offline engine (if installed); openai: --endpoint")
+    p.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --engine vllm: a vllm.LLM argument, repeatable, value read as YAML "
+                        "(e.g. --engine-arg tensor_parallel_size=4 --engine-arg gpu_memory_utilization=0.8)")
     p.add_argument("--endpoint", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the endpoint key")
     p.add_argument("--concurrency", type=int, default=8, help="endpoint requests in flight")
@@ -94,6 +97,14 @@ def _eval(argv: list[str]) -> None:
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--device", default=None)
     a = p.parse_args(argv)
+    import yaml
+
+    engine_args = {}
+    for arg in a.engine_arg:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            p.error(f"--engine-arg expects KEY=VALUE (e.g. tensor_parallel_size=4), got {arg!r}")
+        engine_args[key] = yaml.safe_load(value)
     from radrl.eval.run import evaluate, print_summary
 
     aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,
@@ -104,6 +115,7 @@ def _eval(argv: list[str]) -> None:
                           engine=a.engine, endpoint=a.endpoint, loader=a.loader, temperature=a.temperature,
                           top_p=a.top_p, concurrency=a.concurrency, timeout=a.timeout,
                           api_key=os.environ.get(a.api_key_env), name=a.name,
+                          engine_args=engine_args,
                           report_metrics=tuple(dict.fromkeys(["text", "chexpert", *a.metrics])))
     print_summary(aggregates)
     print(f"written to {a.out}")

@@ -207,18 +207,28 @@ class EndpointBackend:
 
 
 class VLLMBackend:
-    """vLLM offline engine (``LLM.chat``); rows go in chunks so finished chunks are written before the next."""
+    """vLLM offline engine (``LLM.chat``); rows go in chunks so finished chunks are written before the next.
+
+    One image per prompt and no video (so vLLM neither profiles nor reserves memory for video
+    inputs). ``min_pixels``/``max_pixels`` reach vLLM's Qwen-VL processor as
+    ``mm_processor_kwargs``; ``engine_args`` go to ``vllm.LLM`` unchanged (``tensor_parallel_size``,
+    ``gpu_memory_utilization``, ``max_model_len``, ``dtype``...) and win over the defaults here.
+    vLLM starts its engine in a spawned process: a script that calls this must guard its entry
+    point with ``if __name__ == "__main__":`` (the ``radrl`` command does)."""
 
     name = "vllm"
 
     def __init__(self, path: str, temperature: float = 0.0, top_p: float | None = None, chunk: int = 256,
-                 **engine_kwargs):
+                 min_pixels: int | None = None, max_pixels: int | None = None, engine_args: dict | None = None):
         try:
             from vllm import LLM, SamplingParams
         except ImportError:
             raise ImportError("--engine vllm needs the vllm package (pip install vllm on a CUDA machine); "
                               "or use --engine hf") from None
-        self.llm = LLM(model=path, limit_mm_per_prompt={"image": 1}, **engine_kwargs)
+        pixels = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+        kwargs = {"limit_mm_per_prompt": {"image": 1, "video": 0}, **({"mm_processor_kwargs": pixels} if pixels else {}),
+                  **(engine_args or {})}
+        self.llm = LLM(model=path, **kwargs)
         self.sampling = SamplingParams
         self.temperature, self.top_p, self.chunk = temperature, top_p, chunk
 
@@ -239,7 +249,7 @@ class VLLMBackend:
                     on_result(i, out.outputs[0].text.strip())
 
 
-def resolve_engine(engine: str, endpoint: str | None) -> str:
+def resolve_engine(engine: str, endpoint: str | None, engine_args: dict | None = None) -> str:
     """The engine that will run: an ``endpoint`` means ``openai``; conflicting choices are refused.
 
     >>> resolve_engine("hf", "http://127.0.0.1:8000/v1")
@@ -252,17 +262,22 @@ def resolve_engine(engine: str, endpoint: str | None) -> str:
                          "one of them (for a vLLM server, pass its URL with --endpoint)")
     if engine == "openai" and not endpoint:
         raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
-    return "openai" if endpoint else engine
+    engine = "openai" if endpoint else engine
+    if engine_args and engine != "vllm":
+        raise ValueError(f"engine arguments {sorted(engine_args)} are for --engine vllm; the {engine} engine takes "
+                         "none (drop --engine-arg, or add --engine vllm)")
+    return engine
 
 
 def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, batch_size: int = 8,
                  temperature: float = 0.0, top_p: float | None = None, device: str | None = None,
                  loader: str = "auto", min_pixels: int | None = None, max_pixels: int | None = None,
                  concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4, api_key: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, engine_args: dict | None = None):
     """The backend for ``engine``: ``hf`` (local checkpoint), ``vllm`` or ``openai`` (``endpoint`` URL,
-    ``model`` is the served model id). ``temperature`` 0 is greedy decoding."""
-    engine = resolve_engine(engine, endpoint)
+    ``model`` is the served model id). ``temperature`` 0 is greedy decoding. ``engine_args`` are
+    keyword arguments of ``vllm.LLM`` (vllm engine only)."""
+    engine = resolve_engine(engine, endpoint, engine_args)
     if engine == "openai":
         from radrl.models.endpoint import ChatClient
 
@@ -270,7 +285,8 @@ def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, ba
                             concurrency=concurrency)
         return EndpointBackend(client, temperature=temperature, top_p=top_p, max_pixels=max_pixels)
     if engine == "vllm":
-        return VLLMBackend(model, temperature=temperature, top_p=top_p)
+        return VLLMBackend(model, temperature=temperature, top_p=top_p, min_pixels=min_pixels, max_pixels=max_pixels,
+                           engine_args=engine_args)
     m, processor = load_any(model, device=device, loader=loader, min_pixels=min_pixels, max_pixels=max_pixels)
     return HFBackend(m, processor, batch_size=batch_size, do_sample=temperature > 0, temperature=temperature or 1.0,
                      top_p=top_p, progress=progress)

@@ -58,12 +58,12 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
              box_instruction: bool = False, engine: str = "hf", endpoint: str | None = None, loader: str = "auto",
              temperature: float = 0.0, top_p: float | None = None, concurrency: int = 8, timeout: float = 600.0,
              api_key: str | None = None, report_metrics: tuple[str, ...] = DEFAULT_REPORT_METRICS,
-             name: str | None = None, progress: bool = True) -> dict:
+             name: str | None = None, progress: bool = True, engine_args: dict | None = None) -> dict:
     """Evaluate one model on one samples JSONL; returns ``{task: aggregate metrics}``.
 
     ``engine``: ``hf`` (local checkpoint, any Hugging Face VLM with a chat template), ``vllm``,
-    or ``openai`` (``endpoint`` URL; ``model_path`` is then the served model id).
-    ``temperature=0`` is greedy. Rerunning into the same ``out`` resumes generation; it refuses
+    or ``openai`` (``endpoint`` URL; ``model_path`` is then the served model id); ``engine_args``
+    go to ``vllm.LLM`` and are recorded with each generation run. ``temperature=0`` is greedy. Rerunning into the same ``out`` resumes generation; it refuses
     (with the fix) when the model or decoding settings differ from the first run.
 
     >>> evaluate("runs/demo/sft", "runs/demo/data/test.jsonl", "runs/demo/eval-sft")  # doctest: +SKIP
@@ -85,7 +85,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
                          "file and the tasks")
     if skipped:
         print(f"skipped rows no scorer reads: {skipped} (recorded in manifest.json)")
-    engine = resolve_engine(engine, endpoint)
+    engine = resolve_engine(engine, endpoint, engine_args)
     manifest = {
         "status": "generating",
         "name": name or Path(model_path).name,
@@ -107,7 +107,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
         run = make_backend(model_path, engine=engine, endpoint=endpoint, batch_size=batch_size,
                            temperature=temperature, top_p=top_p, device=device, loader=loader, min_pixels=min_pixels,
                            max_pixels=max_pixels, concurrency=concurrency, timeout=timeout, api_key=api_key,
-                           progress=progress)
+                           progress=progress, engine_args=engine_args)
         timing["load_s"] = time.time() - t0
         run(todo, limits, on_result)
 
@@ -143,7 +143,8 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
         "generation_runs": previous + [{"resumed": counts["resumed"], "generated": counts["generated"],
                                         "load_s": round(t_load, 3), "generate_s": round(t_gen, 3),
                                         "samples_per_s": round(counts["generated"] / t_gen, 3) if counts["generated"] else None,
-                                        "engine": engine, "batch_size": batch_size, "concurrency": concurrency,
+                                        "engine": engine, "engine_args": engine_args or {},
+                                        "batch_size": batch_size, "concurrency": concurrency,
                                         "device": device, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                     time.gmtime())}],
         "metrics": {"report_metrics": list(report_metrics),
