@@ -38,6 +38,24 @@ def tiny_model_dir(tmp_path_factory, synth_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vllm_tiny_model_dir(tmp_path_factory, synth_data) -> Path:
+    """The tiny Qwen3-VL for tests against a real vLLM engine: head_dim 32 (a head size vLLM's CPU attention
+    has kernels for), and its output layer scaled up. A random model's top tokens are near ties that rounding
+    flips, and its output hardly depends on the prompt; wider logit gaps make greedy text comparable across
+    engines and make a corrupted prompt show in the log-probabilities."""
+    from safetensors.torch import load_file, save_file
+
+    from radrl.models.tiny import build_tiny_model, demo_corpus
+
+    model = build_tiny_model(tmp_path_factory.mktemp("tiny-vllm") / "model", demo_corpus([str(synth_data["train"])]),
+                             vocab_size=512, max_pixels=64 * 64, sizes={"head_dim": 32})
+    weights = load_file(model / "model.safetensors")
+    weights["lm_head.weight"] = weights["lm_head.weight"] * 40
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+    return model
+
+
+@pytest.fixture(scope="session")
 def tiny_clinical():
     """tests/metrics/fixtures/tiny_clinical.py: writers of tiny random RadGraph-XL and CheXbert checkpoints in
     the exact on-disk layouts of the real weights (loaded by path: fixtures are not a package)."""

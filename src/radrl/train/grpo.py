@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from trl import GRPOConfig, GRPOTrainer, TrlParser
 
+from radrl.data.images import fit_pixels
 from radrl.rewards import REWARDS, build_rewards
 from radrl.train.common import (
     RadrlArgs,
@@ -91,8 +92,55 @@ def train(cfg: RadrlGRPOConfig) -> str:
     funcs, cfg.reward_weights = reward_funcs(cfg)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
                           processing_class=processor, peft_config=lora_config(cfg))
+    if cfg.use_vllm and cfg.vllm_mode == "colocate":
+        fix_colocated_vllm_images(trainer.vllm_generation, processor)
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
     return save_outputs(trainer, processor, cfg)
+
+
+def fix_colocated_vllm_images(generation, processor) -> None:
+    """Make TRL 1.16's colocated vLLM rollouts see the prompt the trainer scores, and never emit an image token.
+
+    TRL hands vLLM the prompt ids the trainer's processor built, whose image placeholder is already
+    expanded to one token per image patch, plus the image itself; vLLM expands the first of those tokens
+    again, so rollouts see a prompt with the image features over part of a doubled run (huggingface/trl#6294,
+    fix pending in #6718): the policy samples from a corrupted prompt and vLLM's log-probabilities disagree
+    with the trainer's. Here each run of image tokens becomes one placeholder, images go at the trainer's
+    pixel budget (so a checkpoint whose own processor allows more pixels, such as a released Qwen3-VL, makes
+    the same patches), and vLLM's expanded prompt must equal the trainer's, token for token.
+
+    TRL's transformers rollouts suppress the image token; its vLLM rollouts do not, and one sampled image
+    token stops the step ("Image features and image tokens do not match"). A logit bias suppresses it here
+    too. Server mode places image features on the expanded run itself and needs none of this."""
+    generate, image_token = generation.generate, processor.image_token_id
+    budget = processor.image_processor.size
+    generation.generation_kwargs.setdefault("logit_bias", {image_token: -100.0})
+
+    def generate_unexpanded(prompts, images, *args, **kwargs):
+        if images is None:
+            return generate(prompts, images, *args, **kwargs)
+        images = [[fit_pixels(im, budget["shortest_edge"], budget["longest_edge"]) for im in ims] if ims else ims
+                  for ims in images]
+        out = generate([collapse_runs(ids, image_token) for ids in prompts], images, *args, **kwargs)
+        for mine, theirs in zip(prompts, out[0], strict=True):
+            if list(mine) != list(theirs):
+                raise RuntimeError(
+                    f"vLLM built a rollout prompt of {len(theirs)} tokens ({list(theirs).count(image_token)} image "
+                    f"tokens) where the trainer has {len(mine)} ({list(mine).count(image_token)}): the two "
+                    "processors disagree on the image. Give the checkpoint's preprocessor_config.json the recipe's "
+                    "min_pixels/max_pixels, or train with use_vllm: false")
+        return out
+
+    generation.generate = generate_unexpanded
+
+
+def collapse_runs(ids: list[int], token: int) -> list[int]:
+    """``ids`` with every run of ``token`` shortened to one.
+
+    >>> collapse_runs([1, 7, 7, 7, 2, 7, 3], 7)
+    [1, 7, 2, 7, 3]
+    """
+    return [t for i, t in enumerate(ids) if t != token or i == 0 or ids[i - 1] != token]
 
 
 def grpo_dataset(cfg: RadrlGRPOConfig):
