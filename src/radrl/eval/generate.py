@@ -219,7 +219,8 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, path: str, temperature: float = 0.0, top_p: float | None = None, chunk: int = 256,
-                 min_pixels: int | None = None, max_pixels: int | None = None, engine_args: dict | None = None):
+                 min_pixels: int | None = None, max_pixels: int | None = None, engine_args: dict | None = None,
+                 progress: bool = True):
         try:
             from vllm import LLM, SamplingParams
         except ImportError:
@@ -230,7 +231,7 @@ class VLLMBackend:
                   **(engine_args or {})}
         self.llm = LLM(model=path, **kwargs)
         self.sampling = SamplingParams
-        self.temperature, self.top_p, self.chunk = temperature, top_p, chunk
+        self.temperature, self.top_p, self.chunk, self.progress = temperature, top_p, chunk, progress
 
     def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
         from radrl.models.endpoint import to_openai_messages
@@ -238,6 +239,7 @@ class VLLMBackend:
         by_task: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             by_task.setdefault(row.get("task", "report"), []).append(i)
+        bar = tqdm(total=len(rows), desc="generate (vllm)", disable=not self.progress, leave=False)
         for task, idx in by_task.items():
             params = self.sampling(max_tokens=limits.get(task, 1024), temperature=self.temperature,
                                    top_p=self.top_p or 1.0)
@@ -247,6 +249,8 @@ class VLLMBackend:
                                      use_tqdm=False)
                 for i, out in zip(batch, outs):
                     on_result(i, out.outputs[0].text.strip())
+                bar.update(len(batch))
+        bar.close()
 
 
 def resolve_engine(engine: str, endpoint: str | None, engine_args: dict | None = None) -> str:
@@ -286,7 +290,7 @@ def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, ba
         return EndpointBackend(client, temperature=temperature, top_p=top_p, max_pixels=max_pixels)
     if engine == "vllm":
         return VLLMBackend(model, temperature=temperature, top_p=top_p, min_pixels=min_pixels, max_pixels=max_pixels,
-                           engine_args=engine_args)
+                           engine_args=engine_args, progress=progress)
     m, processor = load_any(model, device=device, loader=loader, min_pixels=min_pixels, max_pixels=max_pixels)
     return HFBackend(m, processor, batch_size=batch_size, do_sample=temperature > 0, temperature=temperature or 1.0,
                      top_p=top_p, progress=progress)
