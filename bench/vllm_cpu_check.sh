@@ -79,5 +79,26 @@ for h in json.load(open(f"{sys.argv[1]}/grpo-vllm/log_history.json")):
               f"IS ratio mean {h['sampling/importance_sampling_ratio/mean']:.4f}, "
               f"completion length {h['completions/mean_length']:.1f}, reward {h['reward']:.3f}")
 EOF
-# 4. The tests that need vllm.
+# 4. vLLM's OpenAI-compatible server: `radrl eval --endpoint` (compared with transformers as in 2) and
+#    `radrl coldstart` with the server as its teacher (greedy: this CPU build fails on seeded sampling).
+"$PY" -m vllm.entrypoints.openai.api_server --model "$WORK/sft" --served-model-name radrl-demo-sft --dtype float32 \
+  --gpu-memory-utilization 0.3 --max-model-len 4096 --limit-mm-per-prompt '{"image": 1, "video": 0}' \
+  --host 127.0.0.1 --port 8011 > "$WORK/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 60); do curl -sf http://127.0.0.1:8011/v1/models > /dev/null && break; sleep 5; done
+rm -rf "$WORK/eval-api" "$WORK/coldstart-api"
+"$VENV/bin/radrl" eval --model radrl-demo-sft --endpoint http://127.0.0.1:8011/v1 --data runs/demo/data/test.jsonl \
+  --out "$WORK/eval-api"
+"$PY" - "$WORK" <<'PYEOF'
+import json, sys
+def rows(folder): return {(r["task"], r["id"]): r["completion"] for r in map(json.loads, open(f"{sys.argv[1]}/{folder}/predictions.jsonl"))}
+v, h = rows("eval-api"), rows("eval-hf")
+print(f"eval through the vLLM server: {sum(v.get(k) == h[k] for k in h)} of {len(h)} predictions identical")
+PYEOF
+"$VENV/bin/radrl" coldstart --data runs/demo/data/test.jsonl --out "$WORK/coldstart-api" \
+  --endpoint http://127.0.0.1:8011/v1 --max_rows 16 --max_tokens 128 --temperature 0
+echo "coldstart through the vLLM server: $(tr -d '\n ' < "$WORK/coldstart-api/summary.json")"
+kill $SERVER
+# 5. The tests that need vllm.
 "$PY" -m pytest -q -p no:cacheprovider tests/eval/test_vllm.py tests/train/test_vllm_rollouts.py
