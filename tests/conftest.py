@@ -40,7 +40,8 @@ def tiny_model_dir(tmp_path_factory, synth_data) -> Path:
 @pytest.fixture(scope="session")
 def vllm_tiny_model_dir(tmp_path_factory, synth_data) -> Path:
     """The tiny Qwen3-VL for tests against a real vLLM engine: head_dim 32 (a head size vLLM's CPU attention
-    has kernels for), and its output layer scaled up. A random model's top tokens are near ties that rounding
+    has kernels for), a processor budget of 128 x 128 pixels (above what the tests ask for, so a budget that
+    fails to reach vLLM shows), and its output layer scaled up. A random model's top tokens are near ties that rounding
     flips, and its output hardly depends on the prompt; wider logit gaps make greedy text comparable across
     engines and make a corrupted prompt show in the log-probabilities."""
     from safetensors.torch import load_file, save_file
@@ -48,7 +49,7 @@ def vllm_tiny_model_dir(tmp_path_factory, synth_data) -> Path:
     from radrl.models.tiny import build_tiny_model, demo_corpus
 
     model = build_tiny_model(tmp_path_factory.mktemp("tiny-vllm") / "model", demo_corpus([str(synth_data["train"])]),
-                             vocab_size=512, max_pixels=64 * 64, sizes={"head_dim": 32})
+                             vocab_size=512, max_pixels=128 * 128, sizes={"head_dim": 32})
     weights = load_file(model / "model.safetensors")
     weights["lm_head.weight"] = weights["lm_head.weight"] * 40
     save_file(weights, model / "model.safetensors", metadata={"format": "pt"})

@@ -104,7 +104,11 @@ def _eval(argv: list[str]) -> None:
         key, sep, value = arg.partition("=")
         if not sep or not key:
             p.error(f"--engine-arg expects KEY=VALUE (e.g. tensor_parallel_size=4), got {arg!r}")
-        engine_args[key] = yaml.safe_load(value)
+        try:
+            engine_args[key.replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            p.error(f"--engine-arg {arg!r}: the value is not YAML ({str(e).splitlines()[0]}); quote strings that "
+                    "YAML misreads, e.g. revision='\"0123\"'")
     from radrl.eval.run import evaluate, print_summary
 
     aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,

@@ -74,21 +74,31 @@ def test_cli_reads_engine_arguments_as_yaml_and_records_them(fake_vllm, synth_da
     assert texts == ["1024 tokens", "1024 tokens"]  # the report limit reached vLLM; the text was stripped
 
 
-def test_cli_refuses_an_engine_argument_without_a_value(synth_data, tmp_path, capsys):
+@pytest.mark.parametrize("arg,message", [("tensor_parallel_size", "--engine-arg expects KEY=VALUE"),
+                                         ("hf_overrides={a: [", "the value is not YAML")])
+def test_cli_refuses_a_malformed_engine_argument(arg, message, synth_data, tmp_path, capsys):
     from radrl.cli import main
 
     with pytest.raises(SystemExit):
         main(["eval", "--model", "m", "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"),
-              "--engine", "vllm", "--engine-arg", "tensor_parallel_size"])
-    assert "--engine-arg expects KEY=VALUE" in capsys.readouterr().err
+              "--engine", "vllm", "--engine-arg", arg])
+    assert message in capsys.readouterr().err
+
+
+def test_cli_engine_argument_keys_may_use_dashes(fake_vllm, synth_data, tmp_path):
+    from radrl.cli import main
+
+    main(["eval", "--model", "m", "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"), "--engine", "vllm",
+          "--tasks", "report", "--max-rows", "1", "--engine-arg", "tensor-parallel-size=2"])
+    assert fake_vllm.calls[0]["tensor_parallel_size"] == 2
 
 
 @pytest.mark.skipif(not HAS_VLLM, reason="needs the vllm package (GPU machines; on CPU its CPU build)")
 def test_real_vllm_engine_gives_the_same_greedy_text_as_transformers(vllm_tiny_model_dir, synth_data, tmp_path,
                                                                      monkeypatch):
-    """The whole evaluation through vLLM, then through transformers, on one checkpoint in float32: the same
-    predictions, row for row (the fixture's model has wide logit gaps, so rounding flips no near tie; on the
-    trained demo model the texts agree as they are)."""
+    """The whole evaluation through vLLM, then through transformers, on one checkpoint in float32, at a pixel
+    budget below the checkpoint's own: the same predictions, row for row (the fixture's model has wide logit
+    gaps, so rounding flips no near tie; on the trained demo model the texts agree as they are)."""
     from radrl.eval.run import evaluate
 
     model = vllm_tiny_model_dir
@@ -97,7 +107,8 @@ def test_real_vllm_engine_gives_the_same_greedy_text_as_transformers(vllm_tiny_m
     for engine, args in (("vllm", {"dtype": "float32", "gpu_memory_utilization": 0.2, "enforce_eager": True}),
                          ("hf", None)):
         evaluate(str(model), str(synth_data["test"]), str(tmp_path / engine), tasks=("report", "grounding"),
-                 engine=engine, engine_args=args, max_new_tokens={"report": 64, "grounding": 64}, progress=False)
+                 engine=engine, engine_args=args, max_new_tokens={"report": 64, "grounding": 64}, progress=False,
+                 max_pixels=64 * 64)
         lines = (tmp_path / engine / "predictions.jsonl").read_text().splitlines()
         runs[engine] = {(r["task"], r["id"]): r["completion"] for r in map(json.loads, lines)}
     assert len(runs["hf"]) >= 8

@@ -49,6 +49,28 @@ def test_vllm_gets_one_placeholder_per_image_at_the_trainers_pixel_budget(tiny_m
     assert gen.generation_kwargs == {"logit_bias": {token: -100.0}}  # no image token in a completion
 
 
+def test_a_recipes_logit_bias_is_kept_and_not_modified(tiny_model_dir):
+    processor = load_processor(str(tiny_model_dir))
+    gen = RecordingGeneration(processor.image_token_id, expand=4)
+    recipe = {"logit_bias": {5: 2.0}, "seed": 1}
+    gen.generation_kwargs = recipe
+    fix_colocated_vllm_images(gen, processor)
+    assert gen.generation_kwargs == {"logit_bias": {5: 2.0, processor.image_token_id: -100.0}, "seed": 1}
+    assert recipe == {"logit_bias": {5: 2.0}, "seed": 1}
+
+
+def test_prompts_already_holding_one_placeholder_pass_unchecked(tiny_model_dir):
+    """A TRL with its own fix (one placeholder per image) must not be stopped by the equality check."""
+    processor = load_processor(str(tiny_model_dir), max_pixels=64 * 64)
+    image = Image.new("RGB", (64, 64), 90)
+    token = processor.image_token_id
+    short = collapse_runs(list(_prompt(processor, image)), token)
+    gen = RecordingGeneration(token, expand=4)
+    fix_colocated_vllm_images(gen, processor)
+    out = gen.generate([short], [[image]], 1)
+    assert gen.calls[0][0] == [short] and out[0][0].count(token) == 4
+
+
 def test_text_only_prompts_pass_unchanged(tiny_model_dir):
     processor = load_processor(str(tiny_model_dir))
     gen = RecordingGeneration(processor.image_token_id, expand=4)
@@ -71,9 +93,10 @@ def test_a_different_image_expansion_in_vllm_stops_the_step_with_the_fix(tiny_mo
 @pytest.mark.skipif(not HAS_VLLM, reason="needs the vllm package (GPU machines; on CPU its CPU build)")
 def test_colocated_vllm_rollouts_have_the_trainers_log_probabilities(vllm_tiny_model_dir, synth_data, tmp_path,
                                                                    monkeypatch):
-    """Three GRPO steps with colocated vLLM at a high learning rate: vLLM's sampling log-probabilities stay
-    within bf16 rounding of the trainer's (so the prompt is intact and the weights reach vLLM every step), and
-    no completion holds an image token (it would stop the step)."""
+    """Three GRPO steps with colocated vLLM at a high learning rate and a pixel budget below the checkpoint's:
+    vLLM's sampling log-probabilities stay within bf16 rounding of the trainer's (so the prompt is intact, the
+    image reaches vLLM at the trainer's size, and the weights reach vLLM every step), and no step stops on a
+    sampled image token."""
     from radrl.train.grpo import main
 
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on a CPU build; a GPU ignores it

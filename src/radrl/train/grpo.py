@@ -111,19 +111,23 @@ def fix_colocated_vllm_images(generation, processor) -> None:
 
     TRL's transformers rollouts suppress the image token; its vLLM rollouts do not, and one sampled image
     token stops the step ("Image features and image tokens do not match"). A logit bias suppresses it here
-    too. Server mode places image features on the expanded run itself and needs none of this."""
+    too. Server mode places image features on the expanded run itself and needs none of this. A TRL that
+    already sends one placeholder per image (its pending fix) passes through unchanged and unchecked."""
     generate, image_token = generation.generate, processor.image_token_id
     budget = processor.image_processor.size
-    generation.generation_kwargs.setdefault("logit_bias", {image_token: -100.0})
+    kwargs = dict(generation.generation_kwargs)  # a copy: the recipe's generation_kwargs stay as written
+    kwargs["logit_bias"] = {**(kwargs.get("logit_bias") or {}), image_token: -100.0}
+    generation.generation_kwargs = kwargs
 
     def generate_unexpanded(prompts, images, *args, **kwargs):
         if images is None:
             return generate(prompts, images, *args, **kwargs)
         images = [[fit_pixels(im, budget["shortest_edge"], budget["longest_edge"]) for im in ims] if ims else ims
                   for ims in images]
-        out = generate([collapse_runs(ids, image_token) for ids in prompts], images, *args, **kwargs)
-        for mine, theirs in zip(prompts, out[0], strict=True):
-            if list(mine) != list(theirs):
+        collapsed = [collapse_runs(ids, image_token) for ids in prompts]
+        out = generate(collapsed, images, *args, **kwargs)
+        for mine, short, theirs in zip(prompts, collapsed, out[0], strict=True):
+            if len(short) < len(mine) and list(mine) != list(theirs):
                 raise RuntimeError(
                     f"vLLM built a rollout prompt of {len(theirs)} tokens ({list(theirs).count(image_token)} image "
                     f"tokens) where the trainer has {len(mine)} ({list(mine).count(image_token)}): the two "
