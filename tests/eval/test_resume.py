@@ -117,6 +117,8 @@ RESUME_CASES = [
     ("other decoding: refused", {"decoding": {"temperature": 0.7}}, "different decoding"),
     ("other data file: refused", {"data": {**_MANIFEST["data"], "sha256": "def"}}, "different data.sha256"),
     ("other model id: refused", {"model": {**_MANIFEST["model"], "id": "n"}}, "different model.id"),
+    ("other vLLM dtype: refused", {"model": {**_MANIFEST["model"], "precision": {"dtype": "float32"}}},
+     "different model.precision"),
     ("same folder retrained: starts over, old predictions kept aside",
      {"model": {**_MANIFEST["model"], "files": {"w": [1, "t1"]}}}, []),
     ("nothing generated yet (a first attempt failed): any settings start", {"decoding": {"temperature": 0.7}}, None),

@@ -67,7 +67,9 @@ def test_cli_reads_engine_arguments_as_yaml_and_records_them(fake_vllm, synth_da
           "--engine-arg", "dtype=float32", "--engine-arg", "enforce_eager=true"])
     call = fake_vllm.calls[0]
     assert (call["tensor_parallel_size"], call["dtype"], call["enforce_eager"]) == (2, "float32", True)
-    run = json.loads((out / "manifest.json").read_text())["generation_runs"][-1]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["precision"] == {"dtype": "float32"}  # compared when the evaluation is resumed
+    run = manifest["generation_runs"][-1]
     assert run["engine"] == "vllm"
     assert run["engine_args"] == {"tensor_parallel_size": 2, "dtype": "float32", "enforce_eager": True}
     texts = [json.loads(line)["completion"] for line in (out / "predictions.jsonl").read_text().splitlines()]

@@ -89,7 +89,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     manifest = {
         "status": "generating",
         "name": name or Path(model_path).name,
-        "model": _model_info(model_path, engine, endpoint, loader),
+        "model": _model_info(model_path, engine, endpoint, loader, engine_args),
         "data": {"path": str(data), "sha256": _sha256(data), "tasks": list(tasks), "prompt_seed": seed,
                  "rows_available": n_all, "max_rows": max_rows,
                  "skipped_rows": {"count_per_task": skipped, "reason": "no scorer for the task"} if skipped else {}},
@@ -159,7 +159,8 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
 
 
 # Settings that must match for a rerun into the same folder to resume (max_rows may grow).
-_RESUME_KEYS = (("model", "id"), ("model", "engine"), ("model", "endpoint"), ("model", "loader"), ("decoding",),
+_RESUME_KEYS = (("model", "id"), ("model", "engine"), ("model", "endpoint"), ("model", "loader"),
+                ("model", "precision"), ("decoding",),
                 ("data", "sha256"), ("data", "tasks"), ("data", "prompt_seed"))
 
 
@@ -190,8 +191,16 @@ def _check_resume(path: Path, new: dict) -> list[dict]:
     return old.get("generation_runs", [])
 
 
-def _model_info(model: str, engine: str, endpoint: str | None, loader: str) -> dict:
+# vLLM engine arguments that change the numbers the model computes (the others, such as tensor_parallel_size or
+# gpu_memory_utilization, only where and how fast: a rerun after running out of memory may change those).
+PRECISION_ARGS = ("dtype", "quantization", "kv_cache_dtype")
+
+
+def _model_info(model: str, engine: str, endpoint: str | None, loader: str, engine_args: dict | None = None) -> dict:
     info = {"id": model, "engine": engine, "endpoint": endpoint, "loader": loader if engine == "hf" else None}
+    precision = {k: engine_args[k] for k in PRECISION_ARGS if k in (engine_args or {})}
+    if precision:
+        info["precision"] = precision
     folder = Path(model)
     if engine != "openai" and folder.is_dir():
         config = folder / "config.json"
