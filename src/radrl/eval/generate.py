@@ -169,11 +169,8 @@ class HFBackend:
         self.do_sample, self.temperature, self.top_p, self.progress = do_sample, temperature, top_p, progress
 
     def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
-        by_task: dict[str, list[int]] = {}
-        for i, row in enumerate(rows):
-            by_task.setdefault(row.get("task", "report"), []).append(i)
         bar = tqdm(total=len(rows), desc="generate", disable=not self.progress, leave=False)
-        for task, idx in by_task.items():
+        for task, idx in rows_by_task(rows).items():
             for j in range(0, len(idx), self.batch_size):
                 batch = idx[j:j + self.batch_size]
                 texts = generate_messages(self.model, self.processor, [messages_with_images(rows[i]) for i in batch],
@@ -195,10 +192,7 @@ class EndpointBackend:
 
     def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
         extra = {"top_p": self.top_p} if self.top_p is not None else {}
-        by_task: dict[str, list[int]] = {}
-        for i, row in enumerate(rows):
-            by_task.setdefault(row.get("task", "report"), []).append(i)
-        for task, idx in by_task.items():
+        for task, idx in rows_by_task(rows).items():
             # built per request: images are decoded when sent, not all of a split at once
             self.client.complete_many([partial(messages_with_images, rows[i], self.max_pixels) for i in idx],
                                       max_tokens=limits.get(task, 1024),
@@ -236,11 +230,8 @@ class VLLMBackend:
     def __call__(self, rows: list[dict], limits: dict[str, int], on_result: OnResult) -> None:
         from radrl.models.endpoint import to_openai_messages
 
-        by_task: dict[str, list[int]] = {}
-        for i, row in enumerate(rows):
-            by_task.setdefault(row.get("task", "report"), []).append(i)
         bar = tqdm(total=len(rows), desc="generate (vllm)", disable=not self.progress, leave=False)
-        for task, idx in by_task.items():
+        for task, idx in rows_by_task(rows).items():
             params = self.sampling(max_tokens=limits.get(task, 1024), temperature=self.temperature,
                                    top_p=self.top_p or 1.0)
             for j in range(0, len(idx), self.chunk):
@@ -251,6 +242,18 @@ class VLLMBackend:
                     on_result(i, out.outputs[0].text.strip())
                 bar.update(len(batch))
         bar.close()
+
+
+def rows_by_task(rows: list[dict]) -> dict[str, list[int]]:
+    """Row indices per task, in row order: each task is generated with its own token limit.
+
+    >>> rows_by_task([{"task": "report"}, {"task": "grounding"}, {"task": "report"}])
+    {'report': [0, 2], 'grounding': [1]}
+    """
+    out: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        out.setdefault(row.get("task", "report"), []).append(i)
+    return out
 
 
 def resolve_engine(engine: str, endpoint: str | None, engine_args: dict | None = None) -> str:

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
+from pathlib import Path
 
 __all__ = ["METRICS", "MetricResult", "check_aligned", "file_fingerprint", "named_error", "package_version"]
 
@@ -69,6 +70,23 @@ def file_fingerprint(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return f"sha256:{digest.hexdigest()[:16]} ({os.path.getsize(path)} bytes)"
+
+
+def model_folder(model: str | os.PathLike | None, env_var: str, what: str,
+                 lacking: Callable[[Path], list[str]], missing: Callable[[str], Exception]) -> Path:
+    """The folder of a model-based metric's weights: ``model``, else ``$env_var``. ``missing(why)`` builds the
+    error (it carries the download instructions) when none is given, the folder does not exist, or
+    ``lacking(folder)`` names files it needs. Not resolved: a link named after the model keeps that name."""
+    given = model if model is not None else os.environ.get(env_var)
+    if not given:
+        raise missing(f"no {what} folder given (model=None and {env_var} unset)")
+    folder = Path(given).expanduser()
+    if not folder.is_dir():
+        raise missing(f"{what} folder {folder} does not exist")
+    absent = lacking(folder)
+    if absent:
+        raise missing(f"{what} folder {folder} lacks {', '.join(absent)}")
+    return folder.absolute()
 
 
 def package_version(name: str) -> str:

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, file_fingerprint, package_version
+from radrl.metrics import MetricResult, check_aligned, file_fingerprint, model_folder, package_version
 
 __all__ = ["ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL", "BertScoreModelMissing", "bertscore", "prepare_text"]
 
@@ -134,23 +134,17 @@ def _missing_message(why: str) -> str:
 
 
 def _model_folder(model: str | os.PathLike | None) -> Path:
-    given = model if model is not None else os.environ.get(ENV_VAR)
-    if not given:
-        why = f"no BERTScore model folder given (model=None and {ENV_VAR} unset)"
-        raise BertScoreModelMissing(_missing_message(why))
-    folder = Path(given).expanduser()
-    if not folder.is_dir():
-        raise BertScoreModelMissing(_missing_message(f"BERTScore model folder {folder} does not exist"))
-    missing = []
-    if not (folder / "config.json").is_file():
-        missing.append("config.json")
+    return model_folder(model, ENV_VAR, "BERTScore model", _lacking,
+                        lambda why: BertScoreModelMissing(_missing_message(why)))
+
+
+def _lacking(folder: Path) -> list[str]:
+    missing = [] if (folder / "config.json").is_file() else ["config.json"]
     if not any((folder / w).is_file() for w in _WEIGHTS):
         missing.append("model weights (model.safetensors or pytorch_model.bin)")
     if not any(all((folder / f).is_file() for f in group) for group in _TOKENIZER_FILES):
         missing.append("tokenizer files (tokenizer.json, or vocab.json + merges.txt, or vocab.txt)")
-    if missing:
-        raise BertScoreModelMissing(_missing_message(f"BERTScore model folder {folder} lacks {', '.join(missing)}"))
-    return folder.absolute()  # not resolve(): a link named distilroberta-base keeps its name
+    return missing
 
 
 def _known_name(folder: Path) -> str | None:

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics import MetricResult, check_aligned, file_fingerprint, package_version
+from radrl.metrics import MetricResult, check_aligned, file_fingerprint, model_folder, package_version
 from radrl.metrics.chexpert import label_f1
 
 __all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "chexbert", "label_reports",
@@ -197,13 +197,7 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _model_folder(model: str | os.PathLike | None) -> Path:
-    given = model if model is not None else os.environ.get(ENV_VAR)
-    if not given:
-        raise CheXbertModelMissing(_missing_message(f"no CheXbert folder given (model=None and {ENV_VAR} unset)"))
-    folder = Path(given).expanduser()
-    if not folder.is_dir():
-        raise CheXbertModelMissing(_missing_message(f"CheXbert folder {folder} does not exist"))
-    missing = [f for f in ("chexbert.pth", "config.json", "vocab.txt") if not (folder / f).is_file()]
-    if missing:
-        raise CheXbertModelMissing(_missing_message(f"CheXbert folder {folder} lacks {', '.join(missing)}"))
-    return folder.absolute()
+    return model_folder(model, ENV_VAR, "CheXbert",
+                        lambda folder: [f for f in ("chexbert.pth", "config.json", "vocab.txt")
+                                        if not (folder / f).is_file()],
+                        lambda why: CheXbertModelMissing(_missing_message(why)))

@@ -60,7 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, package_version
+from radrl.metrics import MetricResult, check_aligned, model_folder, package_version
 
 __all__ = ["CATEGORIES", "ENV_ENDPOINT", "ENV_MODEL", "ENV_MODEL_NAME", "GREEN_MODEL", "SUB_CATEGORIES",
            "GreenJudgeMissing", "GreenParse", "green", "green_score", "make_prompt", "parse_green"]
@@ -219,18 +219,18 @@ def green(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike | N
 
 
 def _judge_folder(folder: str | os.PathLike) -> Path:
-    path = Path(folder).expanduser()
-    if not path.is_dir():
-        raise GreenJudgeMissing(_missing_message(f"GREEN model folder {path} does not exist"))
+    return model_folder(folder, ENV_MODEL, "GREEN model", _lacking,
+                        lambda why: GreenJudgeMissing(_missing_message(why)))
+
+
+def _lacking(folder: Path) -> list[str]:
     weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-    missing = [] if (path / "config.json").is_file() else ["config.json"]
-    if not any((path / w).is_file() for w in weights):
+    missing = [] if (folder / "config.json").is_file() else ["config.json"]
+    if not any((folder / w).is_file() for w in weights):
         missing.append("model weights (model*.safetensors or pytorch_model*.bin)")
-    if not any((path / t).is_file() for t in ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json")):
+    if not any((folder / t).is_file() for t in ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json")):
         missing.append("tokenizer files")
-    if missing:
-        raise GreenJudgeMissing(_missing_message(f"GREEN model folder {path} lacks {', '.join(missing)}"))
-    return path.absolute()
+    return missing
 
 
 def _generate_local(path: Path, prompts: list[str], batch_size: int, max_length: int, max_new_tokens: int | None,

@@ -68,7 +68,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, file_fingerprint, package_version
+from radrl.metrics import MetricResult, check_aligned, file_fingerprint, model_folder, package_version
 
 __all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "f1_scores",
            "load_radgraph", "radgraph", "tokenize_report"]
@@ -376,16 +376,10 @@ def f1_scores(ref: dict, hyp: dict) -> tuple[float, float, float, float]:
 
 
 def _model_folder(model: str | os.PathLike | None) -> Path:
-    given = model if model is not None else os.environ.get(ENV_VAR)
-    if not given:
-        raise RadGraphModelMissing(_missing_message(f"no RadGraph-XL folder given (model=None and {ENV_VAR} unset)"))
-    folder = Path(given).expanduser()
-    if not folder.is_dir():
-        raise RadGraphModelMissing(_missing_message(f"RadGraph-XL folder {folder} does not exist"))
-    missing = [f for f in ("config.json", "weights.th", "vocabulary") if not (folder / f).exists()]
-    if missing:
-        raise RadGraphModelMissing(_missing_message(f"RadGraph-XL folder {folder} lacks {', '.join(missing)}"))
-    return folder.absolute()
+    return model_folder(model, ENV_VAR, "RadGraph-XL",
+                        lambda folder: [f for f in ("config.json", "weights.th", "vocabulary")
+                                        if not (folder / f).exists()],
+                        lambda why: RadGraphModelMissing(_missing_message(why)))
 
 
 def _encoder_folder(folder: Path, encoder: str | os.PathLike | None, model_name: str) -> Path:
