@@ -265,3 +265,51 @@ def test_dicom_images_are_refused_with_the_fix():
              "task": "report", "solution": "x", "thinking": False}]
     with pytest.raises(ValueError, match=r"row v-1: .*abc\.dicom is DICOM.*--dicom-to-png"):
         to_dataset(rows)
+
+
+def _many_samples(n=12):
+    labels = ("Cardiomegaly", "Pleural Effusion", "Nodule/Mass", "Pneumothorax")
+    return [Sample(id=f"p{i}", image=f"p{i}.png", findings=f"Finding {i}.", labels={"Cardiomegaly": 1},
+                   boxes=[Box(0.1 + 0.01 * i, 0.2, 0.5, 0.6, labels[i % 4]), Box(0.6, 0.1, 0.9, 0.4, labels[(i + 1) % 4])])
+            for i in range(n)]
+
+
+def _requests(rows):
+    return {(r["task"], r["id"]): _text(r) for r in rows}
+
+
+def test_request_is_the_same_whatever_else_is_built():
+    # Prompt identity: a row's request depends on (seed, sample, task, target) only. Before the fix one random
+    # stream ran through all tasks and rows, so evaluating SFT on report + grounding and GRPO on grounding alone
+    # asked most grounding rows differently.
+    samples = _many_samples()
+    both = _requests(build_conversations(samples, tasks=("report", "grounding"), seed=3))
+    alone = {**_requests(build_conversations(samples, tasks=("grounding",), seed=3)),
+             **_requests(build_conversations(samples, tasks=("report",), seed=3))}
+    assert both == alone
+    # fewer samples (--max-rows style subsets), another order, other tasks beside: the same requests
+    subset = _requests(build_conversations(samples[5:8][::-1], tasks=("detection", "grounding", "classification"),
+                                           seed=3))
+    assert all(both[k] == v for k, v in subset.items() if k in both)
+    assert sum(k in both for k in subset) == 6  # the grounding rows of three samples were compared
+    # the phrasings still vary across rows, and another seed draws others
+    assert len(set(both.values())) > 10
+    assert _requests(build_conversations(samples, tasks=("report",), seed=4)) != \
+        _requests(build_conversations(samples, tasks=("report",), seed=3))
+
+
+def test_task_mix_repeat_zero_asks_what_build_conversations_asks():
+    samples = [Sample(id="v1", image="v.png", source="vindr-cxr", boxes=[Box(0.1, 0.1, 0.4, 0.4, "Nodule/Mass")])]
+    mix = [r for r in build_task_mix(samples, seed=2, tasks=["grounding"])]
+    plain = build_conversations(samples, tasks=("grounding",), seed=2)
+    assert [r["id"] for r in mix] == ["v1-ground-nodule/mass", "v1-ground-nodule/mass-r1", "v1-ground-nodule/mass-r2"]
+    assert _text(mix[0]) == _text(plain[0])
+
+
+def test_rows_carry_reference_boxes_at_full_precision():
+    # The solution text rounds to two decimals; ref_boxes keeps the dataset's coordinates for scoring.
+    s = Sample(id="n", image="n.png", boxes=[Box(0.123456, 0.2, 0.131, 0.2149, "Nodule/Mass")])
+    row = build_conversations([s], tasks=("grounding",))[0]
+    assert row["ref_boxes"] == [[0.123456, 0.2, 0.131, 0.2149]]
+    assert "0.12" in row["solution"]
+    assert build_conversations([_sample()], tasks=("report",))[0]["ref_boxes"] == []

@@ -34,6 +34,16 @@ Tasks (``TASKS``), after the RadVLM instruction set (see ``SOURCE_TASKS`` and ``
 ``build_task_mix`` applies the per-source tasks and repeats of the paper's data table and
 streams rows; ``build_conversations`` builds the tasks you name for every sample.
 
+Prompt identity: the request of a row is a pure function of (seed, sample id, task, target,
+repeat) through ``request_rng``, never of which other tasks, rows, order or ``--max-rows``
+are built beside it. So SFT, GRPO and every evaluation of one sample and task ask the same
+question, and a comparison of two models is made on identical requests. ``PROMPT_SCHEME``
+names this rule; evaluation records it, and a run made under another rule is not resumed.
+
+Every row also carries ``ref_boxes``: the target's boxes at the dataset's full precision
+(``[[x1, y1, x2, y2], ...]`` in 0-1; ``[]`` for rows without boxes). The solution text rounds
+them to two decimals, which moves the IoU of a small nodule by up to 0.3; scorers use these.
+
 Boxes are written with ``radrl.data.boxes`` only: the paper's ``[x1, y1, x2, y2]`` 0-1
 form (default) or Qwen3-VL's 0-1000 JSON form.
 """
@@ -112,6 +122,19 @@ DETECTION_PROMPTS = (
 
 NO_ABNORMALITY = "No abnormalities."
 
+# The rule that draws requests (see the module docstring); recorded by evaluation, checked by comparison.
+PROMPT_SCHEME = "radrl-requests-2"
+
+
+def request_rng(seed: int, sample_id: str, task: str, target: str = "", repeat: int = 0) -> random.Random:
+    """The random stream behind one request: seeded by its key alone (string seeds are hashed with
+    SHA-512, so the stream is the same in every process and Python version).
+
+    >>> request_rng(0, "s1", "report").random() == request_rng(0, "s1", "report").random()
+    True
+    """
+    return random.Random(f"{PROMPT_SCHEME}|{seed}|{sample_id}|{task}|{target}|{repeat}")
+
 BOX_INSTRUCTION = {
     "paper": " Answer with boxes as [x_min, y_min, x_max, y_max] in 0-1 image coordinates.",
     "qwen": " Answer in JSON with bbox_2d on a 0-1000 grid.",
@@ -135,7 +158,7 @@ def grounding_answer(label: str, boxes: list[Box], box_format: BoxFormat = "pape
 
 
 def _row(sample: Sample, task: str, request: str, answer: str, thinking: bool, suffix: str,
-         kind: str | None = None) -> dict:
+         kind: str | None = None, boxes: list[Box] | None = None) -> dict:
     text = request + (THINK_SUFFIX if thinking else "")
     return {
         "id": f"{sample.id}-{suffix}",
@@ -146,27 +169,36 @@ def _row(sample: Sample, task: str, request: str, answer: str, thinking: bool, s
         "kind": kind,
         "solution": answer,
         "thinking": thinking,
+        "ref_boxes": _coords(boxes),
     }
 
 
-def report_conversation(sample: Sample, rng: random.Random, thinking: bool = False) -> dict | None:
+def _coords(boxes: list[Box] | None) -> list[list[float]]:
+    return [[float(c) for c in b.coords] for b in boxes or []]
+
+
+def report_conversation(sample: Sample, seed: int = 0, thinking: bool = False, repeat: int = 0) -> dict | None:
     """A report-generation row, or None when the sample has no report text."""
     if not sample.report:
         return None
-    return _row(sample, "report", rng.choice(REPORT_PROMPTS), sample.report.strip(), thinking, "report")
+    request = request_rng(seed, sample.id, "report", "", repeat).choice(REPORT_PROMPTS)
+    return _row(sample, "report", request, sample.report.strip(), thinking, "report")
 
 
-def grounding_conversations(sample: Sample, rng: random.Random, thinking: bool = False,
-                            box_format: BoxFormat = "paper", box_instruction: bool = False) -> list[dict]:
+def grounding_conversations(sample: Sample, seed: int = 0, thinking: bool = False,
+                            box_format: BoxFormat = "paper", box_instruction: bool = False,
+                            repeat: int = 0) -> list[dict]:
     """One row per finding with boxes: 'Locate the X' -> all boxes of X."""
     rows = []
     for label, boxes in sorted(_by_label(sample.boxes).items()):
+        rng = request_rng(seed, sample.id, "grounding", label, repeat)
         request = rng.choice(GROUNDING_PROMPTS).format(finding=_finding_phrase(label))
         if box_instruction:
             request += BOX_INSTRUCTION[box_format]
         answer = grounding_answer(label, boxes, box_format)
         slug = label.lower().replace(" ", "_")
-        rows.append(_row(sample, "grounding", request, answer, thinking, f"ground-{slug}", kind="abnormality"))
+        rows.append(_row(sample, "grounding", request, answer, thinking, f"ground-{slug}", kind="abnormality",
+                         boxes=boxes))
     return rows
 
 
@@ -199,44 +231,49 @@ def classification_answer(sample: Sample) -> str | None:
     return ", ".join(_positives(sample)) or NO_FINDING
 
 
-def classification_conversation(sample: Sample, rng: random.Random, thinking: bool = False) -> dict | None:
+def classification_conversation(sample: Sample, seed: int = 0, thinking: bool = False,
+                                repeat: int = 0) -> dict | None:
     """'Which abnormalities ...?' -> the positive observations; None without labels."""
     answer = classification_answer(sample)
     if answer is None:
         return None
-    return _row(sample, "classification", rng.choice(CLASSIFICATION_PROMPTS), answer, thinking, "classify")
+    request = request_rng(seed, sample.id, "classification", "", repeat).choice(CLASSIFICATION_PROMPTS)
+    return _row(sample, "classification", request, answer, thinking, "classify")
 
 
-def anatomy_conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
-                         box_instruction: bool = False) -> dict | None:
+def anatomy_conversation(sample: Sample, seed: int = 0, thinking: bool = False, box_format: BoxFormat = "paper",
+                         box_instruction: bool = False, repeat: int = 0) -> dict | None:
     """One region drawn at random (as RadVLM does): 'Where is the left lung?' -> 'left lung at [..]'."""
     regions = sorted({b.label for b in sample.boxes if b.label})
     if not regions:
         return None
-    region = rng.choice(regions)
-    request = rng.choice(ANATOMY_PROMPTS).format(region=region)
+    region = request_rng(seed, sample.id, "anatomy_grounding", "", repeat).choice(regions)
+    request = request_rng(seed, sample.id, "anatomy_grounding", region, repeat).choice(ANATOMY_PROMPTS)
+    request = request.format(region=region)
     if box_instruction:
         request += BOX_INSTRUCTION[box_format]
-    answer = grounding_answer(region, [b for b in sample.boxes if b.label == region], box_format)
+    boxes = [b for b in sample.boxes if b.label == region]
+    answer = grounding_answer(region, boxes, box_format)
     return _row(sample, "grounding", request, answer, thinking, f"anatomy-{region.lower().replace(' ', '_')}",
-                kind="anatomy")
+                kind="anatomy", boxes=boxes)
 
 
-def phrase_conversations(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
-                         box_instruction: bool = False) -> list[dict]:
+def phrase_conversations(sample: Sample, seed: int = 0, thinking: bool = False, box_format: BoxFormat = "paper",
+                         box_instruction: bool = False, repeat: int = 0) -> list[dict]:
     """One row per phrase, answered with all of that phrase's boxes (the phrase is not repeated).
 
     >>> s = Sample(id="p", image="p.jpg", boxes=[Box(0.6, 0.1, 0.8, 0.2, "Left apical pneumothorax")])
-    >>> phrase_conversations(s, random.Random(0))[0]["solution"]
+    >>> phrase_conversations(s)[0]["solution"]
     '[0.60, 0.10, 0.80, 0.20]'
     """
     rows = []
     for n, (phrase, boxes) in enumerate(_by_label(sample.boxes).items()):
-        request = rng.choice(PHRASE_PROMPTS).format(phrase=phrase)
+        request = request_rng(seed, sample.id, "phrase_grounding", phrase, repeat).choice(PHRASE_PROMPTS)
+        request = request.format(phrase=phrase)
         if box_instruction:
             request += BOX_INSTRUCTION[box_format]
         rows.append(_row(sample, "grounding", request, _boxes_answer(boxes, box_format), thinking, f"phrase{n}",
-                         kind="phrase"))
+                         kind="phrase", boxes=boxes))
     return rows
 
 
@@ -254,15 +291,17 @@ def detection_answer(sample: Sample, box_format: BoxFormat = "paper") -> str:
     return "; ".join(f"{label} at {format_boxes(bs)}" for label, bs in sorted(_by_label(boxes).items()))
 
 
-def detection_conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
-                           box_instruction: bool = False) -> dict | None:
+def detection_conversation(sample: Sample, seed: int = 0, thinking: bool = False, box_format: BoxFormat = "paper",
+                           box_instruction: bool = False, repeat: int = 0) -> dict | None:
     """All abnormalities with boxes; a box-free image (labels say nothing is wrong) answers NO_ABNORMALITY."""
     has_boxes = any(b.label for b in sample.boxes)
     if not has_boxes and not _says_normal(sample):
         return None
-    request = rng.choice(DETECTION_PROMPTS) + (BOX_INSTRUCTION[box_format] if box_instruction else "")
+    request = request_rng(seed, sample.id, "detection", "", repeat).choice(DETECTION_PROMPTS)
+    request += BOX_INSTRUCTION[box_format] if box_instruction else ""
     task = "grounding" if has_boxes else "detection"
-    return _row(sample, task, request, detection_answer(sample, box_format), thinking, "detect", kind="detection")
+    return _row(sample, task, request, detection_answer(sample, box_format), thinking, "detect", kind="detection",
+                boxes=[b for b in sample.boxes if b.label])
 
 
 def _says_normal(sample: Sample) -> bool:
@@ -272,8 +311,8 @@ def _says_normal(sample: Sample) -> bool:
     return sample.labels.get(NO_FINDING) == 1 and not _positives(sample)
 
 
-def conversation(sample: Sample, rng: random.Random, thinking: bool = False, box_format: BoxFormat = "paper",
-                 box_instruction: bool = False, max_phrases: int = 2) -> dict | None:
+def conversation(sample: Sample, seed: int = 0, thinking: bool = False, box_format: BoxFormat = "paper",
+                 box_instruction: bool = False, max_phrases: int = 2, repeat: int = 0) -> dict | None:
     """A multi-turn conversation from the sample's annotations; None when fewer than two turns exist.
 
     Turns, in order, where the sample has them: report, abnormalities, then up to
@@ -282,16 +321,18 @@ def conversation(sample: Sample, rng: random.Random, thinking: bool = False, box
     completion and the solution; " /think" goes on the last request only.
 
     >>> s = Sample(id="m", image="m.jpg", findings="Small left effusion.", labels={"Pleural Effusion": 1})
-    >>> row = conversation(s, random.Random(0))
+    >>> row = conversation(s)
     >>> [m["role"] for m in row["prompt"]], row["solution"]
     (['user', 'assistant', 'user'], 'Pleural Effusion')
     """
     turns: list[tuple[str, str]] = []
     if sample.report:
-        turns.append((rng.choice(REPORT_PROMPTS), sample.report.strip()))
+        turns.append((request_rng(seed, sample.id, "conversation", "report", repeat).choice(REPORT_PROMPTS),
+                      sample.report.strip()))
     if (answer := classification_answer(sample)) is not None:
-        turns.append((rng.choice(CLASSIFICATION_PROMPTS), answer))
-    phrases = phrase_conversations(sample, rng, False, box_format, box_instruction)[:max_phrases]
+        turns.append((request_rng(seed, sample.id, "conversation", "classification", repeat)
+                      .choice(CLASSIFICATION_PROMPTS), answer))
+    phrases = phrase_conversations(sample, seed, False, box_format, box_instruction, repeat)[:max_phrases]
     turns += [(r["prompt"][0]["content"][1]["text"], r["solution"]) for r in phrases]
     if len(turns) < 2:
         return None
@@ -305,22 +346,22 @@ def conversation(sample: Sample, rng: random.Random, thinking: bool = False, box
     kind = "grounded_conversation" if phrases else "conversation"
     return {"id": f"{sample.id}-conversation", "prompt": messages[:-1], "completion": messages[-1:],
             "images": [sample.image], "task": "conversation", "kind": kind, "solution": turns[-1][1],
-            "thinking": thinking}
+            "thinking": thinking, "ref_boxes": phrases[-1]["ref_boxes"] if phrases else []}  # phrases come last
 
 
 def _as_list(row: dict | list[dict] | None) -> list[dict]:
     return [] if row is None else row if isinstance(row, list) else [row]
 
 
-# task name -> (sample, rng, thinking, box_format, box_instruction) -> rows
+# task name -> (sample, seed, thinking, box_format, box_instruction, repeat) -> rows
 TASKS: dict[str, Callable[..., list[dict]]] = {
-    "report": lambda s, rng, th, bf, bi: _as_list(report_conversation(s, rng, th)),
-    "classification": lambda s, rng, th, bf, bi: _as_list(classification_conversation(s, rng, th)),
-    "grounding": lambda s, rng, th, bf, bi: grounding_conversations(s, rng, th, bf, bi),
-    "anatomy_grounding": lambda s, rng, th, bf, bi: _as_list(anatomy_conversation(s, rng, th, bf, bi)),
-    "phrase_grounding": lambda s, rng, th, bf, bi: phrase_conversations(s, rng, th, bf, bi),
-    "detection": lambda s, rng, th, bf, bi: _as_list(detection_conversation(s, rng, th, bf, bi)),
-    "conversation": lambda s, rng, th, bf, bi: _as_list(conversation(s, rng, th, bf, bi)),
+    "report": lambda s, seed, th, bf, bi, r: _as_list(report_conversation(s, seed, th, r)),
+    "classification": lambda s, seed, th, bf, bi, r: _as_list(classification_conversation(s, seed, th, r)),
+    "grounding": lambda s, seed, th, bf, bi, r: grounding_conversations(s, seed, th, bf, bi, r),
+    "anatomy_grounding": lambda s, seed, th, bf, bi, r: _as_list(anatomy_conversation(s, seed, th, bf, bi, r)),
+    "phrase_grounding": lambda s, seed, th, bf, bi, r: phrase_conversations(s, seed, th, bf, bi, r),
+    "detection": lambda s, seed, th, bf, bi, r: _as_list(detection_conversation(s, seed, th, bf, bi, r)),
+    "conversation": lambda s, seed, th, bf, bi, r: _as_list(conversation(s, seed, th, bf, bi, repeat=r)),
 }
 
 # Which tasks a source feeds (paper.md's SFT table; box-only public sets feed abnormality tasks).
@@ -362,14 +403,14 @@ def build_conversations(samples: Iterable[Sample], tasks: Iterable[Task] = ("rep
                         seed: int = 0, thinking: bool = False, box_format: BoxFormat = "paper",
                         box_instruction: bool = False) -> list[dict]:
     """All conversation rows for ``samples`` and ``tasks`` (names in ``TASKS``), whatever the source;
-    request phrasings are drawn from ``seed``. Use ``build_task_mix`` for the paper's per-source mix."""
-    rng = random.Random(seed)
+    each request is drawn by ``request_rng`` from ``seed`` and the row's own key, so a row's request does
+    not depend on the other tasks or samples. Use ``build_task_mix`` for the paper's per-source mix."""
     tasks = _check_tasks(tasks)
     rows: list[dict] = []
     for s in samples:
         for task, build in TASKS.items():  # a fixed order, whatever order the caller named them in
             if task in tasks:
-                rows.extend(build(s, rng, thinking, box_format, box_instruction))
+                rows.extend(build(s, seed, thinking, box_format, box_instruction, 0))
     return rows
 
 
@@ -379,15 +420,15 @@ def build_task_mix(samples: Iterable[Sample], seed: int = 0, thinking: bool = Fa
                    source_tasks: dict[str, tuple[str, ...]] | None = None) -> Iterator[dict]:
     """The paper's instruction mix, streamed: each sample feeds its source's tasks, each ``repeats`` times.
 
-    Every repeat draws afresh (another phrasing; another region for anatomy), and repeat ``r > 0``
-    has ``-r<r>`` appended to its id so ids stay unique. ``tasks`` keeps only the named tasks.
+    Every repeat draws afresh (another phrasing; another region for anatomy: ``repeat`` is part of the
+    request's key), and repeat ``r > 0`` has ``-r<r>`` appended to its id so ids stay unique. Repeat 0
+    asks what ``build_conversations`` asks. ``tasks`` keeps only the named tasks.
 
     >>> s = Sample(id="m1", image="m1.jpg", source="ms-cxr", findings="Small left effusion.",
     ...            boxes=[Box(0.6, 0.6, 0.9, 0.9, "Small left effusion.")])
     >>> [r["id"] for r in build_task_mix([s], tasks=["phrase_grounding"])]
     ['m1-phrase0', 'm1-phrase0-r1', 'm1-phrase0-r2']
     """
-    rng = random.Random(seed)
     keep = set(_check_tasks(tasks)) if tasks is not None else None
     repeats = REPEATS if repeats is None else repeats
     source_tasks = SOURCE_TASKS if source_tasks is None else source_tasks
@@ -396,7 +437,7 @@ def build_task_mix(samples: Iterable[Sample], seed: int = 0, thinking: bool = Fa
             if keep is not None and task not in keep:
                 continue
             for r in range(repeats.get((task, s.source), 1)):
-                for row in TASKS[task](s, rng, thinking, box_format, box_instruction):
+                for row in TASKS[task](s, seed, thinking, box_format, box_instruction, r):
                     if r:
                         row["id"] += f"-r{r}"
                     yield row
