@@ -86,6 +86,30 @@ def test_rewards_equal_the_metrics():
         [soft_f1(parse(BOX_PRED).boxes, parse(BOX_REF).boxes)]
 
 
+def test_grounding_reward_uses_full_precision_reference_boxes():
+    # a small nodule (0.3 % of the width) that the solution text widens to two decimals: the true box
+    # earns 1 against the dataset's boxes, 2 IoU / (1 + IoU) = 0.214 (IoU 0.12) against the rounded text
+    nodule, text = [0.121, 0.300, 0.124, 0.304], "Nodule at [0.12, 0.30, 0.13, 0.31]"
+    answer = '[{"bbox_2d": [121, 300, 124, 304], "label": "Nodule"}]'
+    reward = GroundingSoftF1()
+    columns = {"task": ["grounding", "report", "grounding"], "solution": [text, REPORT_REF, text]}
+    # the column's value is used per row; None (a row from another builder) falls back to the solution
+    assert reward([answer, REPORT_REF, answer], **columns, ref_boxes=[[nodule], [], None]) == \
+        [pytest.approx(1.0), None, pytest.approx(0.24 / 1.12)]
+    # without the column: the solution's boxes, as before
+    assert reward([answer], task=["grounding"], solution=[text]) == [pytest.approx(0.24 / 1.12)]
+    # evaluation scores against the same boxes: the number optimised is the number reported
+    from radrl.eval.score import score
+
+    row = {"id": "n", "task": "grounding", "solution": text, "ref_boxes": [nodule]}
+    assert score([row], [answer])["grounding"].per_sample["soft_f1"] == reward([answer], **{
+        k: [row[k]] for k in ("task", "solution", "ref_boxes")})
+    with pytest.raises(ValueError, match="grounding_soft_f1.*ref_boxes entry"):
+        reward([answer], task=["grounding"], solution=[text], ref_boxes=[[[0.5, 0.5, 0.4, 0.6]]])  # inverted
+    with pytest.raises(ValueError, match="column 'ref_boxes' has 2 values for 1 completions"):
+        reward([answer], task=["grounding"], solution=[text], ref_boxes=[[nodule], [nodule]])
+
+
 def test_mixed_batch_keeps_order():
     completions = [BOX_REF, REPORT_REF, BOX_PRED]
     columns = {"task": ["grounding", "report", "grounding"], "solution": [BOX_REF, REPORT_REF, BOX_REF],
@@ -146,8 +170,9 @@ def test_build_rewards():
 
 # (case, weights, message fragment)
 BAD_WEIGHTS = [
-    # unknown name: say which, and list the known ones
-    ("unknown", {"radcliq": 1.0}, r"unknown reward\(s\) \['radcliq'\]; known rewards: \['grounding_soft_f1'"),
+    # unknown name: say which, the closest known one, and list the known ones
+    ("unknown", {"radcliq": 1.0},
+     r"unknown reward 'radcliq' \(did you mean 'report_radcliq'\?\); known rewards: \['grounding_soft_f1'"),
     # infinite weight
     ("inf", {"report_clinical": float("inf")}, "finite numbers"),
     # nothing asked for

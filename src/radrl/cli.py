@@ -85,7 +85,7 @@ def _eval(argv: list[str]) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy decoding (the default)")
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--max-new-tokens-report", type=int, default=None, help="default 1024 (4096 with --thinking)")
-    p.add_argument("--max-new-tokens-grounding", type=int, default=None, help="default 4096")
+    p.add_argument("--max-new-tokens-grounding", type=int, default=None, help="default 4096; also detection rows (images without findings)")
     p.add_argument("--thinking", action="store_true", help="append ' /think' and score the answer after </think>")
     p.add_argument("--box-instruction", action="store_true",
                    help="spell out the box format in grounding requests (base models that never saw it)")
@@ -93,8 +93,11 @@ def _eval(argv: list[str]) -> None:
                    help="report metrics beyond text and chexpert, from radrl.metrics.METRICS (e.g. bertscore meteor)")
     p.add_argument("--max-rows", type=int, default=None)
     p.add_argument("--seed", type=int, default=1, help="seed of the request phrasings")
-    p.add_argument("--min-pixels", type=int, default=None)
-    p.add_argument("--max-pixels", type=int, default=None)
+    p.add_argument("--min-pixels", type=int, default=None,
+                   help="image pixel budget, min (default 1,024); every model of a comparison must use one budget")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="image pixel budget, max (default 451,584, the paper's RL budget; not the checkpoint's "
+                        "training budget, which would differ between SFT and GRPO checkpoints)")
     p.add_argument("--device", default=None)
     a = p.parse_args(argv)
     import yaml
@@ -109,13 +112,15 @@ def _eval(argv: list[str]) -> None:
         except yaml.YAMLError as e:
             p.error(f"--engine-arg {arg!r}: the value is not YAML ({str(e).splitlines()[0]}); quote strings that "
                     "YAML misreads, e.g. revision='\"0123\"'")
-    from radrl.eval.run import evaluate, print_summary
+    from radrl.eval.run import EVAL_PIXELS, evaluate, print_summary
 
     aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,
                           max_new_tokens={"report": a.max_new_tokens_report,
                                           "grounding": a.max_new_tokens_grounding},
-                          thinking=a.thinking, max_rows=a.max_rows, device=a.device, min_pixels=a.min_pixels,
-                          max_pixels=a.max_pixels, box_instruction=a.box_instruction, seed=a.seed,
+                          thinking=a.thinking, max_rows=a.max_rows, device=a.device,
+                          min_pixels=EVAL_PIXELS[0] if a.min_pixels is None else a.min_pixels,
+                          max_pixels=EVAL_PIXELS[1] if a.max_pixels is None else a.max_pixels,
+                          box_instruction=a.box_instruction, seed=a.seed,
                           engine=a.engine, endpoint=a.endpoint, loader=a.loader, temperature=a.temperature,
                           top_p=a.top_p, concurrency=a.concurrency, timeout=a.timeout,
                           api_key=os.environ.get(a.api_key_env), name=a.name,

@@ -7,17 +7,25 @@ Qwen3-VL-8B); only the sizes are small. As in the paper, GRPO runs separately fo
 generation and for grounding, each from the SFT checkpoint, and each GRPO model is evaluated
 on its own task. The recipes are ``recipes/demo/sft.yaml``, ``grpo_report.yaml`` and
 ``grpo_grounding.yaml``; the demo only points them at its own output folder.
+
+The comparison is fair by construction and checked: every model is evaluated at the recipes'
+pixel budget on the same held-out rows with the same requests (``radrl compare`` refuses
+otherwise), and each gain is a paired difference with a bootstrap 95 % interval and p-value.
+``results.json`` records the numbers with the command, machine and commit that produced
+them; ``bench/demo_results.py`` checks a copy in and renders the README's table from it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
+import yaml
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "demo"
 TASKS = ("report", "grounding")
@@ -30,11 +38,11 @@ class Stages:
         self.total, self.i, self.t0, self.times = total, 0, time.time(), {}
         self._name, self._start = None, None
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, description: str) -> None:
         self.done()
         self.i += 1
         self._name, self._start = name, time.time()
-        print(f"\n[{self.i}/{self.total}] {name}  (t = {time.time() - self.t0:.0f} s)", flush=True)
+        print(f"\n[{self.i}/{self.total}] {description}  (t = {time.time() - self.t0:.0f} s)", flush=True)
 
     def done(self) -> None:
         if self._name:
@@ -47,7 +55,8 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(prog="radrl demo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output folder (report.md is written there)")
     p.add_argument("--train", type=int, default=600, help="synthetic training images")
-    p.add_argument("--test", type=int, default=100, help="synthetic held-out images")
+    p.add_argument("--test", type=int, default=400,
+                   help="synthetic held-out images (400: a paired 95%% CI narrow enough to see a 2-point soft-F1 gain)")
     p.add_argument("--sft-recipe", default=str(RECIPES / "sft.yaml"))
     p.add_argument("--grpo-recipes", nargs="+", default=[str(RECIPES / f"grpo_{t}.yaml") for t in TASKS],
                    help="one GRPO recipe per task, in the order report, grounding")
@@ -70,13 +79,13 @@ def main(argv: list[str] | None = None) -> Path:
         raise ValueError(f"--grpo-recipes takes one recipe per task, in the order {TASKS}")
     st = Stages(7)
 
-    st.start(f"synthetic chest X-rays: {a.train} train + {a.test} test images -> {out / 'data'}")
+    st.start("data", f"synthetic chest X-rays: {a.train} train + {a.test} test images -> {out / 'data'}")
     data = write_dataset(out / "data", n_train=a.train, n_test=a.test, seed=0)
 
-    st.start("tiny Qwen3-VL with a tokenizer trained on the demo corpus")
+    st.start("model", "tiny Qwen3-VL with a tokenizer trained on the demo corpus")
     tiny = build_tiny_model(out / "tiny-model", demo_corpus([str(data["train"])]), seed=0)
 
-    st.start("SFT (TRL SFTTrainer)")
+    st.start("SFT", "SFT (TRL SFTTrainer)")
     sft_args = ["--config", a.sft_recipe, "--model_name_or_path", str(tiny), "--train_data", str(data["train"]),
                 "--output_dir", str(out / "sft")]
     if a.sft_steps is not None:
@@ -85,40 +94,90 @@ def main(argv: list[str] | None = None) -> Path:
 
     grpo_dirs = {}
     for task, recipe in zip(TASKS, a.grpo_recipes):
-        st.start(f"GRPO for {task} from the SFT checkpoint (TRL GRPOTrainer)")
+        st.start(f"GRPO {task}", f"GRPO for {task} from the SFT checkpoint (TRL GRPOTrainer)")
         grpo_args = ["--config", recipe, "--model_name_or_path", sft_dir, "--train_data", str(data["train"]),
                      "--output_dir", str(out / f"grpo-{task}")]
         if a.grpo_steps is not None:
             grpo_args += ["--max_steps", str(a.grpo_steps)]
         grpo_dirs[task] = grpo.main(grpo_args)
 
-    st.start("evaluate SFT (both tasks) and each GRPO model (its task) on the held-out split")
-    limits = {"report": 128, "grounding": 96}
-    results = {"SFT": evaluate(sft_dir, str(data["test"]), str(out / "eval-sft"), max_new_tokens=limits,
-                               max_rows=a.eval_rows, batch_size=32), "SFT+GRPO": {}}
+    st.start("evaluation", "evaluate SFT (both tasks) and each GRPO model (its task) on the held-out split")
+    # One pixel budget for every model: the one the recipes trained at (all demo recipes share it).
+    pixels = pixel_budget([a.sft_recipe, *a.grpo_recipes])
+    common = {"max_new_tokens": {"report": 128, "grounding": 96}, "max_rows": a.eval_rows, "batch_size": 32,
+              "min_pixels": pixels[0], "max_pixels": pixels[1]}
+    results = {"SFT": evaluate(sft_dir, str(data["test"]), str(out / "eval-sft"), **common), "SFT+GRPO": {}}
     for task, model_dir in grpo_dirs.items():
         results["SFT+GRPO"].update(evaluate(model_dir, str(data["test"]), str(out / f"eval-grpo-{task}"),
-                                            tasks=(task,), max_new_tokens=limits, max_rows=a.eval_rows,
-                                            batch_size=32))
+                                            tasks=(task,), **common))
     for name, by_task in results.items():
         print(f"  {name}:")
         print_summary(by_task)
 
-    st.start("report")
+    st.start("comparison", "comparison and report")
     from radrl.eval.compare import compare  # leaderboard (md/csv/json), paired tests, self-contained HTML
 
-    compare([f"SFT={out / 'eval-sft'}"] + [f"SFT+GRPO-{t}={out / f'eval-grpo-{t}'}" for t in grpo_dirs],
-            out / "compare", published=False)
+    board = compare([f"SFT={out / 'eval-sft'}"] + [f"SFT+GRPO-{t}={out / f'eval-grpo-{t}'}" for t in grpo_dirs],
+                    out / "compare", published=False)
     st.done()
-    report = write_report(out, results, st.times, time.time() - st.t0)
+    paired = {t: board["paired"]["tests"].get(f"SFT+GRPO-{t}", {}).get(t, {}) for t in grpo_dirs}
+    settings = {"train_images": a.train, "test_images": a.test, "sft_steps": a.sft_steps, "grpo_steps": a.grpo_steps,
+                "eval_rows": a.eval_rows, "pixels": list(pixels), "max_new_tokens": common["max_new_tokens"],
+                "decoding": "greedy"}
+    report = write_report(out, results, paired, settings, st.times, time.time() - st.t0,
+                          argv if argv is not None else sys.argv[1:])
     print(f"\nreport: {report}  (total {time.time() - st.t0:.0f} s)")
     print(f"leaderboard and HTML report: {out / 'compare' / 'leaderboard.md'}, {out / 'compare' / 'report.html'}")
     return report
 
 
-def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
-    """report.md: SFT vs SFT+GRPO per task, the reward curve, box images, timings."""
+def pixel_budget(recipes: list[str]) -> tuple[int, int]:
+    """The (min, max) pixel budget the recipes train at; they must agree, or SFT and GRPO saw different images."""
+    from radrl.eval.run import EVAL_PIXELS
+
+    budgets = {}
+    for recipe in recipes:
+        cfg = yaml.safe_load(Path(recipe).read_text()) or {}
+        budgets[recipe] = (cfg.get("min_pixels") or EVAL_PIXELS[0], cfg.get("max_pixels") or EVAL_PIXELS[1])
+    if len(set(budgets.values())) != 1:
+        raise ValueError(f"the demo recipes train at different pixel budgets {budgets}; give them one "
+                         "min_pixels/max_pixels so that every model is evaluated as it was trained")
+    return next(iter(budgets.values()))
+
+
+# Paired differences shown per task (GRPO minus SFT): the targeted reward first, then untargeted metrics, length.
+PAIRED_SHOWN = {"grounding": ("soft_f1", "map50", "mean_iou", "acc50"),
+                "report": ("clinical", "rouge_l", "chexpert_sample_f1", "avg_chars")}
+
+
+def paired_table(paired: dict) -> str:
+    """GRPO - SFT per task and metric: delta [95 % CI], p, rows (percentage points; characters for avg_chars)."""
+    lines = ["| task | metric | GRPO - SFT | 95% CI | p | rows |", "|---|---|---|---|---|---|"]
+    for task, by_key in paired.items():
+        for key in PAIRED_SHOWN.get(task, ()):
+            r = by_key.get(key)
+            if r is None:
+                continue
+            f = (lambda v: f"{v:+.0f}") if key == "avg_chars" else (lambda v: f"{100 * v:+.1f}")
+            p = f"< {1 / 2000:.4f}" if r["p_value"] == 0 else f"{r['p_value']:.4f}"
+            lines.append(f"| {task} | {key} | {f(r['delta'])} | [{f(r['low'])}, {f(r['high'])}] | {p} | {r['n']} |")
+    return "\n".join(lines)
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, text=True,
+                              capture_output=True, timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_report(out: Path, results: dict, paired: dict, settings: dict, times: dict, total_s: float,
+                 argv: list[str]) -> Path:
+    """report.md: SFT vs SFT+GRPO per task, the paired differences, the reward curve, box images, timings;
+    results.json: the same numbers with the command, machine, commit and settings that produced them."""
     from radrl.eval.report import markdown_table, plot_curves
+    from radrl.machine import machine_info
 
     history = []  # both runs on one plot: keys are per reward, and each run logs only its own
     for task in TASKS:
@@ -133,6 +192,9 @@ def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
               "everything with images in one page: [compare/report.html](compare/report.html)."), ""]
     for task in ("grounding", "report"):
         lines += [f"## {task}", "", markdown_table({n: r for n, r in results.items()}, task), ""]
+    lines += ["## GRPO minus SFT, paired on identical rows", "", paired_table(paired), "",
+              ("Same images, requests, pixel budget and decoding on both sides (checked by `radrl compare`); "
+               "95% percentile bootstrap interval and two-sided p over 2,000 paired resamples."), ""]
     if curve:
         lines += ["## GRPO reward curve", "", f"![reward curve]({curve.name})", ""]
     lines += ["## Boxes (green: reference, red: prediction)", "", "| SFT | SFT+GRPO |", "|---|---|"]
@@ -142,11 +204,45 @@ def write_report(out: Path, results: dict, times: dict, total_s: float) -> Path:
         lines.append(f"| ![]({path.relative_to(out)}) | ![]({grpo_path.relative_to(out)}) |")
     lines += ["", "## Time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in times.items()]
+    machine = machine_info()
     lines += [f"| total | {total_s:.0f} |", "",
-              (f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+              (f"Machine: {machine['cpu']} ({machine['isa']}), {machine['threads']} torch threads, "
                f"torch {torch.__version__}.")]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps({"results": results, "times_s": times, "total_s": total_s},
-                                                 indent=2))
+    (out / "results.json").write_text(json.dumps({
+        "command": "radrl demo " + " ".join(argv), "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "commit": _commit(), "machine": machine, "torch": torch.__version__, "settings": settings,
+        "results": results, "paired": paired, "times_s": times, "total_s": total_s}, indent=2))
     return path
+
+
+# README tables: (key, column) per task; scores in percent, avg_chars in characters.
+README_COLUMNS = {
+    "grounding": (("soft_f1", "soft F1"), ("map50", "mAP@0.5"), ("mean_iou", "mean IoU"), ("acc50", "acc@0.5")),
+    "report": (("clinical", "clinical (reward)"), ("rouge_l", "ROUGE-L"), ("bleu", "BLEU-4"),
+               ("chexpert_micro_f1_14", "CheXpert-rules micro-F1 (14)"),
+               ("chexpert_macro_f1_5", "CheXpert-rules macro-F1 (5)"), ("avg_chars", "avg chars")),
+}
+
+
+def readme_block(results: dict) -> str:
+    """The README's demo section body, rendered from a ``results.json`` the demo wrote (checked in as
+    ``bench/results/demo.json``): a test renders it again and fails when the README differs."""
+    m, s = results["machine"], results["settings"]
+    t = results["times_s"]
+    lines = [f"`{results['command']}` on {m['cpu']} ({m['isa']}, {m['threads']} threads), {results['date']}, "
+             f"commit {results['commit']}: **{results['total_s'] / 60:.1f} min** for the pipeline ("
+             + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + "). "
+             f"Held-out split: {s['test_images']} images; every model at {s['pixels'][1]:,} pixels, greedy, the same "
+             "requests; scores in percent.", ""]
+    for task, cols in README_COLUMNS.items():
+        lines += ["| task | model | " + " | ".join(c for _, c in cols) + " |", "|---" * (len(cols) + 2) + "|"]
+        for model, by_task in results["results"].items():
+            agg = by_task.get(task, {})
+            cells = [("-" if k not in agg else f"{agg[k]:.0f}" if k == "avg_chars" else f"{100 * agg[k]:.1f}")
+                     for k, _ in cols]
+            lines.append(f"| {task} | {model} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["GRPO minus SFT, paired on identical rows:", "", paired_table(results["paired"])]
+    return "\n".join(lines)

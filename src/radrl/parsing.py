@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from radrl.data.boxes import BOX_RE, Box
 
-__all__ = ["MAX_CHARS", "Parsed", "parse"]
+__all__ = ["MAX_CHARS", "Parsed", "parse", "reference_boxes"]
 
 # Work is capped so a runaway completion cannot stall a reward worker: a 4,096-token
 # answer is about 20 k characters, so 64 k keeps every real answer whole.
@@ -100,6 +101,41 @@ def parse(text: str, thinking: bool = False) -> Parsed:
     if invalid:
         issues.append("invalid_box")
     return Parsed(think=think, answer=answer, boxes=boxes, invalid_boxes=invalid, issues=tuple(issues))
+
+
+def reference_boxes(solution: str, ref_boxes: Sequence[Sequence[float]] | None = None,
+                    where: str = "row") -> list[Box]:
+    """The boxes a grounding answer is scored against: ``ref_boxes`` when the row has them, else
+    the boxes read from ``solution``.
+
+    ``ref_boxes`` is the ``ref_boxes`` column of rows built by ``radrl.data.instructions``:
+    ``[[x1, y1, x2, y2], ...]`` in 0-1 at the dataset's full precision. The solution text rounds
+    to two decimals (0-1000 integers in Qwen JSON), which moves the IoU of a small nodule
+    by up to 0.3, so rewards and evaluation read the column where it exists; ``None`` (rows from
+    other builders, e.g. imported RadVLM JSON) falls back to parsing the solution. Unlike
+    ``parse`` this raises: a reference is data, and a bad one is a bug to fix, not a low score.
+
+    >>> reference_boxes("Nodule at [0.12, 0.30, 0.13, 0.31]", [[0.121, 0.3, 0.124, 0.304]])[0].coords
+    (0.121, 0.3, 0.124, 0.304)
+    >>> reference_boxes("Nodule at [0.12, 0.30, 0.13, 0.31]")[0].coords
+    (0.12, 0.3, 0.13, 0.31)
+    """
+    if ref_boxes is None:
+        return parse(solution).boxes
+    boxes = []
+    for coords in ref_boxes:
+        try:
+            x1, y1, x2, y2 = (float(v) for v in coords)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: ref_boxes entry {coords!r} is not [x1, y1, x2, y2]; rebuild the rows with "
+                             "radrl.data.instructions, or drop the ref_boxes column to score the solution's "
+                             "boxes") from None
+        box = Box(x1, y1, x2, y2)
+        if not box.is_valid:
+            raise ValueError(f"{where}: ref_boxes entry {list(box.coords)} is not inside 0-1 with x1 < x2 and "
+                             "y1 < y2; fix the sample's boxes (convert pixels with Box.from_pixels)")
+        boxes.append(box)
+    return boxes
 
 
 def _split_think(text: str, thinking: bool, issues: list[str]) -> tuple[str | None, str]:

@@ -10,7 +10,7 @@ from PIL import Image
 from radrl.data import prepare as prep
 from radrl.data.boxes import Box
 from radrl.data.schema import Sample, read_jsonl
-from radrl.data.sources import SOURCES, Skip, nih
+from radrl.data.sources import Skip, nih
 
 
 def test_nih_fixture_end_to_end_jsonl(cxr_data, tmp_path):
@@ -155,8 +155,11 @@ def test_conversation_sources(monkeypatch, tmp_path):
 @pytest.mark.parametrize("call, message", [
     # an option the adapter does not take: the error lists the ones it does
     (lambda cxr, out: prep.prepare("nih", cxr / "nih_bbox", out, options={"frontal": "one"}), r"accepts \['boxed'\]"),
-    # a root without the dataset's files: fatal, with the files it looked for
-    (lambda cxr, out: prep.prepare("tbx11k", out, out / "o"), "TBX11K_<split>.json"),
+    # a root without the dataset's files: fatal, with the files it looked for and the layout the source declares
+    (lambda cxr, out: prep.prepare("tbx11k", out, out / "o"), r"TBX11K_<split>.json(.|\n)*reads:\n +TBX11K root"),
+    # a declared source that is generated, not read; an unknown source lists the known ones
+    (lambda cxr, out: prep.prepare("synthetic", out, out / "o"), "cannot read synthetic"),
+    (lambda cxr, out: prep.prepare("nope", out, out / "o"), "unknown source 'nope'.*tbx11k"),
     # an unknown output format
     (lambda cxr, out: prep.prepare("nih", cxr / "nih_bbox", out, fmt="csv"), "--format must be one of"),
 ])
@@ -170,7 +173,8 @@ def test_cli_list_and_run(cxr_data, tmp_path, capsys):
 
     radrl(["prepare", "--list"])   # the verb is wired to this module
     listed = capsys.readouterr().out
-    assert all(f"\n{name}\n" in f"\n{listed}" for name in SOURCES) and "BBox_List_2017.csv" in listed
+    assert all(f"\n{name}\n" in f"\n{listed}" for name in prep.readable_sources()) and "BBox_List_2017.csv" in listed
+    assert "task mix: grounding x3, detection x2" in listed and "\nsynthetic\n" not in listed   # generated, not read
     prep.main(["tbx11k", "--root", str(cxr_data / "tbx11k"), "--out", str(tmp_path), "--format", "jsonl",
                "--no-progress"])
     assert capsys.readouterr().out.startswith("written 3 samples (train 3)\nskipped 0")

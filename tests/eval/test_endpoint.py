@@ -167,10 +167,13 @@ def test_loopback_server_matches_local_generation_and_evaluates(tiny_model_dir, 
         with pytest.raises(EndpointError, match="400"):  # a broken image is the caller's error, not retried
             client._request("POST", "/chat/completions", {"model": "tiny", "messages": [
                 {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,xx"}}]}]})
+        # The budget the server's processor applies (the checkpoint's 64 x 64): through an endpoint radrl can
+        # only shrink images before sending them, so the run's budget must not exceed the server's.
         via_http = evaluate("tiny", str(synth_data["test"]), str(tmp_path / "http"), endpoint=server.base_url,
-                            max_new_tokens={"report": 12, "grounding": 12}, max_rows=6, concurrency=3, progress=False)
+                            max_new_tokens={"report": 12, "grounding": 12}, max_rows=6, concurrency=3, progress=False,
+                            max_pixels=64 * 64)
     direct = evaluate(str(tiny_model_dir), str(synth_data["test"]), str(tmp_path / "hf"), device="cpu",
-                      max_new_tokens={"report": 12, "grounding": 12}, max_rows=6, progress=False)
+                      max_new_tokens={"report": 12, "grounding": 12}, max_rows=6, progress=False, max_pixels=64 * 64)
     assert via_http == direct
     manifest = json.loads((tmp_path / "http" / "manifest.json").read_text())
     assert manifest["model"]["engine"] == "openai" and manifest["model"]["endpoint"] == server.base_url

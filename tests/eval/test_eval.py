@@ -41,6 +41,66 @@ def test_eval_grounding_score_equals_the_reward():
     assert evaluated[0] == pytest.approx(2 / 3)  # the invalid box is a false positive
 
 
+def test_grounding_answer_without_a_box_is_not_well_formed():
+    # parse() does not know the task: "No finding." parses cleanly, but it is no answer to "Locate the nodule"
+    solution = "Nodule at [0.30, 0.50, 0.40, 0.60]"
+    rows = [_row("grounding", solution, i) for i in range(4)]
+    completions = [solution,                       # a box: well formed
+                   "No finding.",                  # clean text, no box: not well formed
+                   "Nodule at [0.9, 0.9, 0.1, 0.1]",  # only an invalid box: not well formed
+                   ""]                             # empty: not well formed
+    assert score(rows, completions)["grounding"].aggregate["well_formed"] == 0.25
+    # a report needs no box
+    assert score([_row("report", "No effusion.")], ["No finding."])["report"].aggregate["well_formed"] == 1.0
+
+
+def _normal_row(i, **extra):
+    """A detection row of an image without findings, as radrl.data.instructions builds it."""
+    return {**_row("detection", "No abnormalities.", i), "kind": "detection", "ref_boxes": [], **extra}
+
+
+def test_normal_images_are_scored():
+    rows = [_normal_row(i) for i in range(4)]
+    completions = ["No abnormalities.",                        # correct
+                   "Nodule at [0.10, 0.10, 0.20, 0.20]",       # a box on a normal image: false positive
+                   "There is no evidence of acute disease.",   # correct, in other words
+                   "Cardiomegaly."]                            # no box, but not normal either
+    res = score(rows, completions)["detection"]
+    assert res.per_sample["normal_correct"] == [1.0, 0.0, 1.0, 0.0]
+    assert res.per_sample["false_positive"] == [0.0, 1.0, 0.0, 0.0]
+    assert res.aggregate["normal_correct"] == 0.5 and res.aggregate["false_positive_rate"] == 0.25
+    assert res.aggregate["n"] == 4 and res.aggregate["well_formed"] == 1.0  # no box needed here
+    # a normal row's kind names its task: score_by_kind does not repeat it as "detection/detection"
+    from radrl.eval.score import score_by_kind
+
+    assert score_by_kind(rows, completions) == {}
+
+
+def test_detection_row_with_reference_boxes_is_refused():
+    # a detection row with boxes is task "grounding" (kind "detection"); as task "detection" it is a bug
+    with pytest.raises(ValueError, match="task 'grounding'"):
+        score([_normal_row(0, ref_boxes=[[0.1, 0.1, 0.2, 0.2]])], ["No abnormalities."])
+
+
+# A small NIH-like nodule: 0.3 % of the width; its solution text widens it to two decimals (0.01)
+NODULE = [0.121, 0.300, 0.124, 0.304]
+NODULE_TEXT = "Nodule at [0.12, 0.30, 0.13, 0.31]"
+
+
+def test_grounding_uses_full_precision_reference_boxes():
+    # the model answers the true box (Qwen JSON on the 0-1000 grid holds it exactly): against the
+    # dataset's box it is perfect; against the rounded solution text its IoU is 0.12
+    answer = '[{"bbox_2d": [121, 300, 124, 304], "label": "Nodule"}]'
+    with_column = score([{**_row("grounding", NODULE_TEXT), "ref_boxes": [NODULE]}], [answer])["grounding"]
+    assert with_column.per_sample["mean_iou"] == pytest.approx([1.0])
+    assert with_column.aggregate["ap50_dataset"] == pytest.approx(1.0)
+    # rows without the column (other builders, RadVLM JSON) fall back to the solution's boxes, as does None
+    for row in (_row("grounding", NODULE_TEXT), {**_row("grounding", NODULE_TEXT), "ref_boxes": None}):
+        assert score([row], [answer])["grounding"].per_sample["mean_iou"] == pytest.approx([0.12])
+    with pytest.raises(ValueError, match="row 'r0': ref_boxes entry"):
+        score([{**_row("grounding", NODULE_TEXT), "ref_boxes": [[0.5, 0.5, 0.1]]}], [answer])
+
+
 def test_score_reports_and_thinking_answers():
     ref = "Moderate cardiomegaly. No pneumothorax."
     rows = [_row("report", ref, 0, thinking=True), _row("report", ref, 1, thinking=True)]
@@ -53,11 +113,12 @@ def test_score_reports_and_thinking_answers():
 
 
 def test_markdown_table_and_plot(tmp_path):
-    table = markdown_table({"SFT": {"grounding": {"soft_f1": 0.5, "map50": 0.25}},
+    table = markdown_table({"SFT": {"grounding": {"soft_f1": 0.5, "map50": 0.25, "n": 4.0, "new_key": 0.5}},
                             "SFT+GRPO": {"grounding": {"soft_f1": 0.75}}}, "grounding")
     lines = table.splitlines()
-    assert lines[0].startswith("| model | soft_f1 | map50")
-    assert lines[2].startswith("| SFT | 50.0 | 25.0") and lines[3].startswith("| SFT+GRPO | 75.0 | - ")
+    # columns headed by their MetricSpec names; a key without a spec is shown under its own name, last
+    assert lines[0] == "| model | soft-F1 | mAP@0.5 (per row) | n | new_key |"
+    assert lines[2] == "| SFT | 50.0 | 25.0 | 4 | 0.500 |" and lines[3] == "| SFT+GRPO | 75.0 | - | - | - |"
     history = [{"step": 1, "reward": 0.1}, {"step": 2, "reward": 0.3}]
     assert plot_curves(history, ["reward"], tmp_path / "c.png").exists()
     assert plot_curves(history, ["nothing"], tmp_path / "d.png") is None
@@ -75,27 +136,41 @@ def test_draw_boxes_colours_the_right_pixels(tmp_path):
     assert img.getpixel((25, 25)) == (0, 0, 0)  # inside the box: untouched
 
 
+def metrics_versions(folder, task):
+    return json.loads((folder / "metrics.json").read_text())["tasks"][task]["versions"]
+
+
 @pytest.mark.slow
 def test_evaluate_writes_predictions_metrics_and_images(tiny_model_dir, synth_data, tmp_path):
     from radrl.data.instructions import build_conversations
     from radrl.data.schema import read_jsonl
-    from radrl.eval.run import EVAL_TASKS, evaluate
+    from radrl.eval.run import EVAL_PIXELS, EVAL_TASKS, evaluate
 
     agg = evaluate(str(tiny_model_dir), str(synth_data["test"]), str(tmp_path), batch_size=8, tasks=EVAL_TASKS,
                    max_new_tokens={"report": 8, "grounding": 8}, device="cpu")
-    assert set(agg) == {"report", "grounding"}
-    # Every built row is either scored or counted as skipped (detection rows without boxes have no scorer),
-    # and each grounding kind gets its own metrics.
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    # Every built row is scored: detection rows of images without findings too (false positives), and each
+    # grounding kind gets its own metrics.
     built = build_conversations(read_jsonl(synth_data["test"]), tasks=EVAL_TASKS, seed=1)
-    skipped = manifest["data"]["skipped_rows"].get("count_per_task", {})
-    assert manifest["data"]["rows"] + sum(skipped.values()) == len(built)
-    assert set(skipped) <= {"detection"}
+    assert set(agg) == {"report", "grounding", "detection"} and any(r["task"] == "detection" for r in built)
+    assert {"normal_correct", "false_positive_rate"} <= set(agg["detection"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["data"]["rows"] == len(built) and not manifest["data"]["skipped_rows"]
+    assert manifest["comparable"]["tasks"]["detection"]["max_new_tokens"] == 8  # the grounding limit
     kinds = {f"grounding/{r['kind']}" for r in built if r["task"] == "grounding" and r.get("kind")}
-    assert kinds and kinds == set(manifest["data"]["rows_per_kind"])
+    assert kinds and kinds <= set(manifest["data"]["rows_per_kind"])
     assert manifest["status"] == "complete" and manifest["software"]["packages"]["torch"].startswith("2.13")
+    # The comparison contract: an explicit pixel budget (the documented default, not the 64 x 64 the tiny
+    # checkpoint was saved with: 128 x 128 images keep 16 image tokens instead of 4), hashes of the rows and
+    # requests per task, the metric versions, precision and the machine.
+    contract = manifest["comparable"]
+    assert contract["pixels"] == {"min_pixels": EVAL_PIXELS[0], "max_pixels": EVAL_PIXELS[1]}
+    assert manifest["decoding"]["max_pixels"] == EVAL_PIXELS[1]
+    assert contract["tasks"]["grounding"]["mean_image_tokens"] == 16.0
+    assert contract["tasks"]["report"]["rows"] == agg["report"]["n"] and contract["precision"] == "float32"
+    assert contract["tasks"]["report"]["metric_versions"] == metrics_versions(tmp_path, "report")
+    assert contract["machine"]["cpu"] and contract["machine"]["threads"] >= 1
     preds = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == agg["report"]["n"] + agg["grounding"]["n"]
+    assert len(preds) == sum(a["n"] for a in agg.values())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["tasks"]["grounding"]["aggregate"]["soft_f1"] == agg["grounding"]["soft_f1"]
     assert kinds <= set(metrics["tasks"])
@@ -132,3 +207,15 @@ def test_batched_generation_matches_one_at_a_time(tiny_model_dir, synth_data):
     batched = generate(model, processor, rows, batch_size=6, max_new_tokens=6, progress=False)
     single = generate(model, processor, rows, batch_size=1, max_new_tokens=6, progress=False)
     assert batched == single
+
+
+def test_eval_refuses_unknown_metric_and_bad_budget_before_generating(tmp_path, synth_data, monkeypatch):
+    # Cheap checks first: nothing is generated (the backend would fail the test) for a typo or a bad budget.
+    import radrl.eval.run as run
+
+    monkeypatch.setattr(run, "make_backend", lambda *a, **k: pytest.fail("generation started"))
+    with pytest.raises(ValueError, match="did you mean 'bertscore'"):
+        run.evaluate("no-model", str(synth_data["test"]), str(tmp_path / "a"), report_metrics=("text", "bertscor"))
+    with pytest.raises(ValueError, match="pixel budget"):
+        run.evaluate("no-model", str(synth_data["test"]), str(tmp_path / "b"), min_pixels=4096, max_pixels=1024)
+    assert not (tmp_path / "a").exists()

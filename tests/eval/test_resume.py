@@ -108,6 +108,7 @@ def test_killed_eval_resumes_without_recomputing_or_duplicating(tiny_model_dir, 
 
 _MANIFEST = {"model": {"id": "m", "engine": "hf", "endpoint": None, "loader": "auto", "files": {"w": [1, "t0"]}},
              "decoding": {"temperature": 0.0}, "data": {"sha256": "abc", "tasks": ["report"], "prompt_seed": 1},
+             "comparable": {"prompt_scheme": "radrl-requests-2", "precision": "float32"},
              "generation_runs": [{"generated": 3}]}
 
 # (case, change to the new settings, expected: earlier runs kept, [] after a restart, or the error text)
@@ -122,6 +123,11 @@ RESUME_CASES = [
     ("same folder retrained: starts over, old predictions kept aside",
      {"model": {**_MANIFEST["model"], "files": {"w": [1, "t1"]}}}, []),
     ("nothing generated yet (a first attempt failed): any settings start", {"decoding": {"temperature": 0.7}}, None),
+    # requests drawn by another rule (before prompt identity, requests depended on the other rows): not resumed
+    ("another request scheme: refused", {"comparable": {"prompt_scheme": "radrl-requests-3", "precision": "float32"}},
+     "requests drawn by radrl-requests-2"),
+    ("another precision: refused", {"comparable": {"prompt_scheme": "radrl-requests-2", "precision": "bfloat16"}},
+     "different comparable.precision"),
 ]
 
 
@@ -130,6 +136,7 @@ def test_rerun_settings_resume_refuse_or_restart(tmp_path, case, change, expect)
     from radrl.eval.run import _check_resume
 
     (tmp_path / "manifest.json").write_text(json.dumps(_MANIFEST))
+    new = {**_MANIFEST, **change}
     (tmp_path / "predictions.jsonl").write_text(_line(0) + "\n" if expect is not None else _line(0)[:9])
     new = {**_MANIFEST, **change}
     if expect is None:
@@ -143,3 +150,13 @@ def test_rerun_settings_resume_refuse_or_restart(tmp_path, case, change, expect)
     restarted = expect == []
     assert (tmp_path / "predictions.jsonl").exists() != restarted
     assert (tmp_path / "predictions.stale.jsonl").exists() == restarted
+
+
+def test_run_from_before_prompt_identity_is_refused_with_why(tmp_path):
+    from radrl.eval.run import _check_resume
+
+    old = {k: v for k, v in _MANIFEST.items() if k != "comparable"}  # a manifest written before the contract
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    (tmp_path / "predictions.jsonl").write_text(_line(0) + "\n")
+    with pytest.raises(ValueError, match="an older rule, where each request depended on the other rows"):
+        _check_resume(tmp_path / "manifest.json", _MANIFEST)

@@ -130,6 +130,16 @@ def test_mean_cis_decides_which_aggregates_get_an_interval():
     assert all("corpus-level" in none[k] for k in ("pooled", "bleu", "cider")) and "no per-sample" in none["n"]
 
 
+def test_mean_cis_dataset_ap_says_why_and_rates_use_their_per_sample_key():
+    res = MetricResult(aggregate={"ap50_dataset": 0.4, "false_positive_rate": 0.5, "normal_correct": 0.5},
+                       per_sample={"false_positive": [1.0, 0.0], "normal_correct": [0.0, 1.0]})
+    cis, none = mean_cis(res, n_resamples=100)
+    # the dataset AP is one curve over all rows: no interval, and the reason names it (not "no per-sample values")
+    assert set(none) == {"ap50_dataset"} and "dataset-level" in none["ap50_dataset"]
+    # false_positive_rate is the mean of the per-sample 0/1 false_positive: it gets its interval
+    assert set(cis) == {"false_positive_rate", "normal_correct"}
+
+
 def _row(task, solution, i):
     return {"id": f"r{i}", "task": task, "solution": solution, "thinking": False,
             "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]}]}
@@ -171,4 +181,5 @@ def test_metrics_json_and_per_sample_of_fixed_predictions(tmp_path):
 
     table = markdown_table({"m": {"grounding": grounding["aggregate"]}}, "grounding",
                            cis={"m": {"grounding": grounding["ci"]}})
-    assert "| m | 50.0 [0.0, 100.0] |" in table and "| 100.0 |" in table  # well_formed: no interval
+    # well_formed: no interval; 75.0 because the "no box" grounding answer is not well formed
+    assert "| m | 50.0 [0.0, 100.0] |" in table and "| 75.0 |" in table

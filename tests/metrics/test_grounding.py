@@ -15,9 +15,12 @@ from radrl.metrics import MetricResult
 from radrl.metrics.grounding import (
     accuracy_at,
     average_precision,
+    dataset_average_precision,
     iou,
     mean_iou,
+    says_no_abnormality,
     score_grounding,
+    score_normal,
     soft_f1,
     weighted_box_fusion,
 )
@@ -106,7 +109,8 @@ def test_degenerate_and_nan_boxes():
 def test_score_grounding():
     r = score_grounding([[A], [], [A, C]], [[A], [B], [A]])
     assert isinstance(r, MetricResult)
-    assert set(r.aggregate) == {"soft_f1", "map50", "mean_iou", "acc50", "avg_iou_pairs"}
+    assert set(r.aggregate) == {"soft_f1", "map50", "mean_iou", "acc50", "avg_iou_pairs", "ap50_dataset"}
+    assert "ap50_dataset" not in r.per_sample  # one curve over all rows: no per-sample value
     assert r.per_sample["soft_f1"] == pytest.approx([1.0, 0.0, 2 / 3])
     assert r.aggregate["map50"] == pytest.approx((1.0 + 0.0 + 1.0) / 3)
     # RadVLM's pooled pair mean: pairs (A,A)=1, (A,A)=1, (C,A)=0 over 3 pairs
@@ -117,6 +121,188 @@ def test_score_grounding():
 def test_score_grounding_length_mismatch_says_the_fix():
     with pytest.raises(ValueError, match="one box list per sample"):
         score_grounding([[A]], [])
+
+
+# --- dataset-level AP@0.5 (COCO AP50 over all rows) -------------------------------------------
+
+def _points(*steps):
+    """AP of a decreasing step curve ((recall, precision), ...) read at COCO's 101 recall points
+    0, 0.01, ..., 1: a point takes the precision of the first step whose recall reaches it, else 0."""
+    return sum(next((p for r, p in steps if t / 100 <= r + 1e-12), 0.0) for t in range(101)) / 101
+
+
+# (case, preds, refs, expected AP)
+DATASET_AP = [
+    # every row answered exactly: precision 1 at every recall
+    ("all_hits", [[A], [B]], [[A], [B]], 1.0),
+    # one hit, one miss, both first boxes (tied): they enter together, P 0.5 up to R 0.5
+    ("hit_and_miss_tied", [[A], [C]], [[A], [B]], _points((0.5, 0.5))),
+    # second boxes rank below all first boxes: the first boxes hit (P 1 up to R 2/3), then a hit and a miss
+    ("second_boxes_later", [[A, A_HALF], [B, C]], [[A, A_HALF], [B]], _points((2 / 3, 1.0), (1.0, 0.75))),
+    # a row without reference boxes: its boxes are false positives on the shared curve
+    ("false_positive_row", [[A], [B]], [[A], []], _points((1.0, 0.5))),
+    # a duplicate of a matched box is a false positive (one-to-one matching)
+    ("duplicate", [[A, A]], [[A]], 1.0),
+    # IoU exactly 0.5 is a hit (>=), as in COCOeval
+    ("iou_half", [[A_HALF]], [[A]], 1.0),
+    # nothing predicted: AP 0; no reference anywhere: AP 0 (undefined, reported as 0)
+    ("no_predictions", [[], []], [[A], [B]], 0.0),
+    ("no_references", [[A]], [[]], 0.0),
+]
+
+
+@pytest.mark.parametrize("case,preds,refs,expected", DATASET_AP, ids=[c[0] for c in DATASET_AP])
+def test_dataset_ap_table(case, preds, refs, expected):
+    assert dataset_average_precision(preds, refs) == pytest.approx(expected, abs=1e-12)
+
+
+def test_dataset_ap_does_not_depend_on_row_order():
+    # the four first boxes (three hits, one miss) tie and enter the curve together, so shuffling the rows
+    # changes nothing; breaking the tie by row order, as COCOeval does by image id, would change the AP
+    rng = random.Random(3)
+    preds, refs = [[A], [C], [B], [A_HALF, B]], [[A], [B], [B], [A]]
+    want = dataset_average_precision(preds, refs)
+    for _ in range(10):
+        order = list(range(len(preds)))
+        rng.shuffle(order)
+        assert dataset_average_precision([preds[i] for i in order], [refs[i] for i in order]) == want
+
+
+def _coco_ap50(preds, refs, scores):
+    """pycocotools' COCOeval AP at IoU 0.5: each row an image, one category, no 100-box cap."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = {"images": [{"id": i + 1} for i in range(len(refs))], "categories": [{"id": 1, "name": "target"}],
+          "annotations": []}
+    for i, ref in enumerate(refs):
+        for b in ref:
+            w, h = b.x2 - b.x1, b.y2 - b.y1
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": i + 1, "category_id": 1,
+                                      "bbox": [b.x1, b.y1, w, h], "area": w * h, "iscrowd": 0})
+    dets = [{"image_id": i + 1, "category_id": 1, "bbox": [b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1], "score": s}
+            for i, (pred, row) in enumerate(zip(preds, scores)) for b, s in zip(pred, row)]
+    if not dets:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):  # COCO prints progress
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_gt.loadRes(dets), "bbox")
+        evaluator.params.iouThrs = np.array([0.5])
+        evaluator.params.maxDets = [1000]
+        evaluator.evaluate()
+        evaluator.accumulate()
+    precision = evaluator.eval["precision"][0, :, 0, 0, -1]  # (101 recall points,) area "all", last maxDets
+    return float(np.mean(precision))
+
+
+def _random_box(rng):
+    x, y = rng.random() * 0.8, rng.random() * 0.8
+    return Box(x, y, x + 0.02 + rng.random() * 0.2, y + 0.02 + rng.random() * 0.2)
+
+
+def _random_rows(rng, n_rows):
+    """Rows of 0-3 reference boxes; predictions jitter most of them (hits and near misses) plus strays."""
+    refs = [[_random_box(rng) for _ in range(rng.randint(0, 3))] for _ in range(n_rows)]
+    preds = []
+    for ref in refs:
+        jittered = [Box(*(c + rng.gauss(0, 0.03) for c in b.coords)) for b in ref if rng.random() < 0.8]
+        strays = [_random_box(rng) for _ in range(rng.randint(0, 2))]
+        row = [b for b in jittered if b.x1 < b.x2 and b.y1 < b.y2] + strays
+        rng.shuffle(row)
+        preds.append(row)
+    return preds, refs
+
+
+def test_dataset_ap_equals_pycocotools_on_random_cases():
+    # 300 random test sets with distinct random scores: our AP equals COCOeval's exactly (same matching,
+    # same 101-point interpolation, same eps); with ties (generation-order scores) they differ on purpose
+    pytest.importorskip("pycocotools", reason="pycocotools is the reference (test extra)")
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(300):
+        preds, refs = _random_rows(rng, rng.randint(1, 12))
+        if not any(refs):
+            continue
+        scores = [[rng.random() for _ in row] for row in preds]
+        assert dataset_average_precision(preds, refs, 0.5, scores) == _coco_ap50(preds, refs, scores)
+        checked += 1
+    assert checked > 250
+
+
+def test_dataset_ap_generation_order_equals_pycocotools_without_ties():
+    # the default scores 1/k (k-th box of an answer) tie only across rows: on one row they are distinct,
+    # and the result must equal COCOeval given the scores 1, 1/2, 1/3, ...
+    pytest.importorskip("pycocotools", reason="pycocotools is the reference (test extra)")
+    rng = random.Random(1)
+    for _ in range(50):
+        preds, refs = _random_rows(rng, 1)
+        if refs[0]:
+            scores = [[1 / (k + 1) for k in range(len(preds[0]))]]
+            assert dataset_average_precision(preds, refs) == _coco_ap50(preds, refs, scores)
+
+
+def test_dataset_ap_errors_say_the_fix():
+    with pytest.raises(ValueError, match="one box list per row"):
+        dataset_average_precision([[A]], [])
+    with pytest.raises(ValueError, match="one score per predicted box"):
+        dataset_average_precision([[A, B]], [[A]], scores=[[1.0]])
+
+
+# --- images without findings: normal_correct, false_positive ---------------------------------
+
+# (case, answer, says no abnormality)
+NORMAL_ANSWERS = [
+    ("reference", "No abnormalities.", True),
+    ("reference_lower", "no abnormality detected", True),
+    ("no_finding_label", "No Finding", True),
+    ("no_acute", "No acute cardiopulmonary abnormality.", True),
+    ("no_evidence", "There is no evidence of acute disease.", True),
+    ("no_process", "No acute cardiopulmonary process.", True),
+    ("normal_first", "Normal chest X-ray.", True),
+    ("normal_study", "This is a normal study.", True),
+    ("appears_normal", "The radiograph appears normal.", True),
+    ("unremarkable", "Unremarkable chest radiograph.", True),
+    ("wnl", "Cardiomediastinal silhouette within normal limits.", True),
+    ("nothing_abnormal", "Nothing abnormal is seen.", True),
+    ("empty_json", "[]", True),  # Qwen3-VL's native "no boxes"
+    ("empty_json_fenced", "```json\n[]\n```", True),
+    # a finding first, "no other ..." after it: not a normal answer
+    ("other", "Cardiomegaly. No other abnormalities.", False),
+    ("further", "Small nodule; no further findings.", False),
+    # only the first sentence counts
+    ("otherwise", "Opacity in the right base; otherwise unremarkable.", False),
+    # "normal" of one structure, "abnormal", "not normal"
+    ("structure_normal", "Heart size is normal.", False),
+    ("abnormal", "Abnormal opacity in the left lung.", False),
+    ("not_normal", "The chest X-ray is not normal.", False),
+    # a finding without a box, and nothing at all
+    ("finding", "Cardiomegaly.", False),
+    ("empty", "", False),
+]
+
+
+@pytest.mark.parametrize("case,answer,expected", NORMAL_ANSWERS, ids=[c[0] for c in NORMAL_ANSWERS])
+def test_says_no_abnormality(case, answer, expected):
+    assert says_no_abnormality(answer) is expected
+
+
+def test_score_normal():
+    answers = ["No abnormalities.",            # correct
+               "No abnormalities. [0.1, 0.1, 0.2, 0.2]",  # says normal but draws a box: false positive
+               "No abnormalities.",            # an invalid box the parser dropped: still a false positive
+               "Cardiomegaly."]                # no box, not normal: neither
+    preds = [[], [Box(0.1, 0.1, 0.2, 0.2)], [], []]
+    r = score_normal(answers, preds, invalid=[0, 0, 1, 0])
+    assert r.per_sample == {"normal_correct": [1.0, 0.0, 0.0, 0.0], "false_positive": [0.0, 1.0, 1.0, 0.0]}
+    assert r.aggregate == {"normal_correct": 0.25, "false_positive_rate": 0.5}
+    with pytest.raises(ValueError, match="one box list per answer"):
+        score_normal(["x"], [])
 
 
 # --- weighted box fusion (VinDr-CXR: several readers' boxes -> one reference set) --------

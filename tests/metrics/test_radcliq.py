@@ -97,7 +97,8 @@ def test_radcliq_from_text_is_the_formula_on_its_components(models):
     from radrl.metrics.radgraph import radgraph
 
     r = radcliq(REFS, HYPS, device="cpu", **models)
-    comps = [r.per_sample[k] for k in ("radgraph_er", "bertscore", "chexbert_similarity", "bleu2")]
+    comps = [r.per_sample[k] for k in ("radcliq_radgraph_er", "radcliq_bertscore", "radcliq_chexbert_similarity",
+                                       "radcliq_bleu2")]
     assert r.per_sample["radcliq_v1"] == pytest.approx(radcliq_v1(*comps), abs=1e-12)
     assert r.aggregate["radcliq_v1"] == pytest.approx(sum(r.per_sample["radcliq_v1"]) / 3, abs=1e-12)
     # each component is its scorer's value on the prepared text (lower-cased, spaces collapsed)
@@ -124,7 +125,7 @@ def test_metrics_entry_reads_the_three_variables(models, monkeypatch):
         monkeypatch.setenv(var, str(models[key]))
     r = METRICS["radcliq"](REFS[:1], HYPS[:1])
     assert len(r.per_sample["radcliq_v1"]) == 1 and set(r.per_sample) == {
-        "radcliq_v1", "radgraph_er", "bertscore", "chexbert_similarity", "bleu2"}
+        "radcliq_v1", "radcliq_radgraph_er", "radcliq_bertscore", "radcliq_chexbert_similarity", "radcliq_bleu2"}
 
 
 def test_radcliq_names_the_missing_model(models, monkeypatch):

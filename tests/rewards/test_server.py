@@ -104,6 +104,8 @@ REFUSED = [
     ("public_without_token", ["--host", "0.0.0.0"], TOKEN_ENV),
     # a metric name that does not exist
     ("unknown_metric", ["--metrics", "nosuch"], "unknown metric 'nosuch'"),
+    # a model-based metric without its weights: exits with the download steps instead of answering 503
+    ("missing_weights", ["--metrics", "chexpert", "bertscore"], "BertScoreModelMissing: no BERTScore model folder"),
     # a custom scorer that does not import
     ("bad_scorer", ["--scorer", "x=nosuch.module:f"], "cannot be imported"),
     # a custom scorer without module:function
@@ -116,6 +118,7 @@ REFUSED = [
 @pytest.mark.parametrize("case,argv,words", REFUSED, ids=[c[0] for c in REFUSED])
 def test_refuses_to_start(monkeypatch, case, argv, words):
     monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv("RADRL_BERTSCORE_MODEL", raising=False)
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert words in str(e.value)

@@ -64,6 +64,19 @@ def test_arm_thinking_must_match_its_name(tmp_path, synth_data):
         load_config(str(path))
 
 
+def test_four_way_table_names_and_formats_by_metric_spec(tmp_path):
+    from radrl.train.experiment import four_way_table
+
+    for when, (clinical, rouge) in {"start": (0.25, 0.1), "rl": (0.375, 0.2)}.items():
+        path = tmp_path / "general" / f"eval-{when}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"tasks": {"report": {"aggregate": {"clinical": clinical, "rouge_l": rouge}}}}))
+    table = four_way_table({"out": str(tmp_path)})
+    assert "| start | thinking | clinical (CheXpert-rules) before | clinical (CheXpert-rules) after RL | change | " \
+           "ROUGE-L before |" in table
+    assert "| general | no | 25.0 | 37.5 | +12.5 | 10.0 | 20.0 | +10.0 |" in table
+
+
 @pytest.mark.slow
 def test_four_way_on_the_tiny_model_writes_the_table_and_resumes(tiny_model_dir, synth_data, tmp_path, capsys):
     from radrl.train.experiment import main

@@ -47,7 +47,7 @@ def test_reward_servers_move_report_metrics_to_the_servers(tmp_path, synth_data)
 
 
 def test_unknown_reward_is_refused_at_parse_time(tmp_path, synth_data):
-    with pytest.raises(ValueError, match=r"unknown reward\(s\) \['report_typo'\]"):
+    with pytest.raises(ValueError, match=r"unknown reward 'report_typo' .*; known rewards"):
         _parse(tmp_path, synth_data, "--rewards", "grounding_soft_f1", "report_typo")
 
 

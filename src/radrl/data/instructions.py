@@ -18,7 +18,8 @@ detection), so rewards keep routing on ``task`` alone. Detection rows of an imag
 boxes ("No abnormalities.") have ``task="detection"``: the grounding reward is 0 without a
 reference box, so they are SFT data only.
 
-Tasks (``TASKS``), after the RadVLM instruction set (see ``SOURCE_TASKS`` and ``REPEATS``):
+Tasks (``TASKS``), after the RadVLM instruction set (which source feeds which: each source module's
+``SOURCE`` declaration, ``radrl.data.sources.SourceInfo``):
 
 * ``report``: report generation (findings, else impression);
 * ``classification``: "which abnormalities?" -> the positive CheXpert observations
@@ -31,8 +32,8 @@ Tasks (``TASKS``), after the RadVLM instruction set (see ``SOURCE_TASKS`` and ``
   abnormalities, phrase boxes). RadVLM's own conversations were written by an LLM; these are
   templated. Import RadVLM's with ``radrl.data.sources.radvlm_json``.
 
-``build_task_mix`` applies the per-source tasks and repeats of the paper's data table and
-streams rows; ``build_conversations`` builds the tasks you name for every sample.
+``build_task_mix`` applies the per-source tasks and repeats of the paper's data table (as each
+source declares them) and streams rows; ``build_conversations`` builds the tasks you name for every sample.
 
 Prompt identity: the request of a row is a pure function of (seed, sample id, task, target,
 repeat) through ``request_rng``, never of which other tasks, rows, order or ``--max-rows``
@@ -57,6 +58,7 @@ from typing import Literal
 from radrl.data.boxes import Box, format_boxes, format_qwen_json
 from radrl.data.images import DICOM_SUFFIXES
 from radrl.data.schema import CHEXPERT_LABELS, NO_FINDING, Sample
+from radrl.data.sources import declared
 
 THINK_SUFFIX = " /think"
 
@@ -364,31 +366,25 @@ TASKS: dict[str, Callable[..., list[dict]]] = {
     "conversation": lambda s, seed, th, bf, bi, r: _as_list(conversation(s, seed, th, bf, bi, repeat=r)),
 }
 
-# Which tasks a source feeds (paper.md's SFT table; box-only public sets feed abnormality tasks).
-# A source not listed here (e.g. "synthetic") gets DEFAULT_TASKS.
-SOURCE_TASKS: dict[str, tuple[str, ...]] = {
-    "mimic-cxr": ("report", "classification", "conversation"),
-    "chexpert-plus": ("report", "classification"),
-    "chest-imagenome": ("anatomy_grounding",),
-    "vindr-cxr": ("grounding", "detection"),
-    "nih": ("grounding", "detection"),
-    "rsna": ("grounding", "detection"),
-    "tbx11k": ("grounding", "detection"),
-    "ms-cxr": ("phrase_grounding", "conversation"),
-    "padchest-gr": ("phrase_grounding", "conversation"),
-    "iu-xray": ("report", "classification"),
-}
-DEFAULT_TASKS = ("report", "grounding")
+def _source_tasks() -> dict[str, tuple[str, ...]]:
+    """source -> its tasks in the paper's mix, as each source module declares them (``SOURCE.tasks``)."""
+    return {name: info.tasks for name, info in declared().items()}
 
-# (task, source) -> repeats, from paper.md's "pairs x repeats" column; anything else is 1.
-REPEATS: dict[tuple[str, str], int] = {
-    ("grounding", "vindr-cxr"): 3,
-    ("detection", "vindr-cxr"): 2,
-    ("phrase_grounding", "ms-cxr"): 3,
-    ("phrase_grounding", "padchest-gr"): 2,
-    ("conversation", "ms-cxr"): 4,
-    ("conversation", "padchest-gr"): 4,
-}
+
+def _repeats() -> dict[tuple[str, str], int]:
+    """(task, source) -> repeats, as each source module declares them (``SOURCE.repeats``); anything else is 1."""
+    return {(task, name): n for name, info in declared().items() for task, n in info.repeats.items()}
+
+
+def __getattr__(name: str):
+    """``SOURCE_TASKS`` and ``REPEATS``: the sources' declarations as the tables ``build_task_mix``'s
+    ``source_tasks=`` and ``repeats=`` take, a fresh copy on each access (built on use, not at import:
+    some source modules import this one, so they cannot be read while it loads)."""
+    if name == "SOURCE_TASKS":
+        return _source_tasks()
+    if name == "REPEATS":
+        return _repeats()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_tasks(tasks: Iterable[str]) -> tuple[str, ...]:
@@ -420,6 +416,11 @@ def build_task_mix(samples: Iterable[Sample], seed: int = 0, thinking: bool = Fa
                    source_tasks: dict[str, tuple[str, ...]] | None = None) -> Iterator[dict]:
     """The paper's instruction mix, streamed: each sample feeds its source's tasks, each ``repeats`` times.
 
+    Tasks and repeats are what each source module declares (``SOURCE``, ``radrl.data.sources``);
+    ``source_tasks`` (source -> tasks) and ``repeats`` ((task, source) -> n) replace those tables,
+    e.g. ``source_tasks={**SOURCE_TASKS, "mimic-cxr": ("report",)}``. A sample whose source is not in
+    the table is an error that says how to declare it: it never falls back to some default mix.
+
     Every repeat draws afresh (another phrasing; another region for anatomy: ``repeat`` is part of the
     request's key), and repeat ``r > 0`` has ``-r<r>`` appended to its id so ids stay unique. Repeat 0
     asks what ``build_conversations`` asks. ``tasks`` keeps only the named tasks.
@@ -430,10 +431,13 @@ def build_task_mix(samples: Iterable[Sample], seed: int = 0, thinking: bool = Fa
     ['m1-phrase0', 'm1-phrase0-r1', 'm1-phrase0-r2']
     """
     keep = set(_check_tasks(tasks)) if tasks is not None else None
-    repeats = REPEATS if repeats is None else repeats
-    source_tasks = SOURCE_TASKS if source_tasks is None else source_tasks
+    given = source_tasks is not None
+    repeats = _repeats() if repeats is None else repeats
+    source_tasks = _source_tasks() if source_tasks is None else source_tasks
     for s in samples:
-        for task in _check_tasks(source_tasks.get(s.source, DEFAULT_TASKS)):
+        if s.source not in source_tasks:
+            raise ValueError(_unknown_source(s, source_tasks, given))
+        for task in _check_tasks(source_tasks[s.source]):
             if keep is not None and task not in keep:
                 continue
             for r in range(repeats.get((task, s.source), 1)):
@@ -441,6 +445,18 @@ def build_task_mix(samples: Iterable[Sample], seed: int = 0, thinking: bool = Fa
                     if r:
                         row["id"] += f"-r{r}"
                     yield row
+
+
+def _unknown_source(sample: Sample, source_tasks: dict[str, tuple[str, ...]], given: bool) -> str:
+    if not sample.source:
+        return (f"sample {sample.id!r} has no source (Sample.source is empty), so build_task_mix does not know its "
+                f"tasks; set it to the source that made the sample (one of: {', '.join(source_tasks)}), or build "
+                "named tasks for every sample with build_conversations(samples, tasks=[...])")
+    where = "is not in the source_tasks= you passed" if given else "is declared by no data source"
+    return (f"sample {sample.id!r}: source {sample.source!r} {where} (known: {', '.join(source_tasks)}), so "
+            "build_task_mix does not know its tasks. Fix: declare it, SOURCE = SourceInfo(name="
+            f"{sample.source!r}, expects=..., tasks=(...)) in a module of radrl/data/sources/ (docs/extending.md), "
+            f"or pass source_tasks={{**SOURCE_TASKS, {sample.source!r}: (\"report\", \"grounding\")}}")
 
 
 def to_dataset(rows: list[dict]):

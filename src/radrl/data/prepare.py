@@ -39,7 +39,7 @@ from typing import Any
 
 from radrl.data.images import ImageError, is_dicom, load_image
 from radrl.data.schema import Sample
-from radrl.data.sources import SOURCES, Skip, load_source
+from radrl.data.sources import Skip, declared, load_source
 
 FORMATS = ("hf", "parquet", "jsonl")
 SHOWN_SKIPS = 20   # skips listed in summary.json and on screen; all of them are in skipped.jsonl
@@ -69,7 +69,13 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
     """
     if fmt not in FORMATS:
         raise PrepareError(f"--format must be one of {FORMATS}, got {fmt!r}")
-    module = load_source(source)
+    try:
+        module = load_source(source)
+    except ValueError as e:
+        raise PrepareError(str(e)) from None
+    if not hasattr(module, "read") and not hasattr(module, "read_conversations"):
+        raise PrepareError(f"radrl prepare cannot read {source} (its module has no read function):\n"
+                           f"{_indent(module.SOURCE.expects)}")
     conversations = not hasattr(module, "read")
     reader = module.read_conversations if conversations else module.read
     options = dict(options or {})
@@ -116,7 +122,9 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
             written[split] += 1
             if limit is not None and sum(written.values()) >= limit:
                 break
-    except (FileNotFoundError, ValueError) as e:   # a whole file missing or unusable: nothing to skip to
+    except FileNotFoundError as e:   # a whole file missing: nothing to skip to; say what the source reads
+        raise PrepareError(f"{source}: {e}\n{source} reads:\n{_indent(module.SOURCE.expects)}") from None
+    except ValueError as e:          # a whole file unusable, or a bad option value
         raise PrepareError(f"{source}: {e}") from None
     finally:
         bar.close()
@@ -265,22 +273,30 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def readable_sources() -> list[str]:
+    """The declared sources ``radrl prepare`` can read: those whose module has ``read`` or ``read_conversations``."""
+    return [name for name in declared() if any(hasattr(load_source(name), f) for f in ("read", "read_conversations"))]
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.strip().splitlines())
+
+
 def list_sources() -> str:
-    """Every source name with the files it expects (``radrl prepare --list``)."""
+    """Every readable source with the files it expects and its tasks in the paper's mix (``radrl prepare --list``)."""
     parts = []
-    for name in SOURCES:
-        try:
-            expects = load_source(name).EXPECTS
-        except (ImportError, AttributeError) as e:
-            expects = f"(adapter not available: {e})"
-        parts.append(f"{name}\n" + "\n".join(f"    {line}" for line in expects.strip().splitlines()))
+    for name in readable_sources():
+        info = declared()[name]
+        tasks = ", ".join(t + (f" x{info.repeats[t]}" if info.repeats.get(t, 1) > 1 else "") for t in info.tasks)
+        parts.append(f"{name}\n{_indent(info.expects)}\n    task mix: {tasks or 'none (ready-made conversations)'}")
     return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="radrl prepare", description="Read a dataset in its published layout into "
                                 "samples JSONL + a Hugging Face dataset (radrl prepare --list shows the sources).")
-    p.add_argument("source", nargs="?", choices=list(SOURCES), metavar="SOURCE", help=", ".join(SOURCES))
+    names = readable_sources()
+    p.add_argument("source", nargs="?", choices=names, metavar="SOURCE", help=", ".join(names))
     p.add_argument("--list", action="store_true", help="show every source with the files it expects")
     p.add_argument("--root", help="the dataset folder (or file) as downloaded")
     p.add_argument("--out", help="output folder")

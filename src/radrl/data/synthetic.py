@@ -38,6 +38,14 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from radrl.data.boxes import Box
 from radrl.data.schema import NEGATIVE, NO_FINDING, POSITIVE, Sample, write_jsonl
+from radrl.data.sources import SourceInfo
+
+SOURCE = SourceInfo(
+    name="synthetic",
+    expects="""generated, not read (radrl prepare does not take it):
+  radrl synth-data OUT (write_dataset) writes OUT/train.jsonl, OUT/test.jsonl, OUT/images/<id>.png""",
+    tasks=("report", "grounding"),  # what the demo trains: a report and boxes per image
+)
 
 FINDINGS = ("Cardiomegaly", "Pleural Effusion", "Lung Lesion", "Pneumothorax", "Consolidation")
 SIDES = ("right", "left")          # patient sides; index 0 (right) is drawn on the image left
@@ -442,7 +450,7 @@ def draw_sample(seed: int, index: int, size: int = 256, split: str = "train") ->
     drawing = render(plan, size)
     text, impression, labels = _report(plan.findings, np.random.default_rng([seed, _split_key(split), index, 1]))
     sid = f"synthetic-{split}-{seed}-{index:06d}"
-    return drawing.image, Sample(id=sid, image=f"{sid}.png", source="synthetic", split=split, view="PA",
+    return drawing.image, Sample(id=sid, image=f"{sid}.png", source=SOURCE.name, split=split, view="PA",
                                  width=size, height=size, findings=text, impression=impression,
                                  labels=labels, boxes=drawing.boxes)
 

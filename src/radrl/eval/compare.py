@@ -4,19 +4,26 @@
 
 Writes to ``--out``:
 
-* ``leaderboard.md``: the report table (paper columns: ROUGE-L, BERTScore, CheXbert micro/macro,
-  RadGraph F1, GREEN, RadCliQ, then BLEU, answer length, n), the grounding mAP@0.5 table per
+* ``leaderboard.md``: the report table (the paper's columns: ROUGE-L, BERTScore, CheXbert micro-/macro-F1
+  (14), GREEN, RadCliQ-v1; then every other metric the runs have, such as our rule labeler's
+  CheXpert-rules F1s, BLEU, answer length, n), the grounding mAP@0.5 table per
   grounding kind (anatomy, abnormality, phrase, when rows carry a ``kind``), the full grounding
-  metrics, per-class tables (CheXpert label F1; grounding metrics per finding class), length
+  metrics, what each metric means (its ``radrl.metrics.MetricSpec``), per-class tables (CheXpert-rules
+  label F1; grounding metrics per finding class), length
   statistics, and paired bootstrap tests of every run against the first (``--baseline``);
   cells are ``value [95 % CI]`` where ``metrics.json`` has an interval;
-* ``leaderboard.csv`` (long format: run, source, task, metric, value, ci_low, ci_high) and
+* ``leaderboard.csv`` (long format: run, source, task, metric, value, ci_low, ci_high, data, mismatch, name) and
   ``leaderboard.json`` (everything above as data);
 * ``report.html`` (``radrl.eval.html``): self-contained, with images, boxes, reports and plots.
 
+Runs are compared only when they measured the same thing (``radrl.eval.contract``: data, requests,
+pixel budget, decoding, precision, token limits, metric versions, on the tasks they share); otherwise
+the command refuses, or with ``--allow-mismatch`` writes every output with the differences at its top.
+Paired tests use only rows both runs asked with the same request and image.
+
 ``--published`` adds the paper's headline numbers (``PUBLISHED``, copied from paper.md) as
-reference rows marked "(published)": they were measured with CheXbert, RadGraph and GREEN on
-MIMIC-CXR / the grounding benchmarks, not with this run's data or labeler.
+reference rows marked "(published) on <dataset>": they were measured with CheXbert, RadGraph and GREEN
+on MIMIC-CXR / the grounding benchmarks, not with this run's data or labeler.
 """
 
 from __future__ import annotations
@@ -30,10 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS
+from radrl.eval.contract import VARIABLE, ContractError, banner, machines_note, mismatches, refusal, same_requests
+from radrl.eval.report import format_cell, metric_legend, table_keys
 from radrl.eval.stats import paired_bootstrap
+from radrl.metrics import MetricSpec, metric_spec
 from radrl.parsing import parse
 
-# Paper tables (paper.md, "Headline results"): percent, RadCliQ raw (lower is better).
+# Paper tables (paper.md, "Headline results"): percent, RadCliQ raw (lower is better). The report values follow
+# the paper's column names (PUBLISHED_REPORT_COLUMNS, checked against paper.md), which map to our keys in
+# PUBLISHED_REPORT_KEYS below.
 PUBLISHED_REPORT_COLUMNS = ("ROUGE-L", "BERTScore", "CheXbert micro", "CheXbert macro", "RadGraph F1", "GREEN",
                             "RadCliQ")
 PUBLISHED = {
@@ -55,26 +67,45 @@ PUBLISHED = {
         "RadVLM + RL": {"anatomy": 84.5, "abnormality": 45.9, "MS-CXR": 87.9, "PadChest-GR": 63.0},
         "RadVLM-Thinking + RL": {"anatomy": 84.9, "abnormality": 43.9, "MS-CXR": 86.4, "PadChest-GR": 60.5},
     },
+    # Where the paper measured them (paper.md, "Evaluation"): never our data, so every row says so.
+    "data": {"report": "MIMIC-CXR test",
+             "grounding": {"anatomy": "Chest ImaGenome", "abnormality": "VinDr-CXR", "MS-CXR": "MS-CXR",
+                           "PadChest-GR": "PadChest-GR"}},
 }
+
+
+def published_name(model: str, task: str) -> str:
+    """A published row's name: the model, "(published)" and the data it was measured on (per column for
+    grounding, in the paper's benchmark order), so it is never read as a result on this run's data."""
+    data = PUBLISHED["data"][task]
+    return f"{model} (published) on {data if isinstance(data, str) else ' / '.join(data.values())}"
+
+
 PUBLISHED_BENCHMARKS = ("anatomy", "abnormality", "MS-CXR", "PadChest-GR")
 
-# Report table: (column, metric keys our scorers may write, first found wins, scale).
-REPORT_COLUMNS = [
-    ("ROUGE-L", ("rouge_l",), "pct"),
-    ("BERTScore", ("bertscore",), "pct"),
-    ("CheXbert micro", ("chexbert_micro_f1_14", "chexpert_micro_f1_14"), "pct"),
-    ("CheXbert macro", ("chexbert_macro_f1_14", "chexpert_macro_f1_14"), "pct"),
-    ("RadGraph F1", ("radgraph_f1", "radgraph"), "pct"),
-    ("GREEN", ("green",), "pct"),
-    ("RadCliQ", ("radcliq", "radcliq_v1"), "raw"),
-    ("BLEU", ("bleu",), "pct"),
-    ("clinical", ("clinical",), "pct"),
-    ("avg chars", ("avg_chars",), "int"),
-    ("n", ("n",), "int"),
-]
-GROUNDING_KEYS = ("soft_f1", "map50", "mean_iou", "acc50", "well_formed", "avg_chars", "n")
-PAIRED_KEYS = {"report": ("rouge_l", "clinical", "chexpert_sample_f1", "bertscore", "avg_chars"),
-               "grounding": ("soft_f1", "map50", "mean_iou", "acc50")}
+# The paper's report columns as our keys, in its order; the report table always starts with them, and a run
+# without a scorer shows "-" there (the rule labeler never stands in for CheXbert). The paper's CheXbert F1s
+# are placed in the 14-label columns: its table does not say, its text lists 14 labels first, and RadVLM's
+# evaluation code calls those "all". Its RadGraph F1 names no level (simple, partial, complete), so it has a
+# column of its own beside our radgraph_* columns.
+PAPER_RADGRAPH = MetricSpec("paper_radgraph_f1", "RadGraph F1 (paper; level not stated)", needs_weights=True,
+                            description="the paper's RadGraph F1, at a level its table does not state")
+PUBLISHED_REPORT_KEYS = ("rouge_l", "bertscore", "chexbert_f1_micro_14", "chexbert_f1_macro_14", PAPER_RADGRAPH.key,
+                         "green", "radcliq_v1")
+
+
+def _spec(key: str) -> MetricSpec:
+    return PAPER_RADGRAPH if key == PAPER_RADGRAPH.key else metric_spec(key)
+
+
+def _paper_keys(published: bool) -> list[str]:
+    """The report table's first columns; the paper's RadGraph column only beside its published rows."""
+    return [k for k in PUBLISHED_REPORT_KEYS if published or k != PAPER_RADGRAPH.key]
+
+
+def _published_cell(key: str, value: float | None) -> str:
+    """A paper number as the paper prints it: percent with 1 decimal, RadCliQ-v1 raw with 2."""
+    return "-" if value is None else f"{value:.2f}" if _spec(key).scale == "raw" else f"{value:.1f}"
 
 
 @dataclass
@@ -122,38 +153,28 @@ def load_run(spec: str) -> Run:
                jsonl(folder / "per_sample.jsonl"), jsonl(folder / "predictions.jsonl"))
 
 
-def _fmt(value: float | None, scale: str) -> str:
-    if value is None:
-        return "-"
-    return {"pct": f"{100 * value:.1f}", "raw": f"{value:.2f}", "int": f"{value:.0f}"}[scale]
-
-
-def _first(agg: dict, keys: tuple[str, ...]) -> str | None:
-    return next((k for k in keys if k in agg), None)
+def _tasks(runs: list[Run], task: str) -> list[str]:
+    """``task`` and its per-kind results (``grounding/anatomy``) that any run has, the task itself first."""
+    found = {t for r in runs for t in r.metrics["tasks"] if t.split("/")[0] == task}
+    return sorted(found, key=lambda t: (t != task, t))
 
 
 def report_table(runs: list[Run], published: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the report table (paper layout, then our extra columns)."""
-    header = ["model"] + [c for c, _, _ in REPORT_COLUMNS]
-    rows = []
-    for run in runs:
-        agg, ci = run.agg("report"), run.ci("report")
-        if not agg:
-            continue
-        cells = [run.name]
-        for _, keys, scale in REPORT_COLUMNS:
-            k = _first(agg, keys)
-            cell = _fmt(agg.get(k) if k else None, scale)
-            if k in ci:
-                cell += f" [{_fmt(ci[k][0], scale)}, {_fmt(ci[k][1], scale)}]"
-            cells.append(cell)
-        rows.append(cells)
+    """Header and rows of the report table: the paper's columns in its order (``PUBLISHED_REPORT_KEYS``), then
+    every other key a run has (``table_keys``), each headed by its spec's name. A ``report/<kind>`` result
+    is a row of its own."""
+    paper = _paper_keys(published)
+    tasks = _tasks(runs, "report")
+    keys = paper + [k for k in table_keys("report", {k for r in runs for t in tasks for k in r.agg(t)})
+                    if k not in paper]
+    header = ["model"] + [_spec(k).name for k in keys]
+    rows = [[run.name if t == "report" else f"{run.name} ({t})",
+             *(format_cell(k, run.agg(t).get(k), run.ci(t)) for k in keys)]
+            for run in runs for t in tasks if run.agg(t)]
     if published:
         for model, values in PUBLISHED["report"].items():
-            by_col = dict(zip(PUBLISHED_REPORT_COLUMNS, values))
-            rows.append([f"{model} (published)"] + [f"{by_col[c]:.2f}" if c == "RadCliQ" else
-                                                    (f"{by_col[c]:.1f}" if c in by_col else "-")
-                                                    for c, _, _ in REPORT_COLUMNS])
+            by_key = dict(zip(PUBLISHED_REPORT_KEYS, values))
+            rows.append([published_name(model, "report")] + [_published_cell(k, by_key.get(k)) for k in keys])
     return header, rows
 
 
@@ -175,35 +196,24 @@ def grounding_map_table(runs: list[Run], published: bool = False) -> tuple[list[
         cells = [run.name]
         for task in [f"grounding/{c}" if c in kinds else None for c in cols] + ["grounding"]:
             agg, ci = (run.agg(task), run.ci(task)) if task else ({}, {})
-            cell = _fmt(agg.get("map50"), "pct")
-            if "map50" in ci:
-                cell += f" [{_fmt(ci['map50'][0], 'pct')}, {_fmt(ci['map50'][1], 'pct')}]"
-            cells.append(cell)
+            cells.append(format_cell("map50", agg.get("map50"), ci))
         rows.append(cells)
     if published:
         for model, values in PUBLISHED["grounding"].items():
-            rows.append([f"{model} (published)"] + [f"{values[c]:.1f}" if c in values else "-"
-                                                    for c in header[1:]])
+            rows.append([published_name(model, "grounding")] + [f"{values[c]:.1f}" if c in values else "-"
+                                                                 for c in header[1:]])
     return header, rows
 
 
 def grounding_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "task", *GROUNDING_KEYS]
-    rows = []
-    for run in runs:
-        for task in ["grounding"] + [f"grounding/{k}" for k in grounding_kinds(runs)]:
-            agg, ci = run.agg(task), run.ci(task)
-            if not agg:
-                continue
-            cells = []
-            for k in GROUNDING_KEYS:
-                scale = "int" if k in ("avg_chars", "n") else "pct"
-                cell = _fmt(agg.get(k), scale)
-                if k in ci:
-                    cell += f" [{_fmt(ci[k][0], scale)}, {_fmt(ci[k][1], scale)}]"
-                cells.append(cell)
-            rows.append([run.name, task, *cells])
-    return header, rows
+    """Every key of every box task (grounding, its kinds, and any other non-report task such as detection),
+    one row per run and task, columns in ``table_keys`` order under their spec names."""
+    tasks = _tasks(runs, "grounding") + sorted({t for r in runs for t in r.metrics["tasks"]
+                                                if t.split("/")[0] not in ("report", "grounding")})
+    keys = table_keys("grounding", {k for r in runs for t in tasks for k in r.agg(t)})
+    header = ["model", "task", *(metric_spec(k).name for k in keys)]
+    return header, [[run.name, t, *(format_cell(k, run.agg(t).get(k), run.ci(t)) for k in keys)]
+                    for run in runs for t in tasks if run.agg(t)]
 
 
 def chexpert_per_label(run: Run) -> dict[str, dict[str, float]]:
@@ -258,18 +268,25 @@ def length_stats(run: Run) -> dict[str, dict[str, float]]:
 
 
 def paired_tests(base: Run, other: Run, n_resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, dict]]:
-    """``other - base`` per task and metric on the rows both scored (joined on task and id)."""
+    """``other - base`` per task and metric on the rows both scored with the same request and image (joined on
+    task and id): a row asked differently is not a paired observation. ``n``: rows paired; ``excluded``: rows of
+    the task only one run scored or asked differently. Every per-sample key both runs have on all paired rows
+    is tested; ``higher_is_better`` (from its spec) says which sign of ``delta`` is an improvement."""
     a = {(s["task"], s["id"]): s for s in base.per_sample}
     b = {(s["task"], s["id"]): s for s in other.per_sample}
-    shared = [k for k in a if k in b]
+    same = same_requests(base.predictions, other.predictions)
+    shared = [k for k in a if k in b and k in same]
     out: dict[str, dict[str, dict]] = {}
-    for task, keys in PAIRED_KEYS.items():
+    for task in sorted({k[0] for k in shared}):
         rows = [k for k in shared if k[0] == task]
-        for key in keys:
-            if rows and all(key in a[k] and key in b[k] for k in rows):
+        excluded = len({k for k in [*a, *b] if k[0] == task}) - len(rows)
+        numeric = {k for k, v in a[rows[0]].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for key in table_keys(task, numeric & set(b[rows[0]])):
+            if all(key in a[k] and key in b[k] for k in rows):
                 res = paired_bootstrap([b[k][key] for k in rows], [a[k][key] for k in rows],
                                        n_resamples=n_resamples, seed=seed)
-                out.setdefault(task, {})[key] = {**res, "n": len(rows)}
+                out.setdefault(task, {})[key] = {**res, "n": len(rows), "excluded": excluded,
+                                                 "higher_is_better": metric_spec(key).higher_is_better}
     return out
 
 
@@ -279,21 +296,33 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
 
 
 def compare(specs: list[str], out: str | Path, published: bool = False, baseline: str | None = None,
-            html: bool = True, logs: dict[str, str] | None = None, n_examples: int = 8) -> dict:
-    """Read the runs, write leaderboard.md/.csv/.json (and report.html); returns the JSON payload."""
+            html: bool = True, logs: dict[str, str] | None = None, n_examples: int = 8,
+            allow_mismatch: bool = False, vary: tuple[str, ...] = ()) -> dict:
+    """Read the runs, check that they measured the same thing (``radrl.eval.contract``), write
+    leaderboard.md/.csv/.json (and report.html); returns the JSON payload. Runs that differ are refused,
+    or with ``allow_mismatch`` written with the differences at the top of every output; ``vary`` names
+    settings that are the experiment's variable (``decoding.thinking``) and may differ without a banner."""
     runs = [load_run(s) for s in specs]
     if len({r.name for r in runs}) != len(runs):
         raise ValueError(f"two runs share a name ({[r.name for r in runs]}); name them: NAME=FOLDER")
+    blocks = {r.name: r.manifest.get("comparable") for r in runs}
+    differences = mismatches(blocks, tuple(vary))
+    if differences and not allow_mismatch:
+        raise ContractError(refusal(differences))
     base = next((r for r in runs if r.name == baseline), None) if baseline else runs[0]
     if base is None:
         raise ValueError(f"--baseline {baseline!r} is not one of the runs {[r.name for r in runs]}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {
+        "mismatches": differences,
+        "varied": list(vary),
+        "machines": machines_note(blocks),
         "runs": {r.name: {"folder": str(r.folder), "tasks": r.metrics["tasks"], "bootstrap": r.metrics.get("bootstrap"),
                           "model": r.manifest.get("model", {}).get("id", r.metrics.get("model")),
                           "data": r.manifest.get("data", {}).get("path", r.metrics.get("data")),
-                          "decoding": r.manifest.get("decoding", r.metrics.get("decoding"))} for r in runs},
+                          "decoding": r.manifest.get("decoding", r.metrics.get("decoding")),
+                          "comparable": blocks[r.name]} for r in runs},
         "published": PUBLISHED if published else {},
         "chexpert_per_label": {r.name: chexpert_per_label(r) for r in runs},
         "grounding_per_class": {r.name: grounding_per_class(r) for r in runs},
@@ -301,7 +330,7 @@ def compare(specs: list[str], out: str | Path, published: bool = False, baseline
         "paired": {"baseline": base.name, "tests": {r.name: paired_tests(base, r) for r in runs if r is not base}},
     }
     (out / "leaderboard.json").write_text(json.dumps(payload, indent=2))
-    _write_csv(runs, published, out / "leaderboard.csv")
+    _write_csv(runs, published, out / "leaderboard.csv", differences)
     (out / "leaderboard.md").write_text(leaderboard_markdown(runs, payload, published))
     if html:
         from radrl.eval.html import write_html
@@ -316,34 +345,69 @@ def compare(specs: list[str], out: str | Path, published: bool = False, baseline
     return payload
 
 
+def _labeler(runs: list[Run]) -> str:
+    """The rule labeler version(s) the runs' metrics.json record (``versions["chexpert_labeler"]``)."""
+    found = {t.get("versions", {}).get("chexpert_labeler") for r in runs for t in r.metrics["tasks"].values()}
+    return ", ".join(sorted(v for v in found if v)) or "radrl-rules"
+
+
+def varied_note(runs: list[Run], vary: list[str]) -> str:
+    """``decoding.thinking: A=false, B=true``: each run's value of each varied setting."""
+    def value(run: Run, field: str):
+        v = run.manifest.get("comparable") or {}
+        for k in field.split("."):
+            v = v.get(k) if isinstance(v, dict) else None
+        return json.dumps(v)
+
+    return "; ".join(f"{f}: " + ", ".join(f"{r.name}={value(r, f)}" for r in runs) for f in vary)
+
+
 def leaderboard_markdown(runs: list[Run], payload: dict, published: bool) -> str:
     boot = next((r.metrics.get("bootstrap") for r in runs if r.metrics.get("bootstrap")), None)
     note = (f"Brackets: {boot['level']:.0%} percentile bootstrap interval over samples ({boot['n_resamples']:,} "
-            f"resamples, seed {boot['seed']}); corpus-level metrics (BLEU, CheXpert micro/macro F1) have none."
+            f"resamples, seed {boot['seed']}); corpus-level metrics (BLEU, GLEU, CIDEr-D, micro/macro F1) have none."
             if boot else "No bootstrap intervals in these runs.")
-    parts = ["# Leaderboard", "", note, ""]
+    parts = ["# Leaderboard", ""]
+    if payload.get("mismatches"):  # first thing a reader sees: these scores are not a fair comparison
+        parts += [f"> **{banner(payload['mismatches'])}:**", ">",
+                  *(f"> - {m['text']}" for m in payload["mismatches"]), ""]
+    if payload.get("machines"):
+        parts += [payload["machines"], ""]
+    if payload.get("varied"):  # the experiment's own variable: allowed to differ, and said so
+        parts += [f"Varied on purpose (everything else matches): {varied_note(runs, payload['varied'])}.", ""]
+    parts += [note, ""]
     header, rows = report_table(runs, published)
     if rows:
         parts += ["## Report generation", "", _md(header, rows), "",
-                  "Percent except RadCliQ (lower is better) and counts. Our CheXbert columns come from the rule "
-                  "labeler (radrl-rules-2, 14 labels, uncertain = positive), not CheXbert; BERTScore, RadGraph and "
-                  "GREEN appear when those scorers ran."
-                  + (" Rows marked (published) are the paper's numbers on MIMIC-CXR test, for reference only."
+                  "Percent, except raw values (CIDEr-D, RadCliQ-v1: lower is better) and counts; (14) and (5): the "
+                  "CheXpert labels an F1 averages over. CheXpert-rules columns come from our rule labeler "
+                  f"({_labeler(runs)}), never from CheXbert: CheXbert, BERTScore, RadGraph and GREEN columns show "
+                  "\"-\" unless their scorer ran."
+                  + (" Rows marked (published) are the paper's numbers on MIMIC-CXR test, for reference only; its "
+                     "CheXbert F1s sit in the 14-label columns (its table does not say; its text lists 14 labels "
+                     "first), and its RadGraph F1, whose level it does not state, has a column of its own."
                      if published else ""), ""]
     header, rows = grounding_map_table(runs, published)
     if rows:
-        parts += ["## Grounding, mAP@0.5", "", _md(header, rows), ""]
+        parts += [f"## Grounding, {metric_spec('map50').name}", "", _md(header, rows), ""]
         if published:
             parts += [("Rows marked (published) are the paper's benchmarks (Chest ImaGenome, VinDr-CXR, MS-CXR, "
                       "PadChest-GR), for reference only."), ""]
-        header, rows = grounding_table(runs)
+    header, rows = grounding_table(runs)
+    if rows:
         parts += ["## Grounding, all metrics", "", _md(header, rows), ""]
+    shown = {k for r in runs for t in r.metrics["tasks"] for k in r.agg(t)}
+    if shown:  # every column above, the paper's included
+        paper = _paper_keys(published)
+        keys = paper + [k for k in table_keys("report", shown) if k not in paper]
+        parts += ["## Metrics", "", metric_legend(_spec(k) for k in keys), ""]
     labels = payload["chexpert_per_label"]
     if any(labels.values()):
         names = [n for n in labels if labels[n]]
         rows = [[label] + [f"{100 * labels[n][label]['f1']:.1f}" for n in names]
                 + [f"{labels[names[0]][label]['support']:.0f}"] for label in CHEXPERT_LABELS]
-        parts += ["## CheXpert F1 per label (rule labeler)", "", _md(["label", *names, "reference positives"], rows), ""]
+        parts += [f"## CheXpert-rules F1 per label ({_labeler(runs)}, not CheXbert)", "",
+                  _md(["label", *names, "reference positives"], rows), ""]
     classes = payload["grounding_per_class"]
     if any(classes.values()):
         names = [n for n in classes if classes[n]]
@@ -359,36 +423,52 @@ def leaderboard_markdown(runs: list[Run], payload: dict, published: bool) -> str
         parts += ["## Answer length (characters)", "",
                   _md(["model", "task", "mean", "median", "p90", "max", "thinking mean", "reference mean"], rows), ""]
     tests = payload["paired"]["tests"]
-    rows = [[n, t, k, f"{100 * r['delta']:+.1f}" if k != "avg_chars" else f"{r['delta']:+.0f}",
-             (f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]" if k != "avg_chars"
-              else f"[{r['low']:+.0f}, {r['high']:+.0f}]"),
-             f"< {1 / 2000:.4f}" if r["p_value"] == 0 else f"{r['p_value']:.4f}", str(r["n"])]
+    better, spec = {True: "higher", False: "lower", None: "-"}, metric_spec
+    rows = [[n, t, spec(k).name, better[spec(k).higher_is_better], spec(k).format_delta(r["delta"]),
+             f"[{spec(k).format_delta(r['low'])}, {spec(k).format_delta(r['high'])}]",
+             f"< {1 / 2000:.4f}" if r["p_value"] == 0 else f"{r['p_value']:.4f}", str(r["n"]), str(r["excluded"])]
             for n, by in tests.items() for t, ks in by.items() for k, r in ks.items()]
     if rows:
         parts += [f"## Paired bootstrap against {payload['paired']['baseline']}", "",
-                  _md(["model", "task", "metric", "delta", "95% CI", "p (two-sided)", "shared rows"], rows), "",
-                  ("Delta = model minus baseline on the rows both scored (percentage points; characters for "
-                  "avg_chars); 2,000 paired resamples, seed 0."), ""]
+                  _md(["model", "task", "metric", "better", "delta", "95% CI", "p (two-sided)", "paired rows",
+                       "excluded rows"], rows), "",
+                  ("Delta = model minus baseline in the mean of per-sample values (sentence-level for BLEU and "
+                   "GLEU, whose tables show corpus values) on the rows both scored with the same request and image, "
+                   "in the metric's unit (percentage points for percentages); \"better\" says which sign is an "
+                   "improvement; excluded: rows only one run scored or asked differently; 2,000 paired resamples, "
+                   "seed 0."), ""]
     return "\n".join(parts)
 
 
-def _write_csv(runs: list[Run], published: bool, path: Path) -> None:
+def _write_csv(runs: list[Run], published: bool, path: Path, found: list[dict] = ()) -> None:
+    """Long format. ``data`` says which dataset a value was measured on (published rows: the paper's);
+    ``mismatch`` (empty when the runs are comparable) holds the differences that concern the row's run and task.
+    ``metric`` is the key, ``name`` its spec's display name; values are in the key's unit everywhere (0-1 for
+    percentages; the paper's percent numbers are divided by 100), so one metric's rows compare directly."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["run", "source", "task", "metric", "value", "ci_low", "ci_high"])
+        w.writerow(["run", "source", "task", "metric", "value", "ci_low", "ci_high", "data", "mismatch", "name"])
         for run in runs:
+            data = run.manifest.get("data", {}).get("path", run.metrics.get("data"))
             for task, v in run.metrics["tasks"].items():
                 ci = v.get("ci", {})
+                note = "; ".join(m["text"] for m in found
+                                 if run.name in m["runs"] and m["task"] in (None, task.split("/")[0]))
                 for k, value in v["aggregate"].items():
                     lo, hi = ci.get(k, (None, None))
-                    w.writerow([run.name, "ours", task, k, value, lo, hi])
-        if published:  # published values are in percent (RadCliQ raw), as printed in the paper
+                    w.writerow([run.name, "ours", task, k, value, lo, hi, data, note, metric_spec(k).name])
+        if published:  # the paper prints percent (RadCliQ raw): back to the key's unit
+            def unit(key: str, value: float) -> float:
+                return value / 100 if _spec(key).scale == "pct" else value
+
             for model, values in PUBLISHED["report"].items():
-                for col, value in zip(PUBLISHED_REPORT_COLUMNS, values):
-                    w.writerow([model, "published", "report", col, value, None, None])
+                for k, value in zip(PUBLISHED_REPORT_KEYS, values):
+                    w.writerow([model, "published", "report", k, unit(k, value), None, None,
+                                PUBLISHED["data"]["report"], "", _spec(k).name])
             for model, values in PUBLISHED["grounding"].items():
                 for bench, value in values.items():
-                    w.writerow([model, "published", f"grounding/{bench}", "mAP@0.5", value, None, None])
+                    w.writerow([model, "published", f"grounding/{bench}", "map50", unit("map50", value), None, None,
+                                PUBLISHED["data"]["grounding"][bench], "", metric_spec("map50").name])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -402,6 +482,14 @@ def main(argv: list[str] | None = None) -> None:
                         "(found by itself in the checkpoint folder of a run evaluated with --engine hf)")
     p.add_argument("--examples", type=int, default=8, help="examples per task in the HTML report")
     p.add_argument("--no-html", action="store_true")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="write the comparison even when the runs measured different things (data, requests, pixel "
+                        "budget, decoding, precision, token limits, metric versions); every output then starts with "
+                        "the differences")
+    p.add_argument("--vary", nargs="+", default=[], choices=VARIABLE,
+                   help="settings that are the experiment's variable and may differ (e.g. decoding.thinking: "
+                        "thinking vs direct models, asked the same requests with and without ' /think'); "
+                        "named at the top of the leaderboard")
     a = p.parse_args(argv)
     logs = {}
     for spec in a.logs:
@@ -410,6 +498,6 @@ def main(argv: list[str] | None = None) -> None:
             name, path = Path(spec).parent.name, spec
         logs[name] = path
     compare(a.runs, a.out, published=a.published, baseline=a.baseline, html=not a.no_html, logs=logs,
-            n_examples=a.examples)
+            n_examples=a.examples, allow_mismatch=a.allow_mismatch, vary=tuple(a.vary))
     print((Path(a.out) / "leaderboard.md").read_text())
     print(f"written to {a.out}")

@@ -80,13 +80,18 @@ def task_limits(max_new_tokens: dict[str, int] | int | None, thinking: bool = Fa
     """Per-task new-token limits: the paper's defaults (longer reports when thinking), overridden per
     task (dict; ``None`` values keep the default) or everywhere (int).
 
-    >>> task_limits({"report": 64}), task_limits(None, thinking=True)["report"]
-    ({'report': 64, 'grounding': 4096}, 4096)
+    Detection rows (images without findings, answered "No abnormalities." or with boxes) share the
+    grounding limit unless given their own.
+
+    >>> task_limits({"report": 64, "grounding": 96}), task_limits(None, thinking=True)["report"]
+    ({'report': 64, 'grounding': 96, 'detection': 96}, 4096)
     """
     defaults = THINKING_MAX_NEW_TOKENS if thinking else DEFAULT_MAX_NEW_TOKENS
     if isinstance(max_new_tokens, int):
-        return {k: max_new_tokens for k in defaults}
-    return {**defaults, **{k: v for k, v in (max_new_tokens or {}).items() if v is not None}}
+        return {k: max_new_tokens for k in (*defaults, "detection")}
+    limits = {**defaults, **{k: v for k, v in (max_new_tokens or {}).items() if v is not None}}
+    limits.setdefault("detection", limits["grounding"])
+    return limits
 
 
 def load_any(path: str, device: str | None = None, loader: str = "auto", dtype=None,

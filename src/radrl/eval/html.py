@@ -2,7 +2,8 @@
 
 Self-contained so it can be mailed, attached to a paper review or opened offline: images are
 inlined as base64 PNG data URLs, plots are inline SVG, there is no script or style from
-elsewhere. Sections: the runs (model, data, decoding); the leaderboard tables; metric bars
+elsewhere. Sections: a red banner listing what the runs measured differently, when compared
+with ``--allow-mismatch``; the runs (model, data, decoding); the leaderboard tables; metric bars
 with their 95 % bootstrap intervals; reward and length curves from training logs
 (``log_history.json`` of ``radrl sft`` / ``radrl grpo``); grounding examples with reference
 (green) and predicted (red) boxes per run; reports side by side with the CheXpert findings
@@ -21,19 +22,22 @@ from pathlib import Path
 
 from radrl.data.images import load_image
 from radrl.data.schema import POSITIVE, UNCERTAIN
-from radrl.eval.report import boxes_image
+from radrl.eval.contract import banner
+from radrl.eval.report import TABLE_KEYS, boxes_image
+from radrl.metrics import metric_spec
 from radrl.models.endpoint import image_data_url
 from radrl.parsing import parse
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-BAR_KEYS = {"report": ("rouge_l", "bertscore", "chexpert_micro_f1_14", "chexpert_macro_f1_14", "clinical"),
-            "grounding": ("soft_f1", "map50", "mean_iou", "acc50")}
+# Bars: a task's headline keys (radrl.eval.report.TABLE_KEYS) that are shares (0-1), under their spec names.
+BAR_KEYS = {task: tuple(k for k in keys if metric_spec(k).scale == "pct") for task, keys in TABLE_KEYS.items()}
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
 th{background:#f3f3f3}.pub td{color:#777;font-style:italic}.ex{display:flex;gap:1em;flex-wrap:wrap}
 .card{border:1px solid #ddd;padding:.5em;border-radius:4px;max-width:420px;font-size:13px}
 .m{background:#d4f4d4}.x{background:#fbd5d5}.e{background:#fde8c8}.chip{padding:0 4px;margin:1px;border-radius:3px;
-display:inline-block}pre{white-space:pre-wrap;margin:.2em 0}small{color:#666}"""
+display:inline-block}pre{white-space:pre-wrap;margin:.2em 0}small{color:#666}
+.mismatch{background:#fbd5d5;border:2px solid #d62728;padding:.5em 1em;margin-bottom:1em}"""
 SCRIPT = """window.addEventListener('load',function(){var i=Array.prototype.slice.call(document.images);
 var ok=i.filter(function(x){return x.complete&&x.naturalWidth>0}).length;
 document.body.setAttribute('data-images',ok+'/'+i.length)});"""
@@ -51,13 +55,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def bars_svg(values: dict[str, dict[str, tuple[float, float | None, float | None]]], width: int = 720,
-             height: int = 240) -> str:
-    """Grouped bars: ``values[metric][run] = (value, ci_low, ci_high)`` in [0, 1]; error bars where a CI exists."""
+             height: int = 340) -> str:
+    """Grouped bars: ``values[metric][run] = (value, ci_low, ci_high)`` in [0, 1]; error bars where a CI exists.
+    Metric names are slanted under their group, so long names ("CheXpert-rules micro-F1 (14)") stay legible."""
     metrics = list(values)
     runs = list(dict.fromkeys(r for m in metrics for r in values[m]))
     if not metrics or not runs:
         return ""
-    left, bottom, top = 40, 40, 10
+    width = max(width, 40 + 60 * len(metrics))
+    left, bottom, top = 40, 140, 10  # bottom: slanted names (about 100 px) above the run legend
     plot_h = height - bottom - top
     group_w = (width - left) / len(metrics)
     bar_w = group_w * 0.8 / len(runs)
@@ -80,8 +86,9 @@ def bars_svg(values: dict[str, dict[str, tuple[float, float | None, float | None
                 out.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="#000"/>'
                            f'<line x1="{cx - 3:.1f}" x2="{cx + 3:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}" stroke="#000"/>'
                            f'<line x1="{cx - 3:.1f}" x2="{cx + 3:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}" stroke="#000"/>')
-        out.append(f'<text x="{left + (i + 0.5) * group_w:.1f}" y="{height - bottom + 14}" font-size="11" '
-                   f'text-anchor="middle">{_e(m)}</text>')
+        lx, ly = left + (i + 0.5) * group_w, height - bottom + 14
+        out.append(f'<text x="{lx:.1f}" y="{ly}" font-size="11" text-anchor="end" '
+                   f'transform="rotate(-35 {lx:.1f} {ly})">{_e(m)}</text>')
     for j, r in enumerate(runs):
         out.append(f'<rect x="{left + j * 120}" y="{height - 14}" width="10" height="10" fill="{COLORS[j % len(COLORS)]}"/>'
                    f'<text x="{left + j * 120 + 14}" y="{height - 5}" font-size="11">{_e(r)}</text>')
@@ -159,6 +166,18 @@ def _examples(runs: list, task: str, n: int) -> list[tuple[str, dict[str, dict]]
     return [(i, {name: preds[i] for name, preds in by_run.items() if i in preds}) for i in ids]
 
 
+def _banner(payload: dict) -> list[str]:
+    """The comparison contract's differences (``--allow-mismatch``) above everything else, and the machines note."""
+    out = []
+    if payload.get("mismatches"):
+        items = "".join(f"<li>{_e(m['text'])}</li>" for m in payload["mismatches"])
+        out.append(f'<div class="mismatch" role="alert"><b>{_e(banner(payload["mismatches"]))}:</b><ul>{items}</ul>'
+                   "</div>")
+    if payload.get("machines"):
+        out.append(f"<p><small>{_e(payload['machines'])}</small></p>")
+    return out
+
+
 def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str] | None = None,
                n_examples: int = 8, image_width: int = 256) -> Path:
     """Write the report; ``runs`` are ``radrl.eval.compare.Run`` objects, ``payload`` ``compare``'s JSON."""
@@ -170,7 +189,7 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
     )
 
     published = bool(payload.get("published"))
-    body = [f"<h1>radrl evaluation: {_e(', '.join(r.name for r in runs))}</h1>", "<h2>Runs</h2>"]
+    body = _banner(payload) + [f"<h1>radrl evaluation: {_e(', '.join(r.name for r in runs))}</h1>", "<h2>Runs</h2>"]
     rows = [[r.name, str(r.manifest.get("model", {}).get("id", r.metrics.get("model", "?"))),
              str(r.manifest.get("model", {}).get("engine", "hf")),
              str(r.manifest.get("data", {}).get("path", r.metrics.get("data", "?"))),
@@ -182,10 +201,13 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
         body += ["<h2>Report generation</h2>", _table(header, rows)]
     header, rows = grounding_map_table(runs, published)
     if rows:
-        body += ["<h2>Grounding, mAP@0.5</h2>", _table(header, rows)]
-        body += ["<h2>Grounding, all metrics</h2>", _table(*grounding_table(runs))]
-    body.append("<p><small>Published rows (italic) are the paper's numbers, for reference only. Per-class tables, "
-                "length statistics and paired tests: leaderboard.md.</small></p>")
+        body += [f"<h2>Grounding, {_e(metric_spec('map50').name)}</h2>", _table(header, rows)]
+    header, rows = grounding_table(runs)
+    if rows:
+        body += ["<h2>Grounding, all metrics</h2>", _table(header, rows)]
+    body.append("<p><small>Published rows (italic) are the paper's numbers, for reference only. What each column "
+                "means, per-class tables, length statistics and paired tests: leaderboard.md (also below)."
+                "</small></p>")
 
     body.append("<h2>Metrics with 95% bootstrap intervals</h2>")
     for task, keys in BAR_KEYS.items():
@@ -195,7 +217,7 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
             for k in keys:
                 if k in agg:
                     lo, hi = ci.get(k, (None, None))
-                    values.setdefault(k, {})[r.name] = (agg[k], lo, hi)
+                    values.setdefault(metric_spec(k).name, {})[r.name] = (agg[k], lo, hi)
         if values:
             body += [f"<h3>{_e(task)}</h3>", bars_svg(values)]
 

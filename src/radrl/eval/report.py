@@ -9,13 +9,49 @@ from PIL import Image, ImageDraw
 
 from radrl.data.boxes import Box
 from radrl.eval.stats import mean_cis
-from radrl.metrics import MetricResult
+from radrl.metrics import MetricResult, all_specs, metric_spec
 
-# Which aggregate keys a table shows per task, in order (percent unless noted).
+# The keys a task's tables and summary show first, in this order; every other key a run has follows in spec
+# order (radrl.metrics.all_specs: the scorers' keys, then well_formed, avg_chars, n), and a key without a spec
+# last, under its own name: nothing is dropped.
 TABLE_KEYS = {
-    "grounding": ["soft_f1", "map50", "mean_iou", "acc50", "well_formed"],
-    "report": ["rouge_l", "bleu", "chexpert_micro_f1_14", "chexpert_macro_f1_5", "clinical", "well_formed", "avg_chars"],
+    "grounding": ["soft_f1", "map50", "ap50_dataset", "mean_iou", "acc50", "normal_correct", "false_positive_rate"],
+    "report": ["rouge_l", "bertscore", "chexbert_f1_micro_14", "chexbert_f1_macro_14", "radgraph_partial", "green",
+               "radcliq_v1", "chexpert_micro_f1_14", "chexpert_macro_f1_14", "chexpert_micro_f1_5",
+               "chexpert_macro_f1_5", "clinical", "bleu"],
 }
+
+
+def table_keys(task: str, present) -> list[str]:
+    """The keys of ``present`` in table order for ``task`` (``"grounding/anatomy"`` orders as grounding),
+    leaving out a key whose ``same_as`` twin is also present (``bleu4`` beside ``bleu``).
+
+    >>> table_keys("report", ["zz_new", "n", "bleu4", "rouge_l", "avg_chars", "bleu"])
+    ['rouge_l', 'bleu', 'avg_chars', 'n', 'zz_new']
+    """
+    present = set(present)
+    order = {k: i for i, k in enumerate(dict.fromkeys([*TABLE_KEYS.get(task.split("/")[0], []), *all_specs()]))}
+    keys = sorted(present, key=lambda k: (order.get(k, len(order)), k))
+    return [k for k in keys if metric_spec(k).same_as not in present]
+
+
+def summary_line(task: str, aggregate: dict[str, float]) -> str:
+    """One terminal line per task: every key, by its display name, as the tables show it.
+
+    >>> summary_line("report", {"rouge_l": 0.25, "radcliq_v1": 1.1, "n": 3})
+    'report (n=3): ROUGE-L 25.0 | RadCliQ-v1 (lower better) 1.100'
+    """
+    cells = [f"{metric_spec(k).name} {metric_spec(k).format(aggregate[k])}"
+             for k in table_keys(task, aggregate) if k != "n"]
+    return f"{task} (n={aggregate.get('n', 0):.0f}): " + " | ".join(cells)
+
+
+def metric_legend(specs) -> str:
+    """Markdown bullets for a table's columns: each name, its key, meaning, direction, and whether it needs
+    model weights (a column of "-" then says which scorer did not run)."""
+    better = {True: "higher is better", False: "lower is better", None: "no better direction"}
+    return "\n".join(f"- **{s.name}** (`{s.key}`): {s.description}; {better[s.higher_is_better]}"
+                     + ("; needs model weights" if s.needs_weights else "") + "." for s in specs)
 
 
 def write_metrics(results: dict[str, MetricResult], path: str | Path, extra: dict | None = None,
@@ -63,28 +99,27 @@ def write_per_sample(rows: list[dict], results: dict[str, MetricResult], path: s
     return path
 
 
-def _fmt(key: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if key in ("avg_chars", "n"):
-        return f"{value:.0f}"
-    return f"{100 * value:.1f}"
+def format_cell(key: str, value: float | None, ci: dict | None = None) -> str:
+    """``value [low, high]`` as ``key``'s spec formats it; the interval only where ``ci`` has one."""
+    spec = metric_spec(key)
+    if value is None or key not in (ci or {}):
+        return spec.format(value)
+    return f"{spec.format(value)} [{spec.format(ci[key][0])}, {spec.format(ci[key][1])}]"
 
 
 def markdown_table(runs: dict[str, dict[str, dict[str, float]]], task: str,
                    cis: dict[str, dict[str, dict[str, list[float]]]] | None = None) -> str:
-    """Runs side by side for one task: ``runs[name][task] = aggregate dict``. Scores in percent.
+    """Runs side by side for one task: ``runs[name][task] = aggregate dict``, one column per key any run has
+    (``table_keys``), headed by its spec's name and formatted by its scale.
 
     ``cis[name][task][key] = [low, high]`` (the ``ci`` of ``metrics.json``), when given, shows
     a cell as ``value [low, high]``; keys without an interval show the value alone."""
-    keys = TABLE_KEYS.get(task) or sorted({k for r in runs.values() for k in r.get(task, {})})
-    lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    keys = table_keys(task, {k for r in runs.values() for k in r.get(task, {})})
+    lines = ["| model | " + " | ".join(metric_spec(k).name for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, by_task in runs.items():
         agg = by_task.get(task, {})
         ci = ((cis or {}).get(name) or {}).get(task) or {}
-        cells = [_fmt(k, agg.get(k)) + (f" [{_fmt(k, ci[k][0])}, {_fmt(k, ci[k][1])}]"
-                                        if k in ci and agg.get(k) is not None else "") for k in keys]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(format_cell(k, agg.get(k), ci) for k in keys) + " |")
     return "\n".join(lines)
 
 

@@ -10,7 +10,15 @@ Outputs in ``--out``:
 * ``per_sample.jsonl``, ``metrics.json`` (aggregates with seeded 95 % bootstrap intervals,
   2,000 resamples), ``metrics.md``, ``boxes/*.png``;
 * ``manifest.json``: model, data (file hash, rows per task), decoding settings, metric
-  versions and scorer model files, software versions, generation time.
+  versions and scorer model files, software versions, generation time, and ``comparable``:
+  everything two runs must share for their numbers to be compared (``radrl compare`` checks it):
+  data hash, request scheme, the pixel budget and mean image tokens, decoding, token limits, row
+  ids and requests (hashed per task), metric versions, precision, and the machine.
+
+The pixel budget is always explicit: ``EVAL_PIXELS`` (the paper's RL budget, min 1,024 and max
+451,584 pixels) unless ``min_pixels``/``max_pixels`` say otherwise, never the budget a checkpoint
+happened to be trained at (training saves its recipe's budget into the checkpoint's processor, so
+an SFT and a GRPO checkpoint would otherwise see different numbers of image tokens).
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-from radrl.data.instructions import build_conversations
+from radrl.data.images import ImageError, QWEN3_VL_FACTOR, image_header, smart_resize
+from radrl.data.instructions import PROMPT_SCHEME, THINK_SUFFIX, build_conversations
 from radrl.data.schema import read_jsonl
 from radrl.eval.generate import (
     completions_in_row_order,
@@ -33,28 +42,33 @@ from radrl.eval.generate import (
     task_limits,
 )
 from radrl.eval.report import (
-    TABLE_KEYS,
     draw_boxes,
     markdown_table,
     write_metrics,
     write_per_sample,
 )
-from radrl.eval.score import DEFAULT_REPORT_METRICS, score, score_by_kind
-from radrl.parsing import parse
+from radrl.eval.score import DEFAULT_REPORT_METRICS, SCORED_TASKS, score, score_by_kind
+from radrl.machine import machine_info
+from radrl.metrics import check_metrics
+from radrl.parsing import parse, reference_boxes
 
 SOFTWARE = ("radrl", "torch", "transformers", "trl", "peft", "accelerate", "numpy", "pillow", "vllm", "httpx",
             "bert-score", "pycocoevalcap")
 N_RESAMPLES, BOOT_SEED = 2000, 0
-# Row tasks ``radrl.eval.score`` scores; the build tasks anatomy_grounding and phrase_grounding give
-# task="grounding" rows with kind="anatomy" / "phrase", scored as grounding and per kind.
-SCORED_TASKS = ("report", "grounding")
+# Row tasks ``radrl.eval.score`` scores (SCORED_TASKS): the build tasks anatomy_grounding and phrase_grounding
+# give task="grounding" rows with kind="anatomy" / "phrase", scored as grounding and per kind; "detection" rows
+# are images without findings, scored for false positives.
 EVAL_TASKS = ("report", "grounding", "anatomy_grounding", "phrase_grounding", "detection")
+# The evaluation pixel budget (min, max) unless a run names another: the paper's RL budget (paper.md).
+EVAL_PIXELS = (1024, 451_584)
+# Version of the ``comparable`` block of manifest.json (radrl.eval.contract reads it).
+CONTRACT_VERSION = 1
 
 
 def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("report", "grounding"),
              batch_size: int = 16, max_new_tokens: dict[str, int] | None = None, thinking: bool = False,
              max_rows: int | None = None, n_box_images: int = 6, device: str | None = None,
-             min_pixels: int | None = None, max_pixels: int | None = None, seed: int = 1,
+             min_pixels: int = EVAL_PIXELS[0], max_pixels: int = EVAL_PIXELS[1], seed: int = 1,
              box_instruction: bool = False, engine: str = "hf", endpoint: str | None = None, loader: str = "auto",
              temperature: float = 0.0, top_p: float | None = None, concurrency: int = 8, timeout: float = 600.0,
              api_key: str | None = None, report_metrics: tuple[str, ...] = DEFAULT_REPORT_METRICS,
@@ -63,17 +77,24 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
 
     ``engine``: ``hf`` (local checkpoint, any Hugging Face VLM with a chat template), ``vllm``,
     or ``openai`` (``endpoint`` URL; ``model_path`` is then the served model id); ``engine_args``
-    go to ``vllm.LLM`` and are recorded with each generation run. ``temperature=0`` is greedy. Rerunning into the same ``out`` resumes generation; it refuses
-    (with the fix) when the model or decoding settings differ from the first run.
+    go to ``vllm.LLM`` and are recorded with each generation run. ``temperature=0`` is greedy.
+    ``min_pixels``/``max_pixels``: the image pixel budget of every model evaluated (default ``EVAL_PIXELS``).
+    Rerunning into the same ``out`` resumes generation; it refuses (with the fix) when the model, decoding
+    settings or the way requests are drawn differ from the first run.
 
     >>> evaluate("runs/demo/sft", "runs/demo/data/test.jsonl", "runs/demo/eval-sft")  # doctest: +SKIP
     {'grounding': {'soft_f1': ...}, 'report': {'rouge_l': ...}}
     """
+    if min_pixels is None or max_pixels is None or not 0 < min_pixels <= max_pixels:
+        raise ValueError(f"pixel budget min_pixels={min_pixels}, max_pixels={max_pixels}: give two positive numbers, "
+                         f"min <= max (default {EVAL_PIXELS}); the budget is part of what makes runs comparable")
+    check_metrics(report_metrics)  # unknown names and missing scorer weights stop here, before generation
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = build_conversations(read_jsonl(data), tasks=tasks, seed=seed, thinking=thinking,
                                box_instruction=box_instruction)
-    # Rows of a task no scorer reads (e.g. "detection" rows of images without boxes) are counted, not generated.
+    # Rows of a task no scorer reads (none of EVAL_TASKS today; a new build task before its scorer) are counted,
+    # not generated.
     skipped = _count(r["task"] for r in rows if r["task"] not in SCORED_TASKS)
     rows = [r for r in rows if r["task"] in SCORED_TASKS]
     n_all = len(rows)
@@ -86,6 +107,12 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     if skipped:
         print(f"skipped rows no scorer reads: {skipped} (recorded in manifest.json)")
     engine = resolve_engine(engine, endpoint, engine_args)
+    comparable = {"contract": CONTRACT_VERSION, "data_sha256": _sha256(data), "prompt_scheme": PROMPT_SCHEME,
+                  "pixels": {"min_pixels": min_pixels, "max_pixels": max_pixels},
+                  "decoding": {"temperature": temperature, "top_p": top_p, "thinking": thinking,
+                               "box_instruction": box_instruction},
+                  "precision": _precision(engine, device, engine_args),
+                  "tasks": _task_contract(rows, limits, min_pixels, max_pixels), "machine": machine_info()}
     manifest = {
         "status": "generating",
         "name": name or Path(model_path).name,
@@ -96,6 +123,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
         "decoding": {"greedy": temperature == 0, "temperature": temperature, "top_p": top_p,
                      "max_new_tokens": limits, "thinking": thinking, "box_instruction": box_instruction,
                      "min_pixels": min_pixels, "max_pixels": max_pixels},
+        "comparable": comparable,
     }
     previous = _check_resume(out_dir / "manifest.json", manifest)
     _write_json(out_dir / "manifest.json", {**manifest, "generation_runs": previous})
@@ -136,6 +164,8 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     (out_dir / "metrics.md").write_text("\n\n".join(tables) + "\n")
     _box_images(rows, completions, out_dir / "boxes", n_box_images)
 
+    for t, r in results.items():
+        comparable["tasks"].setdefault(t, {})["metric_versions"] = r.versions
     manifest.update({
         "status": "complete",
         "data": {**manifest["data"], "rows": len(rows), "rows_per_task": _count(r["task"] for r in rows),
@@ -161,7 +191,8 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
 # Settings that must match for a rerun into the same folder to resume (max_rows may grow).
 _RESUME_KEYS = (("model", "id"), ("model", "engine"), ("model", "endpoint"), ("model", "loader"),
                 ("model", "precision"), ("decoding",),
-                ("data", "sha256"), ("data", "tasks"), ("data", "prompt_seed"))
+                ("data", "sha256"), ("data", "tasks"), ("data", "prompt_seed"),
+                ("comparable", "prompt_scheme"), ("comparable", "precision"))
 
 
 def _check_resume(path: Path, new: dict) -> list[dict]:
@@ -175,6 +206,13 @@ def _check_resume(path: Path, new: dict) -> list[dict]:
     if not path.exists() or not read_predictions(predictions):
         return []  # nothing generated yet (e.g. a first attempt failed to start): any settings may start here
     old = json.loads(path.read_text())
+    scheme = (old.get("comparable") or {}).get("prompt_scheme")
+    if scheme != new["comparable"]["prompt_scheme"]:
+        raise ValueError(f"{path.parent} was generated with requests drawn by {scheme or 'an older rule'}, where each "
+                         "request depended on the other rows and tasks evaluated beside it; this radrl draws "
+                         f"them by {new['comparable']['prompt_scheme']} (a pure function of sample, task and "
+                         "seed), so its predictions answer other questions. Pass a new --out folder, or delete "
+                         "that folder to start over")
     for keys in _RESUME_KEYS:
         a, b = old, new
         for k in keys:
@@ -213,6 +251,63 @@ def _model_info(model: str, engine: str, endpoint: str | None, loader: str, engi
                                   + f".{p.stat().st_mtime_ns % 10**9:09d}Z"]
                          for p in sorted(folder.iterdir()) if p.is_file()}
     return info
+
+
+def _precision(engine: str, device: str | None, engine_args: dict | None) -> str:
+    """The numeric precision generation runs in: the hf engine's dtype (``radrl.models.load`` picks bf16 on a
+    GPU that has it, else fp32), vLLM's dtype/quantization/kv-cache arguments, or "server" for an endpoint."""
+    if engine == "openai":
+        return "server"
+    if engine == "vllm":
+        return ", ".join(f"{k}={(engine_args or {})[k]}" for k in PRECISION_ARGS if k in (engine_args or {})) or "auto"
+    from radrl.models.load import default_device, default_dtype
+
+    return str(default_dtype(device or default_device())).removeprefix("torch.")
+
+
+def _task_contract(rows: list[dict], limits: dict[str, int], min_pixels: int, max_pixels: int) -> dict:
+    """Per task: row count, hashes of the row ids and of (id, request, image) lines, the token limit and the
+    mean number of image tokens per row at this pixel budget (Qwen3-VL's rule: one token per 32 x 32
+    pixels after resizing). Two runs whose hashes agree asked the same questions about the same images."""
+    out: dict[str, dict] = {}
+    for task in sorted({r["task"] for r in rows}):
+        mine = sorted((r for r in rows if r["task"] == task), key=lambda r: r["id"])
+        requests = "\n".join(f"{r['id']}\t{_request(r)}\t{(r.get('images') or [''])[0]}" for r in mine)
+        out[task] = {"rows": len(mine), "row_ids_sha256": _sha256_text("\n".join(r["id"] for r in mine)),
+                     "requests_sha256": _sha256_text(requests), "max_new_tokens": limits.get(task),
+                     "mean_image_tokens": _mean_image_tokens(mine, min_pixels, max_pixels)}
+    return out
+
+
+def _mean_image_tokens(rows: list[dict], min_pixels: int, max_pixels: int) -> float | None:
+    """Mean image tokens per row from the image headers (no decoding); None when an image cannot be read
+    here (generation then reports the row)."""
+    sizes: dict[str, int] = {}
+    total = 0
+    for r in rows:
+        for image in r.get("images") or []:
+            if not isinstance(image, (str, Path)):
+                return None
+            if image not in sizes:
+                try:
+                    w, h, _ = image_header(image)
+                except ImageError:
+                    return None
+                rh, rw = smart_resize(h, w, QWEN3_VL_FACTOR, min_pixels, max_pixels)
+                sizes[image] = rh * rw // QWEN3_VL_FACTOR**2
+            total += sizes[image]
+    return round(total / len(rows), 3) if rows else None
+
+
+def _request(row: dict) -> str:
+    """The request text without the " /think" suffix: ``decoding.thinking`` records that, so a thinking and a
+    direct model asked the same question hash alike (``radrl compare --vary decoding.thinking``)."""
+    text = next((p["text"] for p in row["prompt"][-1]["content"] if p.get("type") == "text"), "")
+    return text.removesuffix(THINK_SUFFIX) if row.get("thinking") else text
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _scorer_files(results: dict) -> dict:
@@ -270,12 +365,13 @@ def _box_images(rows: list[dict], completions: list[str], folder: Path, n: int) 
         if row["task"] != "grounding" or len(paths) >= n:
             continue
         pred = parse(completion, thinking=row.get("thinking", False)).boxes
-        ref = parse(row["solution"]).boxes
+        ref = reference_boxes(row["solution"], row.get("ref_boxes"), where=f"row {row['id']}")
         paths.append(draw_boxes(row["images"][0], pred, ref, folder / f"{row['id']}.png"))
     return paths
 
 
 def print_summary(aggregates: dict) -> None:
+    from radrl.eval.report import summary_line
+
     for task, agg in aggregates.items():
-        keys = [k for k in TABLE_KEYS.get(task, agg) if k in agg]
-        print(f"{task}: " + ", ".join(f"{k}={agg[k]:.3f}" for k in keys) + f" (n={agg.get('n', 0):.0f})")
+        print(summary_line(task, agg))

@@ -29,7 +29,7 @@ import numpy as np
 
 from radrl.metrics import MetricResult, check_aligned
 
-__all__ = ["CORPUS_LEVEL", "bootstrap_ci", "bootstrap_corpus_ci", "bootstrap_indices", "mean_cis",
+__all__ = ["CORPUS_LEVEL", "PER_SAMPLE_KEY", "bootstrap_ci", "bootstrap_corpus_ci", "bootstrap_indices", "mean_cis",
            "paired_bootstrap"]
 
 # Aggregates that are corpus-level by construction, whatever their values. The equality
@@ -44,7 +44,12 @@ CORPUS_LEVEL = {
        ("bleu", "bleu1", "bleu2", "bleu3", "bleu4", "gleu")},
     "meteor": "corpus-level: METEOR 1.5 statistics pooled over segments",
     "cider": "corpus-level: per-sample values depend on the scored set (IDF)",
+    "ap50_dataset": "dataset-level: one precision-recall curve over the boxes of all rows, no per-sample value "
+                    "(bootstrap_corpus_ci re-scores resamples with score_grounding)",
 }
+
+# Aggregates that are the mean of a per-sample value of another name (a rate of per-sample 0/1 events).
+PER_SAMPLE_KEY = {"false_positive_rate": "false_positive"}
 
 
 def bootstrap_indices(n: int, n_resamples: int = 2000, seed: int = 0) -> np.ndarray:
@@ -142,12 +147,13 @@ def mean_cis(result: MetricResult, n_resamples: int = 2000, seed: int = 0, alpha
     """Intervals for the aggregates of ``result`` that are means of their per-sample values.
 
     An aggregate ``k`` gets a percentile interval ``[low, high]`` when ``per_sample[k]``
-    exists, ``k`` is not in ``CORPUS_LEVEL``, and ``aggregate[k]`` equals the mean of
-    ``per_sample[k]`` within ``tol``: then resampling rows resamples the metric. Every
-    other aggregate is listed with the reason it has none (no per-sample values, such as
-    counts and CheXpert micro/macro F1; corpus-level, such as BLEU, GLEU, CIDEr;
-    ``bootstrap_corpus_ci`` handles those by re-scoring). All intervals of one result
-    share one index matrix.
+    (``per_sample[PER_SAMPLE_KEY[k]]`` for a rate such as ``false_positive_rate``) exists,
+    ``k`` is not in ``CORPUS_LEVEL``, and ``aggregate[k]`` equals the mean of those values
+    within ``tol``: then resampling rows resamples the metric. Every other aggregate is
+    listed with the reason it has none (corpus- or dataset-level, such as BLEU, GLEU, CIDEr,
+    the dataset AP ``ap50_dataset``: ``bootstrap_corpus_ci`` handles those by re-scoring; no
+    per-sample values, such as counts and CheXpert micro/macro F1). All intervals of one
+    result share one index matrix.
 
     >>> mean_cis(MetricResult({"acc": 0.5, "n": 2.0}, {"acc": [1.0, 0.0]}), n_resamples=100)
     ({'acc': [0.0, 1.0]}, {'n': 'no per-sample values'})
@@ -156,11 +162,11 @@ def mean_cis(result: MetricResult, n_resamples: int = 2000, seed: int = 0, alpha
     none: dict[str, str] = {}
     idx = None
     for key, value in result.aggregate.items():
-        per = result.per_sample.get(key)
-        if per is None or len(per) == 0:
-            none[key] = "no per-sample values"
-        elif key in CORPUS_LEVEL:
+        per = result.per_sample.get(PER_SAMPLE_KEY.get(key, key))
+        if key in CORPUS_LEVEL:
             none[key] = CORPUS_LEVEL[key]
+        elif per is None or len(per) == 0:
+            none[key] = "no per-sample values"
         elif abs(math.fsum(per) / len(per) - value) > tol:
             none[key] = "corpus-level: not the mean of its per-sample values"
         else:

@@ -59,13 +59,17 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
 
-__all__ = ["ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL", "BertScoreModelMissing", "bertscore", "prepare_text"]
+__all__ = ["ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL", "BertScoreModelMissing", "bertscore", "check_weights",
+           "prepare_text"]
 
 RADCLIQ_MODEL = "distilroberta-base"
 ENV_VAR = "RADRL_BERTSCORE_MODEL"
 MAX_CHARS = 2048  # RadVLM-GRPO cuts both texts at 2,048 characters before scoring
+SPECS = (MetricSpec("bertscore", "BERTScore F1", needs_weights=True,
+                    description="BERTScore F1 with the local model named in metrics.json versions (RadCliQ's "
+                                "configuration: distilroberta-base, baseline-rescaled), mean over samples"),)
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 _TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("vocab.txt",), ("spiece.model",),
                     ("sentencepiece.bpe.model",))
@@ -120,6 +124,22 @@ def bertscore(refs: Sequence[str | None], hyps: Sequence[str | None], model: str
             values[i] = float(x)
     return MetricResult(aggregate={"bertscore": math.fsum(values) / len(values)},
                         per_sample={"bertscore": values}, versions=versions)
+
+
+def check_weights(model: str | os.PathLike | None = None, rescale: bool = True,
+                  baseline_path: str | os.PathLike | None = None) -> None:
+    """What ``bertscore`` needs, checked without loading the model (``radrl.metrics.check_metrics``): the
+    ``bert-score`` package, a complete model folder, its layer and (rescaled F1) a baseline. Raises the error
+    ``bertscore`` would raise on first use, with the fix."""
+    import importlib.util
+
+    if importlib.util.find_spec("bert_score") is None:
+        raise ImportError("BERTScore needs the bert-score package: pip install 'bert-score>=0.3.13' (radrl's "
+                          "`bertscore` extra)")
+    folder = _model_folder(model)
+    name = _known_name(folder)
+    _layer(folder, name, None)
+    _baseline(name, rescale, baseline_path)
 
 
 def _missing_message(why: str) -> str:

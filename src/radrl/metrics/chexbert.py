@@ -50,13 +50,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics import MetricResult, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
 from radrl.metrics.chexpert import label_f1
 
-__all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "chexbert", "label_reports",
-           "load_chexbert"]
+__all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "check_weights", "chexbert",
+           "label_reports", "load_chexbert"]
 
 ENV_VAR = "RADRL_CHEXBERT_MODEL"
+_OVER = {14: "the 14 CheXpert labels incl. No Finding", 5: "the 5 common labels"}
+SPECS = (
+    *(MetricSpec(f"chexbert_f1_{avg}_{n}", f"CheXbert {avg}-F1 ({n})", labels=n, needs_weights=True,
+                 description=f"{avg}-averaged F1 over {_OVER[n]}, CheXbert labels (uncertain counts as positive); "
+                             "corpus-level")
+      for n in (14, 5) for avg in ("micro", "macro")),
+    MetricSpec("chexbert_f1", "CheXbert example F1 (14)", labels=14, needs_weights=True,
+               description="per-report F1 of the two 14-label CheXbert vectors (1 when both are empty), mean"),
+    MetricSpec("chexbert_similarity", "CheXbert embedding cosine", "raw", needs_weights=True,
+               description="cosine of the two reports' CheXbert [CLS] vectors (RadCliQ's s_emb input), mean"),
+)
 # The heads' order in chexbert.pth (CheXbert's CONDITIONS): 13 conditions, then "No Finding".
 CONDITIONS = ("Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema", "Consolidation",
               "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
@@ -67,6 +78,12 @@ _MODELS: dict[tuple, CheXbertModel] = {}
 
 class CheXbertModelMissing(FileNotFoundError):
     """The CheXbert folder is not given or incomplete; the message says what to fetch and where."""
+
+
+def check_weights(model: str | os.PathLike | None = None) -> None:
+    """The CheXbert folder holds what ``load_chexbert`` reads (``radrl.metrics.check_metrics``), checked without
+    loading it; ``CheXbertModelMissing`` with the download steps otherwise."""
+    _model_folder(model)
 
 
 def _missing_message(why: str) -> str:

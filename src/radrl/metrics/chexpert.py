@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics import MetricResult, check_aligned
+from radrl.metrics import MetricResult, MetricSpec, check_aligned
 
 __all__ = [
     "COMMON5",
@@ -74,6 +74,19 @@ LABELER_VERSION = "radrl-rules-2"
 MAX_REPORT_CHARS = 8_192  # a report is ~1 k characters; runaway text is cut, not scanned
 COMMON5 = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 NO_FINDING, SUPPORT_DEVICES = "No Finding", "Support Devices"
+
+# Keys of chexpert_f1: every name says "CheXpert-rules" (this rule labeler, not CheXbert) and the label count.
+_RULES = f"the rule labeler ({LABELER_VERSION}, not CheXbert; uncertain counts as positive)"
+_OVER = {14: "the 14 CheXpert labels incl. No Finding", 5: "the 5 common labels (COMMON5)"}
+SPECS = (
+    *(MetricSpec(f"chexpert_{avg}_f1_{n}", f"CheXpert-rules {avg}-F1 ({n})", labels=n,
+                 description=f"{avg}-averaged F1 over {_OVER[n]} by {_RULES}; corpus-level")
+      for n in (14, 5) for avg in ("micro", "macro")),
+    MetricSpec("clinical", "clinical (CheXpert-rules)", description="F1 over the (observation, status) pairs the "
+               "rule labeler finds, negations included (the report_clinical reward); mean over samples"),
+    MetricSpec("chexpert_sample_f1", "CheXpert-rules example F1 (14)", labels=14,
+               description=f"per-report F1 of the two 14-label vectors by {_RULES}"),
+)
 
 # Gaps inside a phrase ("heart size is mildly enlarged") stay inside one statement:
 # no sentence or clause punctuation, no clause words, at most a few words.
@@ -443,7 +456,8 @@ def chexpert_f1(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
         aggregate=agg,
         per_sample={"clinical": clinical, "chexpert_sample_f1": sample_f1},
         versions={"chexpert_labeler": LABELER_VERSION,
-                  "chexpert_f1": "uncertain->positive, 14 labels incl. No Finding; macro: empty label F1=0"},
+                  "chexpert_f1": f"rule labeler {LABELER_VERSION} (not CheXbert): uncertain->positive, 14 labels "
+                                 "incl. No Finding and the 5 common ones; macro: empty label F1=0"},
     )
 
 

@@ -60,13 +60,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, model_folder, package_version
+from radrl.metrics import MetricResult, MetricSpec, check_aligned, model_folder, package_version
 
 __all__ = ["CATEGORIES", "ENV_ENDPOINT", "ENV_MODEL", "ENV_MODEL_NAME", "GREEN_MODEL", "SUB_CATEGORIES",
-           "GreenJudgeMissing", "GreenParse", "green", "green_score", "make_prompt", "parse_green"]
+           "GreenJudgeMissing", "GreenParse", "check_judge", "green", "green_score", "make_prompt", "parse_green"]
 
 ENV_MODEL, ENV_ENDPOINT, ENV_MODEL_NAME = "RADRL_GREEN_MODEL", "RADRL_GREEN_ENDPOINT", "RADRL_GREEN_MODEL_NAME"
 GREEN_MODEL = "StanfordAIMI/GREEN-radllama2-7b"
+SPECS = (
+    MetricSpec("green", "GREEN", needs_weights=True,
+               description="matched findings / (matched + clinically significant errors) by the GREEN judge, mean"),
+    MetricSpec("green_unparsed", "GREEN unparsed answers", "int", False, needs_weights=True,
+               description="judge answers lacking a scored section (a broken judge shows here)"),
+)
 CATEGORIES = ("Clinically Significant Errors", "Clinically Insignificant Errors", "Matched Findings")
 SUB_CATEGORIES = (
     "(a) False report of a finding in the candidate",
@@ -192,11 +198,7 @@ def green(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike | N
     without GREEN's sections. A local ``model`` folder wins over an ``endpoint``; without either argument the
     variables ``RADRL_GREEN_MODEL`` then ``RADRL_GREEN_ENDPOINT`` are read."""
     check_aligned(refs, hyps)
-    folder = model if model is not None else (None if endpoint else os.environ.get(ENV_MODEL))
-    endpoint = None if folder else (endpoint or os.environ.get(ENV_ENDPOINT))
-    if not folder and not endpoint:
-        raise GreenJudgeMissing(_missing_message(f"no GREEN judge given (model/endpoint None, {ENV_MODEL} and "
-                                                 f"{ENV_ENDPOINT} unset)"))
+    folder, endpoint = _judge(model, endpoint)
     prompts = [make_prompt(r, h) for r, h in zip(refs, hyps)]
     if folder:
         path = _judge_folder(folder)
@@ -216,6 +218,33 @@ def green(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike | N
         versions={**judge, "green": "GREEN prompt and parser (Stanford-AIMI/GREEN, as RadEval 2.2.1); greedy; "
                                     "answers lacking a scored section are counted in green_unparsed"},
     )
+
+
+def check_judge(model: str | os.PathLike | None = None, endpoint: str | None = None) -> None:
+    """The judge ``green`` would use is there, checked without loading or calling it (``radrl.metrics.
+    check_metrics``): a complete local folder, or an http(s) endpoint URL. Whether the endpoint answers is
+    not probed (it may be started later); an unreachable one fails on first use with the fix."""
+    folder, _ = _judge(model, endpoint)
+    if folder:
+        _judge_folder(folder)
+
+
+def _judge(model: str | os.PathLike | None, endpoint: str | None) -> tuple[str | os.PathLike | None, str | None]:
+    """(local folder, None) or (None, endpoint URL): a local ``model`` wins, then ``endpoint``, then the
+    variables ``RADRL_GREEN_MODEL`` and ``RADRL_GREEN_ENDPOINT``; neither, or an endpoint that is no http(s)
+    URL, raises with the fix."""
+    from urllib.parse import urlsplit
+
+    folder = model if model is not None else (None if endpoint else os.environ.get(ENV_MODEL))
+    endpoint = None if folder else (endpoint or os.environ.get(ENV_ENDPOINT))
+    if not folder and not endpoint:
+        raise GreenJudgeMissing(_missing_message(f"no GREEN judge given (model/endpoint None, {ENV_MODEL} and "
+                                                 f"{ENV_ENDPOINT} unset)"))
+    url = urlsplit(endpoint or "")
+    if endpoint and (url.scheme not in ("http", "https") or not url.netloc):
+        raise ValueError(f"GREEN endpoint {endpoint!r} (endpoint= or {ENV_ENDPOINT}) is not an http(s) URL; give "
+                         "the judge server's OpenAI-compatible base URL, such as http://HOST:8000/v1")
+    return folder, endpoint
 
 
 def _judge_folder(folder: str | os.PathLike) -> Path:

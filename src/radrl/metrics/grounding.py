@@ -7,7 +7,11 @@ a completion the same way.
 * ``soft_f1`` is the RL reward (Hungarian matching, IoU-weighted F1), exactly as the
   paper defines it; it is smooth in box quality and penalises extra boxes.
 * ``average_precision`` and ``mean_iou`` are what the papers' tables report (mAP@0.5 per
-  sample, then averaged); ``accuracy_at`` is the stricter all-or-nothing view.
+  sample, then averaged); ``accuracy_at`` is the stricter all-or-nothing view;
+  ``dataset_average_precision`` is the standard dataset-level AP@0.5 (COCO AP50, every box
+  of every row on one precision-recall curve).
+* ``score_normal`` scores images without findings: does the answer say so, or draw a box
+  (a false positive)?
 * ``weighted_box_fusion`` merges several readers' boxes into one reference set (the
   VinDr-CXR protocol, IoU threshold 0.1), as ``ensemble-boxes`` does.
 
@@ -20,15 +24,37 @@ a completion the same way.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from radrl.data.boxes import Box
-from radrl.metrics import MetricResult, package_version
+from radrl.metrics import MetricResult, MetricSpec, package_version
 
-__all__ = ["accuracy_at", "average_precision", "iou", "iou_matrix", "mean_iou", "score_grounding", "soft_f1",
-           "weighted_box_fusion"]
+__all__ = ["accuracy_at", "average_precision", "dataset_average_precision", "iou", "iou_matrix", "mean_iou",
+           "says_no_abnormality", "score_grounding", "score_normal", "soft_f1", "weighted_box_fusion"]
+
+
+# Keys of score_grounding, and the normal-image ("detection") keys radrl.eval.score adds.
+SPECS = (
+    MetricSpec("soft_f1", "soft-F1", description="the paper's grounding reward: Hungarian matching on 1-IoU, "
+               "IoU-weighted F1; mean over rows"),
+    MetricSpec("map50", "mAP@0.5 (per row)", description="RadVLM's evaluation: AP@0.5 per row (greedy best-IoU "
+               "matching, VOC all-points), mean over rows"),
+    MetricSpec("ap50_dataset", "AP@0.5 (dataset)", description="COCO-style AP@0.5 with every predicted box of "
+               "every row ranked together (k-th box of an answer scores 1/k)"),
+    MetricSpec("mean_iou", "mean IoU", description="per reference box its best IoU, mean"),
+    MetricSpec("acc50", "acc@0.5", description="share of rows whose boxes all match one-to-one at IoU >= 0.5"),
+    MetricSpec("avg_iou_pairs", "avg IoU (all pairs)", description="RadVLM's average IoU over every "
+               "prediction-reference pair"),
+    MetricSpec("normal_correct", "normal answered normal", description="share of images without findings "
+               "answered \"No abnormalities\""),
+    MetricSpec("false_positive_rate", "false-positive rate (lower better)", higher_is_better=False,
+               description="share of images without findings given at least one predicted box"),
+    MetricSpec("false_positive", "false positive (lower better)", higher_is_better=False,
+               description="per image without findings: 1 when the answer gives any box (mean: false_positive_rate)"),
+)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -173,6 +199,86 @@ def average_precision(pred: Sequence[Box], ref: Sequence[Box], iou_threshold: fl
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
+def dataset_average_precision(preds: Sequence[Sequence[Box]], refs: Sequence[Sequence[Box]],
+                              iou_threshold: float = 0.5, scores: Sequence[Sequence[float]] | None = None) -> float:
+    """Dataset-level AP at ``iou_threshold``: every predicted box of every row ranked together (COCO AP50).
+
+    The standard detection AP, next to RadVLM's per-sample ``average_precision``: one
+    precision-recall curve over the whole test set, so a model that answers easy rows with
+    one good box and hard rows with many bad ones is not averaged row by row. As COCOeval
+    (pycocotools) computes it with ``iouThrs=[iou_threshold]``, area "all", one category:
+
+    * each row is a COCO image and its reference boxes the ground truth; a prediction is
+      matched only within its own row (a grounding row asks for one target, so rows of one
+      image are separate queries);
+    * class-agnostic: a grounding row's request names its target, so every box of a row
+      answers that target; no per-finding-class averaging (phrase rows have no classes);
+    * within a row, predictions in decreasing score each take the unmatched reference of
+      highest IoU >= the threshold (COCO's greedy matching; the last of equal IoUs);
+    * all predictions sorted by score give cumulative precision and recall; precision is
+      made monotonically decreasing and read at the 101 recall points 0, 0.01, ..., 1
+      (0 beyond the highest recall); AP is their mean.
+
+    VLMs give no confidences: by default the k-th box of an answer scores ``1 / k`` (its
+    generation order), so the curve's operating points are "the first k boxes of every
+    answer", k = 1, 2, ... ``scores`` (one list per row) overrides this. Where scores tie
+    (all first boxes, all second boxes...) the tied predictions enter the curve together:
+    precision and recall are taken only after each group of equal scores, so the number
+    does not depend on the order of the rows (COCOeval instead breaks ties by image id).
+    With distinct scores it equals COCOeval exactly (the tests check this on random cases),
+    except that COCOeval keeps at most ``maxDets`` (100) boxes per image and this keeps all.
+    Invalid boxes (dropped by the parser) are not boxes here, as in ``average_precision``.
+    0 when no row has a reference box.
+
+    >>> a, b = Box(0, 0, .5, .5), Box(.5, .5, 1, 1)
+    >>> dataset_average_precision([[a], [Box(0, .5, .5, 1)]], [[a], [b]])  # one hit, one miss: P 0.5 at R 0.5
+    0.2524752475247525
+    """
+    if len(preds) != len(refs):
+        raise ValueError(f"got {len(preds)} predictions for {len(refs)} references; pass one box list per row")
+    if scores is not None and (len(scores) != len(preds) or any(len(s) != len(p) for s, p in zip(scores, preds))):
+        raise ValueError("scores must hold one list per row with one score per predicted box")
+    n_ref = sum(len(r) for r in refs)
+    if n_ref == 0:
+        return 0.0
+    all_scores: list[float] = []
+    hits: list[bool] = []
+    for row, (pred, ref) in enumerate(zip(preds, refs)):
+        row_scores = [1.0 / (k + 1) for k in range(len(pred))] if scores is None else [float(s) for s in scores[row]]
+        order = np.argsort(-np.asarray(row_scores, dtype=float), kind="mergesort")  # COCO's order, ties stable
+        m = iou_matrix([pred[i] for i in order], ref) if pred and ref else np.zeros((len(pred), 0))  # (P, R)
+        taken = [False] * len(ref)
+        for d in range(len(order)):
+            best, best_iou = -1, min(iou_threshold, 1 - 1e-10)
+            for g in range(len(ref)):
+                if not taken[g] and m[d, g] >= best_iou:
+                    best, best_iou = g, m[d, g]
+            if best >= 0:
+                taken[best] = True
+            hits.append(best >= 0)
+            all_scores.append(row_scores[order[d]])
+    if not hits:
+        return 0.0
+    s = np.asarray(all_scores, dtype=float)
+    order = np.argsort(-s, kind="mergesort")
+    tp = np.asarray(hits, dtype=bool)[order]
+    tp_sum = np.cumsum(tp, dtype=float)
+    fp_sum = np.cumsum(~tp, dtype=float)
+    last = np.append(s[order][1:] != s[order][:-1], True)  # the end of each group of equal scores
+    tp_sum, fp_sum = tp_sum[last], fp_sum[last]
+    recall = tp_sum / n_ref
+    precision = tp_sum / (fp_sum + tp_sum + np.spacing(1))  # COCOeval's expression, eps included
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    at = np.searchsorted(recall, _RECALL_POINTS, side="left")
+    q = np.zeros(len(_RECALL_POINTS))
+    q[at < len(precision)] = precision[at[at < len(precision)]]
+    return float(np.mean(q))
+
+
+# COCOeval's recall thresholds, built the same way so searchsorted sees the same floats
+_RECALL_POINTS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+
+
 def mean_iou(pred: Sequence[Box], ref: Sequence[Box]) -> float:
     """For each reference, its best IoU with any prediction, averaged over references.
 
@@ -205,7 +311,9 @@ def accuracy_at(pred: Sequence[Box], ref: Sequence[Box], threshold: float = 0.5)
 def score_grounding(preds: Sequence[Sequence[Box]], refs: Sequence[Sequence[Box]],
                     invalid: Sequence[int] | None = None) -> MetricResult:
     """Score a grounding test set: ``soft_f1``, ``map50``, ``mean_iou``, ``acc50`` per sample
-    (aggregate = their mean) plus the aggregate ``avg_iou_pairs`` (RadVLM's mean IoU).
+    (aggregate = their mean) plus the aggregates ``avg_iou_pairs`` (RadVLM's mean IoU) and
+    ``ap50_dataset`` (``dataset_average_precision`` at 0.5: one curve over all rows, so it
+    has no per-sample value).
 
     ``invalid``: per sample, how many predicted boxes the parser dropped; they count as
     false positives in ``soft_f1`` only, as in the paper's reward.
@@ -228,13 +336,92 @@ def score_grounding(preds: Sequence[Sequence[Box]], refs: Sequence[Sequence[Box]
             pair_sum += float(iou_matrix(p, r).sum())
             pair_count += len(p) * len(r)
     agg["avg_iou_pairs"] = pair_sum / pair_count if pair_count else 0.0
+    agg["ap50_dataset"] = dataset_average_precision(preds, refs, 0.5)
     versions = {
         "scipy": package_version("scipy"),
         "soft_f1": "paper: Hungarian on 1-IoU, TP=sum IoU>0, F1",
         "map50": "RadVLM evaluate_boxes: per-sample AP@0.5, greedy best-IoU, VOC all-points",
         "mean_iou": "per reference best IoU, mean",
         "acc50": "one-to-one Hungarian, all pairs IoU>=0.5, equal counts",
+        "ap50_dataset": "COCOeval-style AP@0.5 over all rows, class-agnostic, 101 recall points; "
+                        "k-th box of an answer scores 1/k, equal scores enter the curve together",
     }
+    return MetricResult(aggregate=agg, per_sample=per, versions=versions)
+
+
+# What a "nothing is wrong" answer says (its first sentence; case-insensitive). "no <up to 3 words>
+# abnormality / finding / ..." but not "no other / further / additional / new ...", which follows a
+# finding; "normal" only of the whole image ("Normal chest X-ray.", "the radiograph appears normal"),
+# never "heart size is normal" nor the "normal" inside "abnormal".
+_NO_ABNORMALITY_RE = re.compile(
+    r"\bno\s+(?:(?!other\b|further\b|additional\b|new\b)[\w-]+\s+){0,3}?"
+    r"(?:abnormalit(?:y|ies)|abnormal\s+findings?|findings?|patholog(?:y|ies)|lesions?|disease|process)\b"
+    r"|\bnothing\s+abnormal\b|\bunremarkable\b|\bwithin\s+normal\s+limits\b"
+    r"|^\s*normal\b"
+    r"|\bnormal\s+(?:chest|study|exam(?:ination)?|radiograph|x-?ray|film|image|cxr)\b"
+    r"|\b(?:chest|study|exam(?:ination)?|radiograph|x-?ray|film|image|cxr)\s+(?:is|appears|looks)\s+"
+    r"(?:(?:entirely|completely|essentially|radiographically)\s+)?normal\b",
+    re.IGNORECASE)
+_FIRST_SENTENCE_RE = re.compile(r"[.;!?](?=\s|$)|\n")
+_EMPTY_JSON_RE = re.compile(r"^\s*(?:```(?:json)?\s*)?\[\s*\]\s*(?:```)?\s*$")
+
+
+def says_no_abnormality(answer: str) -> bool:
+    """Whether an answer states that the image shows no abnormality (the reference of a normal
+    image's detection row is "No abnormalities.").
+
+    The rule: the answer's first sentence (up to the first ``.;!?`` before a space, or a line
+    break; the first one holding a letter) says so in one of the ways radiologists and models
+    write it (``_NO_ABNORMALITY_RE``): "no [up to three words] abnormality / findings /
+    pathology / lesion / disease / process" ("No acute cardiopulmonary abnormality", "No
+    Finding", "There is no evidence of disease"), but not "no other / further / additional /
+    new ..." (which follows a finding); "nothing abnormal", "unremarkable", "within normal
+    limits"; "normal" of the whole image ("Normal chest X-ray.", "The radiograph appears
+    normal."), never of one structure ("Heart size is normal.", "abnormal"). An empty JSON
+    list (``[]``, Qwen3-VL's native "no boxes") counts too. Only the first sentence is read,
+    so "Opacity in the right base; otherwise unremarkable." does not count. Boxes are
+    ``score_normal``'s business, not this function's.
+
+    >>> [says_no_abnormality(a) for a in ("No abnormalities.", "There is no evidence of acute disease.", "[]",
+    ...                                   "Cardiomegaly. No other abnormalities.", "Heart size is normal.")]
+    [True, True, True, False, False]
+    """
+    if not isinstance(answer, str):
+        return False
+    if _EMPTY_JSON_RE.match(answer):
+        return True
+    first = next((s for s in _FIRST_SENTENCE_RE.split(answer) if any(c.isalpha() for c in s)), "")
+    return _NO_ABNORMALITY_RE.search(first) is not None
+
+
+def score_normal(answers: Sequence[str], preds: Sequence[Sequence[Box]],
+                 invalid: Sequence[int] | None = None) -> MetricResult:
+    """Score answers on images without findings (detection rows of normal images: the reference is
+    "No abnormalities." and no box), where grounding metrics are undefined and false positives show.
+
+    Per sample: ``false_positive`` = 1 when the answer gives any box (a valid one, or one the parser
+    dropped as invalid: ``invalid`` counts those per answer, as the grounding reward counts them
+    as false positives); ``normal_correct`` = 1 when it gives no box and ``says_no_abnormality``.
+    Aggregates: ``normal_correct`` (mean) and ``false_positive_rate`` (mean of ``false_positive``:
+    the share of normal images on which the model drew a box). An answer with neither box nor
+    normal statement (e.g. "Cardiomegaly.") is neither correct nor a false positive.
+
+    >>> r = score_normal(["No abnormalities.", "Nodule at [0.1, 0.1, 0.2, 0.2]", "Cardiomegaly."],
+    ...                  [[], [Box(0.1, 0.1, 0.2, 0.2)], []])
+    >>> r.per_sample["normal_correct"], r.per_sample["false_positive"]
+    ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    """
+    if len(answers) != len(preds):
+        raise ValueError(f"got {len(answers)} answers for {len(preds)} box lists; pass one box list per answer")
+    invalid = list(invalid) if invalid is not None else [0] * len(preds)
+    if len(invalid) != len(preds):
+        raise ValueError(f"invalid has {len(invalid)} entries for {len(preds)} samples; pass one count per sample")
+    boxed = [len(p) + max(0, k) > 0 for p, k in zip(preds, invalid)]
+    per = {"normal_correct": [float(not b and says_no_abnormality(a)) for a, b in zip(answers, boxed)],
+           "false_positive": [float(b) for b in boxed]}
+    agg = {"normal_correct": _mean(per["normal_correct"]), "false_positive_rate": _mean(per["false_positive"])}
+    versions = {"normal_correct": "no box and the first sentence says no abnormality (says_no_abnormality)",
+                "false_positive_rate": "share of answers with any box, invalid ones included"}
     return MetricResult(aggregate=agg, per_sample=per, versions=versions)
 
 

@@ -25,10 +25,10 @@ a sample one standard deviation above the mean on every input scores about -1.
 
 ``radcliq_v1`` takes the four components; ``radcliq`` (``METRICS["radcliq"]``) computes them
 from text as RadVLM-GRPO's reward does: both texts lower-cased, space runs collapsed and cut
-at 2,048 characters (``radrl.metrics.bertscore.prepare_text``), then ``radgraph_er``
-(``radrl.metrics.radgraph``, RadGraph-XL), ``bertscore`` (``radrl.metrics.bertscore``,
-rescaled distilroberta-base), ``chexbert_similarity`` (``radrl.metrics.chexbert``) and
-``bleu2`` (nltk sentence BLEU-2, no smoothing, on CXR-Report-Metric's tokens: lower-cased,
+at 2,048 characters (``radrl.metrics.bertscore.prepare_text``), then ``radcliq_radgraph_er``
+(``radrl.metrics.radgraph``, RadGraph-XL), ``radcliq_bertscore`` (``radrl.metrics.bertscore``,
+rescaled distilroberta-base), ``radcliq_chexbert_similarity`` (``radrl.metrics.chexbert``) and
+``radcliq_bleu2`` (nltk sentence BLEU-2, no smoothing, on CXR-Report-Metric's tokens: lower-cased,
 "." split off, split on spaces; fast-bleu's exact value is not reproduced, which moves
 RadCliQ by less than 1e-11 through its 4.3e-12 coefficient). It needs the three model
 folders (arguments or ``RADRL_RADGRAPH_MODEL``, ``RADRL_BERTSCORE_MODEL``,
@@ -45,10 +45,10 @@ import os
 import warnings
 from collections.abc import Sequence
 
-from radrl.metrics import MetricResult
+from radrl.metrics import MetricResult, MetricSpec
 
-__all__ = ["COEFS", "COMPONENTS", "INTERCEPT", "MEAN", "SCALE", "bleu2", "radcliq", "radcliq_from_components",
-           "radcliq_v1"]
+__all__ = ["COEFS", "COMPONENTS", "INTERCEPT", "MEAN", "SCALE", "bleu2", "check_weights", "radcliq",
+           "radcliq_from_components", "radcliq_v1"]
 
 COMPONENTS = ("radgraph", "bertscore", "chexbert_sim", "bleu")
 # StandardScaler fitted by the RadCliQ authors (CXR-Report-Metric normalizer; RadEval radcliq.py)
@@ -57,6 +57,23 @@ SCALE = (0.30282584, 0.22430938, 0.25394391, 0.29892717)
 # LinearRegression of radiologist error counts on the standardized inputs (radcliq-v1.pkl)
 COEFS = (-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12)
 INTERCEPT = 2.46655256e-10
+# Raw RadCliQ-v1, lower is better. Tools differ in sign: the paper's reward is -RadCliQ-v1, ReXrank prints 1/RadCliQ-v1.
+SPECS = (
+    MetricSpec("radcliq_v1", "RadCliQ-v1 (lower better)", "raw", False, needs_weights=True,
+               description="raw RadCliQ-v1 (Yu et al. 2023), lower is better, mean over samples; the GRPO reward is "
+                           "-RadCliQ-v1 and ReXrank prints 1/RadCliQ-v1, so neither compares with this column as is"),
+    # Inputs carry a radcliq_ prefix: they are computed on RadCliQ's lower-cased, cut text, and the plain keys
+    # (bleu2, radgraph_er, bertscore, chexbert_similarity) belong to the scorers run on the text as written;
+    # a merged result of `--metrics radgraph radcliq` would otherwise keep one of two different numbers.
+    MetricSpec("radcliq_bleu2", "BLEU-2 (RadCliQ input)", description="nltk sentence BLEU-2 on CXR-Report-Metric's "
+               "tokens (lower-cased, '.' split off), mean over samples"),
+    MetricSpec("radcliq_radgraph_er", "RadGraph ER (RadCliQ input)", needs_weights=True,
+               description="mean of RadGraph-XL entity and relation F1 on RadCliQ's lower-cased text"),
+    MetricSpec("radcliq_bertscore", "BERTScore (RadCliQ input)", needs_weights=True,
+               description="rescaled distilroberta-base BERTScore F1 on RadCliQ's lower-cased text"),
+    MetricSpec("radcliq_chexbert_similarity", "CheXbert cosine (RadCliQ input)", needs_weights=True,
+               description="cosine of CheXbert embeddings on RadCliQ's lower-cased text"),
+)
 
 
 def radcliq_v1(radgraph: Sequence[float], bertscore: Sequence[float], chexbert_sim: Sequence[float],
@@ -109,11 +126,24 @@ def bleu2(refs: Sequence[str], hyps: Sequence[str]) -> list[float]:
     return out
 
 
+def check_weights(radgraph_model: str | os.PathLike | None = None, bertscore_model: str | os.PathLike | None = None,
+                  chexbert_model: str | os.PathLike | None = None) -> None:
+    """RadCliQ's three model folders, checked without loading them (``radrl.metrics.check_metrics``): the
+    first one missing raises its metric's error, with what to download and where."""
+    from radrl.metrics import bertscore, chexbert, radgraph
+
+    radgraph.check_weights(radgraph_model)
+    bertscore.check_weights(bertscore_model)
+    chexbert.check_weights(chexbert_model)
+
+
 def radcliq(refs: Sequence[str], hyps: Sequence[str], radgraph_model: str | os.PathLike | None = None,
             bertscore_model: str | os.PathLike | None = None, chexbert_model: str | os.PathLike | None = None,
             device: str | None = None) -> MetricResult:
     """RadCliQ-v1 per pair from text (``per_sample["radcliq_v1"]``, lower is better) and its four components
-    (``radgraph_er``, ``bertscore``, ``chexbert_similarity``, ``bleu2``); aggregates are means over pairs.
+    (``radcliq_radgraph_er``, ``radcliq_bertscore``, ``radcliq_chexbert_similarity``, ``radcliq_bleu2``: prefixed,
+    since they are computed on RadCliQ's lower-cased text, not the text the plain scorers read); aggregates are
+    means over pairs.
     Model folders: the arguments, else ``RADRL_RADGRAPH_MODEL``, ``RADRL_BERTSCORE_MODEL`` (a folder named
     ``distilroberta-base``, so that its layer and rescaling baseline are RadCliQ's), ``RADRL_CHEXBERT_MODEL``.
     """
@@ -127,8 +157,10 @@ def radcliq(refs: Sequence[str], hyps: Sequence[str], radgraph_model: str | os.P
     parts = [radgraph(refs, hyps, model=radgraph_model, device=device),
              bertscore(refs, hyps, model=bertscore_model, device=device),
              chexbert(refs, hyps, model=chexbert_model, device=device)]
-    components = {"radgraph_er": parts[0].per_sample["radgraph_er"], "bertscore": parts[1].per_sample["bertscore"],
-                  "chexbert_similarity": parts[2].per_sample["chexbert_similarity"], "bleu2": bleu2(refs, hyps)}
+    components = {"radcliq_radgraph_er": parts[0].per_sample["radgraph_er"],
+                  "radcliq_bertscore": parts[1].per_sample["bertscore"],
+                  "radcliq_chexbert_similarity": parts[2].per_sample["chexbert_similarity"],
+                  "radcliq_bleu2": bleu2(refs, hyps)}
     result = radcliq_from_components(*components.values())
     for name, values in components.items():
         result.per_sample[name] = values
@@ -136,5 +168,5 @@ def radcliq(refs: Sequence[str], hyps: Sequence[str], radgraph_model: str | os.P
     for part in parts:
         result.versions.update(part.versions)
     result.versions["radcliq_text"] = "both sides lower-cased, spaces collapsed, cut at 2048 characters"
-    result.versions["bleu2"] = "nltk sentence BLEU-2 (no smoothing) on lower-cased tokens with '.' split off"
+    result.versions["radcliq_bleu2"] = "nltk sentence BLEU-2 (no smoothing) on lower-cased tokens with '.' split off"
     return result

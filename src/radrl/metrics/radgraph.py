@@ -68,14 +68,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
 
-__all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "f1_scores",
-           "load_radgraph", "radgraph", "tokenize_report"]
+__all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "check_weights",
+           "f1_scores", "load_radgraph", "radgraph", "tokenize_report"]
 
 ENV_VAR = "RADRL_RADGRAPH_MODEL"
 ENCODER_ENV_VAR = "RADRL_RADGRAPH_ENCODER"
 KEYS = ("radgraph_simple", "radgraph_partial", "radgraph_complete", "radgraph_er")
+SPECS = (
+    *(MetricSpec(f"radgraph_{level}", f"RadGraph F1 ({level})", needs_weights=True,
+                 description=f"RadGraph-XL F1 at radgraph.F1RadGraph's {level!r} reward level, mean over samples")
+      for level in ("simple", "partial", "complete")),
+    MetricSpec("radgraph_er", "RadGraph entity/relation F1", needs_weights=True,
+               description="mean of RadGraph-XL entity F1 and relation F1 (RadCliQ's RadGraph input), "
+                           "mean over samples"),
+)
 _EMB = "_embedder.token_embedder_bert._matched_embedder.transformer_model."
 _UNUSED = ("_coref.", "_events.")  # DyGIE modules RadGraph trains with loss weight 0
 _MODELS: dict[tuple, RadGraphModel] = {}
@@ -250,6 +258,19 @@ def _entities(ner: list, relations: list, words: list[str]) -> dict:
         out[str(i + 1)] = {"tokens": " ".join(words[s:e + 1]), "label": label, "start_ix": s, "end_ix": e,
                            "relations": rels}
     return out
+
+
+def check_weights(model: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None) -> None:
+    """The RadGraph-XL folder and its encoder's config and vocabulary are where ``load_radgraph`` reads them
+    (``radrl.metrics.check_metrics``), checked without loading them; ``RadGraphModelMissing`` with the
+    download steps otherwise."""
+    folder = _model_folder(model)
+    try:
+        bert = json.loads((folder / "config.json").read_text())["model"]["embedder"]["token_embedders"]["bert"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{folder / 'config.json'} is not a RadGraph (DyGIE) config: missing or bad {e}; "
+                         "use the config.json from radgraph-xl.tar.gz unchanged") from e
+    _encoder_folder(folder, encoder, bert.get("model_name", "?"))
 
 
 def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,

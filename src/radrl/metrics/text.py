@@ -61,12 +61,23 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from radrl.metrics import MetricResult, check_aligned, package_version
+from radrl.metrics import MetricResult, MetricSpec, check_aligned, package_version
 
-__all__ = ["bleu_scores", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l", "score_gleu",
-           "score_meteor", "score_rouge_l", "score_text", "tokenize_13a"]
+__all__ = ["bleu_scores", "check_meteor", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l",
+           "score_gleu", "score_meteor", "score_rouge_l", "score_text", "tokenize_13a"]
 
 BLEU_WEIGHTS = {1: (1.0,), 2: (1 / 2,) * 2, 3: (1 / 3,) * 3, 4: (1 / 4,) * 4}
+
+SPECS = (
+    MetricSpec("rouge_l", "ROUGE-L", description="rouge-score ROUGE-L F-measure (Porter stemmer), mean over samples"),
+    MetricSpec("bleu", "BLEU-4", description="nltk corpus BLEU-4, no smoothing, lower-cased whitespace tokens"),
+    *(MetricSpec(f"bleu{n}", f"BLEU-{n}", description=f"nltk corpus BLEU-{n}", same_as="bleu" if n == 4 else None)
+      for n in (1, 2, 3, 4)),
+    MetricSpec("cider", "CIDEr-D", "raw", description="CIDEr-D as pycocoevalcap (x10, IDF over the scored refs)"),
+    MetricSpec("gleu", "GLEU", description="Google-BLEU on case-sensitive 13a tokens (RadVLM-GRPO's GLEU reward)"),
+    MetricSpec("meteor", "METEOR", description="METEOR 1.5 jar via pycocoevalcap"),
+    MetricSpec("meteor_nltk", "METEOR (nltk)", description="nltk meteor_score with WordNet, mean over samples"),
+)
 
 
 def score_text(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
@@ -292,15 +303,28 @@ def meteor_coco(refs: Sequence[str | None], hyps: Sequence[str | None]) -> tuple
 @lru_cache(maxsize=1)
 def _coco_meteor():
     """One running METEOR 1.5 jar per process (starting it is slow)."""
+    check_meteor()
     try:
         from pycocoevalcap.meteor.meteor import Meteor
     except ImportError:
-        raise ImportError("METEOR 1.5 needs pycocoevalcap (its jar): pip install pycocoevalcap==1.2, plus a Java "
-                          "runtime; or use score_meteor(..., backend='nltk')") from None
+        raise ImportError(_NO_PYCOCOEVALCAP) from None
+    return Meteor()
+
+
+_NO_PYCOCOEVALCAP = ("METEOR 1.5 needs pycocoevalcap (its jar): pip install pycocoevalcap==1.2, plus a Java runtime; "
+                     "or use score_meteor(..., backend='nltk')")
+
+
+def check_meteor() -> None:
+    """What ``score_meteor``'s default backend (``METRICS["meteor"]``) needs, checked without starting the jar
+    (``radrl.metrics.check_metrics``): pycocoevalcap and a ``java`` on PATH; raises with the fix otherwise."""
+    import importlib.util
+
+    if importlib.util.find_spec("pycocoevalcap") is None:
+        raise ImportError(_NO_PYCOCOEVALCAP)
     if shutil.which("java") is None:
         raise RuntimeError("METEOR 1.5 runs pycocoevalcap's Java jar, and no `java` is on PATH: install a Java "
                            "runtime (apt-get install default-jre-headless) or use score_meteor(..., backend='nltk')")
-    return Meteor()
 
 
 def meteor_nltk(refs: Sequence[str | None], hyps: Sequence[str | None]) -> list[float]:

@@ -29,11 +29,17 @@ When every attempt of a chunk failed (the server(s) stay down), the policy is:
 * ``fallback=None`` (default): raise ``RemoteScoringError``, which stops the training step
   loudly; nothing is trained on a made-up reward.
 * ``fallback=<float>``: those rows get that value, the count is logged as a warning on the
-  ``radrl.rewards.remote`` logger and added to ``self.fallbacks``; choose the floor (the
-  paper gives -3 "when scoring fails") so an outage can only look like a bad answer.
+  ``radrl.rewards.remote`` logger and added to ``self.fallbacks``, and under TRL each step logs
+  their share as ``rewards/<name>/fallback_ratio``; choose the floor (the paper gives -3
+  "when scoring fails") so an outage can only look like a bad answer.
 
 Every server must report the same scorer versions; a server that differs (another labeler,
 another BERTScore model) raises ``RemoteScoringError`` instead of mixing two rewards.
+
+Before the trainer loads its model, ``preflight`` (``radrl.rewards.check_rewards``) asks each
+server's ``GET /ready`` whether it serves the reward's metric and key, and raises when one
+answers without it or failed to load it; a server not reachable yet is logged and left to the
+first step.
 
 Cache: the servers keep the (reference, answer) -> score LRU, shared by every rank that
 reaches the same worker; ``cache_size`` here adds a per-process LRU (default off: sampled
@@ -57,7 +63,7 @@ import random
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -128,9 +134,50 @@ class RemoteReportReward(ReportMetric):
         return (f"RemoteReportReward({self.__name__!r}, {self.metric!r}, {self.key!r}, sign={self.sign}, "
                 f"floor={self.floor}, servers={self.servers}, fallback={self.fallback})")
 
+    def preflight(self) -> None:
+        """The scorer and its weights live on the servers, not here: ask each server's ``/ready`` (open, no
+        token) whether it serves ``metric`` with the per-sample ``key``. A server that answers without it, or
+        that failed to load its scorers, raises ``RemoteScoringError`` with the fix; one that cannot be reached
+        (not started yet) is logged and left to the first step's retries and ``fallback`` policy."""
+        import httpx
+
+        for url in self._servers():
+            try:
+                r = httpx.get(f"{url}/ready", timeout=min(5.0, self.timeout))
+                body = r.json()
+            except (httpx.HTTPError, ValueError) as e:
+                log.warning("%s: could not ask reward server %s whether it serves %s (%s: %s; not reachable or "
+                            "not started yet); the first step will tell", self.__name__, url, self.metric,
+                            type(e).__name__, e)
+                continue
+            if r.status_code == 503 and isinstance(body, dict) and body.get("error"):
+                raise RemoteScoringError(f"{self.__name__}: reward server {url} could not load its scorers "
+                                         f"({body['error']}); fix what it names and restart the server")
+            scorers = body.get("scorers") if r.status_code == 200 and isinstance(body, dict) else None
+            if not isinstance(scorers, dict):
+                continue  # not a radrl reward server's /ready: /score will tell
+            if self.key not in (scorers.get(self.metric) or {}).get("keys", ()):
+                serves = {name: s.get("keys") for name, s in scorers.items()}
+                raise RemoteScoringError(f"{self.__name__}: reward server {url} does not serve metric "
+                                         f"{self.metric!r} with per-sample {self.key!r} (it serves {serves}); "
+                                         f"restart it with `radrl reward-server --metrics {self.metric} ...`")
+
+    def __call__(self, completions: Sequence[Any], log_metric: Callable[[str, float], None] | None = None,
+                 **columns: Any) -> list[float | None]:
+        """``ReportMetric``'s call; under TRL it also logs ``rewards/<name>/fallback_ratio``, the share of this
+        call's report rows that got the fallback value (0 while the servers answer)."""
+        before = self.fallbacks
+        out = super().__call__(completions, log_metric=log_metric, **columns)
+        rows = sum(v is not None for v in out)
+        if log_metric is not None and rows:
+            log_metric(f"rewards/{self.__name__}/fallback_ratio", (self.fallbacks - before) / rows)
+        return out
+
     def score(self, parsed: list[Parsed], solutions: list[str]) -> list[float]:
         # per_sample gives NaN where the fallback applies; NaN never leaves this method
-        return [self.fallback if math.isnan(v) else v for v in super().score(parsed, solutions)]  # type: ignore[misc]
+        values = super().score(parsed, solutions)
+        self.fallbacks += sum(map(math.isnan, values))
+        return [self.fallback if math.isnan(v) else v for v in values]  # type: ignore[misc]
 
     def per_sample(self, refs: list[str], hyps: list[str]) -> list[float]:
         return [math.nan if v is None else v for v in self.values(refs, hyps)]
@@ -167,10 +214,9 @@ class RemoteReportReward(ReportMetric):
                         if len(self._cache) > self.cache_size:
                             self._cache.popitem(last=False)
             if failed:
-                self.fallbacks += failed
                 log.warning("%s: reward servers %s down for %d unique pairs after %d retries; they get the "
-                            "fallback reward %s (%d rows so far in this process)", self.__name__, servers, failed,
-                            self.retries, self.fallback, self.fallbacks)
+                            "fallback reward %s (%d rows before this call in this process)", self.__name__, servers,
+                            failed, self.retries, self.fallback, self.fallbacks)
         return [known.get(p) for p in pairs]
 
     def _servers(self) -> list[str]:

@@ -61,12 +61,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from importlib import import_module
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from radrl.lookup import import_object, resolve
 from radrl.rewards.remote import TOKEN_ENV  # one name for the token variable, client and server
 
 __all__ = ["BATCH_DEPENDENT", "CONFIG_ENV", "TOKEN_ENV", "ServerConfig", "create_app", "main"]
@@ -97,23 +97,19 @@ class ServerConfig:
 
 
 def resolve_scorers(config: ServerConfig) -> dict[str, Callable]:
-    """Name -> scorer for every configured metric; unknown names fail before anything loads."""
+    """Name -> scorer for every configured metric; unknown names and bad import paths fail before anything loads,
+    with the closest known name (``radrl.lookup``, as recipes and ``check_metrics`` do)."""
     from radrl.metrics import METRICS
 
     out: dict[str, Callable] = {}
-    for name in config.metrics:
-        if name not in METRICS:
-            raise SystemExit(f"radrl reward-server: unknown metric {name!r}; known: {sorted(METRICS)} "
-                             "(or serve your own with --scorer NAME=package.module:function)")
-        out[name] = METRICS[name]
-    for name, target in config.scorers.items():
-        module, _, function = target.partition(":")
-        if not module or not function:
-            raise SystemExit(f"radrl reward-server: --scorer {name}={target}: write NAME=package.module:function")
-        try:
-            out[name] = getattr(import_module(module), function)
-        except (ImportError, AttributeError) as e:
-            raise SystemExit(f"radrl reward-server: --scorer {name}={target} cannot be imported: {e}") from e
+    try:
+        for name in config.metrics:
+            out[name] = resolve(name, METRICS, "metric",
+                                fix="or serve your own with --scorer NAME=package.module:function")
+        for name, target in config.scorers.items():
+            out[name] = import_object(target, f"scorer {name}")
+    except ValueError as e:
+        raise SystemExit(f"radrl reward-server: {e}") from e
     if not out:
         raise SystemExit("radrl reward-server: no scorer configured; pass --metrics NAME ... or --scorer")
     return out
@@ -397,6 +393,12 @@ def main(argv: list[str] | None = None) -> None:
                           max_chars=a.max_chars, max_body_bytes=int(a.max_body_mb * 2**20), max_batch=a.max_batch,
                           batch_window_ms=a.batch_window_ms, cache_size=a.cache_size)
     resolve_scorers(config)  # unknown names fail here, once, not in every worker
+    from radrl.metrics import check_metrics
+
+    try:  # and missing weights or judges: a server that cannot score exits with the fix, not up answering 503
+        check_metrics(config.metrics)
+    except Exception as e:  # noqa: BLE001 (each scorer's own error type; the message says the fix)
+        raise SystemExit(f"radrl reward-server: {type(e).__name__}: {e}") from e
     os.environ[CONFIG_ENV] = json.dumps(asdict(config))
     import uvicorn
 

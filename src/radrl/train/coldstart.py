@@ -306,6 +306,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.filter_rewards = {**FILTER_REWARDS, **dict(zip(tasks, args.filter_rewards))}
     if not Path(args.data).is_file():
         p.error(f"--data {args.data} does not exist; write samples with `radrl synth-data` or `radrl prepare`")
+    if args.min_reward is not None:  # the filter's scorers (weights on disk), checked before the teacher runs
+        from radrl.rewards import REWARDS, check_rewards
+
+        check_rewards([REWARDS[r] for r in (args.filter_rewards or FILTER_REWARDS).values()])
     return args
 
 

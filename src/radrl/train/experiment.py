@@ -7,7 +7,9 @@ Every arm runs the same GRPO recipe (same rewards, data, steps, seed); only the 
 and ``thinking`` differ, which is what makes the four runs comparable. For each arm, in order:
 GRPO -> ``radrl eval`` of the result (and of the starting checkpoint, ``eval_start: true``); then
 ``radrl compare`` puts all evaluations side by side and ``four_way.md`` gives the 2 x 2 table of
-the headline metrics before and after RL.
+the headline metrics before and after RL. Before the first step, every arm's rewards and every
+evaluation's metrics are checked (weights, judges, reward servers; ``check_scorers``), so a missing
+scorer stops the experiment before any model loads.
 
 A rerun skips every step whose output is complete (GRPO: ``log_history.json``; eval:
 ``metrics.json``), so an interrupted experiment continues with the arm it stopped in (GRPO itself
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from radrl.metrics import metric_spec
 
 # The headline metric columns of the 2 x 2 table, per task (keys of radrl eval's metrics.json).
 HEADLINE = {"report": ("clinical", "rouge_l"), "grounding": ("soft_f1", "map50")}
@@ -94,6 +98,27 @@ def plan(cfg: dict) -> list[Step]:
     return steps
 
 
+def check_scorers(steps: list[Step]) -> None:
+    """Every GRPO step's rewards and every eval step's report metrics can score (weights on disk, a judge set,
+    reward servers serving them), checked before the first model loads: a missing scorer must not surface
+    after the first arm has trained for hours, nor hide behind the floor of answers too short to score."""
+    from trl import TrlParser
+
+    from radrl.metrics import check_metrics
+    from radrl.rewards import check_rewards
+    from radrl.train.grpo import RadrlGRPOConfig, reward_funcs
+
+    for step in steps:
+        if step.done.exists():
+            continue  # finished: nothing of it runs again
+        if step.argv[0] == "grpo":
+            (cfg,) = TrlParser((RadrlGRPOConfig,)).parse_args_and_config(step.argv[1:])
+            check_rewards(reward_funcs(cfg)[0])
+        elif step.argv[0] == "eval" and "--metrics" in step.argv:  # as `radrl eval --metrics A B` reads them
+            after = step.argv[step.argv.index("--metrics") + 1:]
+            check_metrics(next((after[:i] for i, a in enumerate(after) if a.startswith("-")), after))
+
+
 def run_step(step: Step) -> bool:
     """Run one step unless its output exists; returns whether it ran."""
     if step.done.exists():
@@ -112,7 +137,8 @@ def run_step(step: Step) -> bool:
 
 
 def four_way_table(cfg: dict) -> str:
-    """Markdown: per task, one row per arm with the headline metrics before RL, after RL and the change (points)."""
+    """Markdown: per task, one row per arm with the headline metrics before RL, after RL and the change, each
+    named and formatted by its ``MetricSpec`` (the change in percentage points for percentages)."""
     out = Path(cfg["out"])
     lines = []
     for task, keys in HEADLINE.items():
@@ -123,13 +149,14 @@ def four_way_table(cfg: dict) -> str:
                 continue
             cells = []
             for k in keys:
+                spec = metric_spec(k)
                 before, after = (metrics["start"] or {}).get(k), metrics["rl"].get(k)
-                change = f"{100 * (after - before):+.1f}" if before is not None and after is not None else "-"
-                cells += [_pct(before), _pct(after), change]
+                change = spec.format_delta(after - before) if before is not None and after is not None else "-"
+                cells += [spec.format(before), spec.format(after), change]
             start = "domain" if name.startswith("domain") else "general"
             rows.append(f"| {start} | {'yes' if name.endswith('_thinking') else 'no'} | " + " | ".join(cells) + " |")
         if rows:
-            head = " | ".join(f"{k} before | {k} after RL | change" for k in keys)
+            head = " | ".join(f"{n} before | {n} after RL | change" for n in (metric_spec(k).name for k in keys))
             lines += [f"### {task}", "", f"| start | thinking | {head} |", "|---" * (2 + 3 * len(keys)) + "|",
                       *rows, ""]
     return "\n".join(lines)
@@ -139,10 +166,6 @@ def _aggregate(path: Path, task: str) -> dict | None:
     if not path.exists():
         return None
     return json.loads(path.read_text())["tasks"].get(task, {}).get("aggregate")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -156,13 +179,16 @@ def main(argv: list[str] | None = None) -> Path:
         for step in steps:
             print(f"{step.name}: {' '.join([*(step.subprocess_prefix or ['radrl']), *step.argv])}")
         return Path(cfg["out"])
+    check_scorers(steps)
     for step in steps:
         run_step(step)
     from radrl.eval.compare import compare
 
     out = Path(cfg["out"])
     specs = [f"{s.argv[s.argv.index('--name') + 1]}={s.done.parent}" for s in steps if s.argv[0] == "eval"]
-    compare(specs, out / "compare", baseline=specs[0].split("=")[0], html=cfg.get("html", True))
+    # thinking is this experiment's variable: the arms are asked the same requests, two with " /think" appended
+    compare(specs, out / "compare", baseline=specs[0].split("=")[0], html=cfg.get("html", True),
+            vary=("decoding.thinking",))
     table = four_way_table(cfg)
     (out / "four_way.md").write_text(f"# Four-way GRPO experiment ({cfg['grpo_recipe']})\n\n{table}")
     print(table)

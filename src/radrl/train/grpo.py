@@ -2,7 +2,7 @@
 
     radrl grpo --config recipes/demo/grpo_grounding.yaml [--learning_rate 5e-5 ...]
 
-Reads top to bottom: config -> data -> model -> rewards -> trainer -> train -> save.
+Reads top to bottom: config -> rewards (checked first) -> data -> model -> trainer -> train -> save.
 Each reward sees every dataset column (``task``, ``solution``, ``thinking``), returns
 None for rows of another task, and is the same metric code evaluation reports. Rows
 of tasks no reward scores (imported conversations, classification, ...) are dropped
@@ -19,7 +19,7 @@ from typing import ClassVar
 from trl import GRPOConfig, GRPOTrainer, TrlParser
 
 from radrl.data.images import fit_pixels
-from radrl.rewards import REWARDS, build_rewards
+from radrl.rewards import REWARDS, build_rewards, check_rewards
 from radrl.train.common import (
     RadrlArgs,
     conversation_dataset,
@@ -34,9 +34,13 @@ from radrl.train.common import (
 class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
     """TRL's GRPOConfig plus radrl's data/model fields and the rewards to optimise."""
 
+    # list[str] for the command line; a YAML recipe may also hold mappings (inline rewards) here
     rewards: list[str] = field(
         default_factory=lambda: ["grounding_soft_f1", "report_clinical"],
-        metadata={"help": f"Reward names, routed by task (each returns None for other tasks). Known: {sorted(REWARDS)}."})
+        metadata={"help": "Rewards, routed by task (each returns None for other tasks): names "
+                          f"({sorted(REWARDS)}), import paths package.module:reward, or inline report rewards "
+                          "{metric: ..., key: ..., floor: ..., name: ...} (JSON on the command line); "
+                          "see docs/rewards.md."})
     reward_options: dict | str | None = field(
         default=None, metadata={"help": "Options per reward by name, e.g. {report_length_guard: {min_ratio: 0.6}} in "
                                         "YAML (JSON on the command line); see docs/rewards.md."})
@@ -53,28 +57,30 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
     def __post_init__(self):
         super().__post_init__()
         self.check_radrl_fields()
-        if len(set(self.rewards)) != len(self.rewards):
-            raise ValueError(f"rewards lists a reward twice ({self.rewards}); give each once and set its weight "
-                             "with reward_weights")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards "
                              f"{self.rewards}; give one weight per reward, in the same order")
         if self.task_mix:
             raise ValueError("task_mix is for SFT: its classification, detection and conversation rows have no GRPO "
                              "reward. For GRPO pick tasks (report, grounding) and a reward for each")
-        # unknown rewards, unknown options and a reward-server fallback outside a reward's range fail here, at
-        # parse time, not mid-run
-        reward_funcs(self)
-        uncovered = sorted(set(self.tasks) - scored_tasks(self.rewards))
+        # unknown rewards (with the closest name), bad import paths, unknown options and a reward-server fallback
+        # outside a reward's range fail here, at parse time, not mid-run
+        funcs, _ = reward_funcs(self)
+        uncovered = sorted(set(self.tasks) - scored_tasks(funcs, self.tasks))
         if uncovered:
             raise ValueError(f"no reward scores task(s) {uncovered} (rewards: {self.rewards}); every one of their "
                              "rollouts would get reward 0. Add a reward for them or drop them from tasks")
         self.remove_unused_columns = False  # rewards read task / solution / thinking
 
 
-def scored_tasks(rewards: list[str]) -> set[str]:
-    """Tasks some reward in ``rewards`` scores (``think_format`` and the like score every task: no entry)."""
-    return {REWARDS[r].task for r in rewards} - {""}
+def scored_tasks(funcs: list, tasks: list[str]) -> set[str]:
+    """The ``tasks`` some reward scores: its ``task``; ``think_format`` and the like (task "") score thinking
+    rows of any task, so they cover none; a reward without ``task`` (a plain function) may score any."""
+    out: set[str] = set()
+    for f in funcs:
+        task = getattr(f, "task", None)
+        out |= set(tasks) if task is None else {task} - {""}
+    return out & set(tasks)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -83,13 +89,14 @@ def main(argv: list[str] | None = None) -> str:
 
 
 def train(cfg: RadrlGRPOConfig) -> str:
-    dataset = grpo_dataset(cfg)
+    funcs, cfg.reward_weights = reward_funcs(cfg)
+    check_rewards(funcs)  # a missing scorer (weights, judge, server) stops the run here, before the model loads
+    dataset = grpo_dataset(cfg, funcs)
     model, processor = load_for_training(cfg)
     # GRPO re-processes prompts for the loss with the tokenizer's own padding side; it must be the left
     # padding the rollouts used, or Qwen3-VL's multimodal positions misalign (TRL sets this only when it
     # loads the processor itself).
     processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
-    funcs, cfg.reward_weights = reward_funcs(cfg)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
                           processing_class=processor, peft_config=lora_config(cfg))
     if cfg.use_vllm and cfg.vllm_mode == "colocate":
@@ -147,15 +154,16 @@ def collapse_runs(ids: list[int], token: int) -> list[int]:
     return [t for i, t in enumerate(ids) if t != token or i == 0 or ids[i - 1] != token]
 
 
-def grpo_dataset(cfg: RadrlGRPOConfig):
-    """The training rows a reward scores: rows of ``cfg.tasks`` that the recipe's rewards cover.
+def grpo_dataset(cfg: RadrlGRPOConfig, funcs: list | None = None):
+    """The training rows a reward scores: rows of ``cfg.tasks`` that the recipe's rewards (``funcs``, default
+    ``reward_funcs(cfg)``) cover.
 
     Conversation files and RadVLM / LLaVA JSON also hold rows of other tasks (``imported`` conversations,
     classification, ...). Every reward returns None for those, TRL then gives all their rollouts the same
     reward and zero advantage, and the step learns nothing from them, so they are dropped here, counted on
     stderr; a file with no scored row at all is an error."""
     dataset = conversation_dataset(cfg).remove_columns("completion")
-    keep = set(cfg.tasks) & scored_tasks(cfg.rewards)
+    keep = scored_tasks(funcs if funcs is not None else reward_funcs(cfg)[0], cfg.tasks)
     dropped = Counter(t for t in dataset["task"] if t not in keep)
     if not dropped:
         return dataset
@@ -171,11 +179,11 @@ def grpo_dataset(cfg: RadrlGRPOConfig):
 
 
 def reward_funcs(cfg: RadrlGRPOConfig) -> tuple[list, list[float]]:
-    """The recipe's reward callables and weights for GRPOTrainer: ``rewards`` with their ``reward_options``
-    and ``reward_weights`` (1 each by default; TRL sums the weighted rewards), report-metric rewards moved to
-    ``reward_servers`` when some are given (``radrl.rewards.remote.RemoteReportReward``)."""
-    weights = cfg.reward_weights or [1.0] * len(cfg.rewards)
-    funcs, weights = build_rewards(dict(zip(cfg.rewards, weights, strict=True)), cfg.reward_options)
+    """The recipe's reward callables and weights for GRPOTrainer: ``rewards`` (names, import paths, inline
+    specs: ``radrl.rewards.make_reward``) with their ``reward_options`` and ``reward_weights`` (1 each by
+    default; TRL sums the weighted rewards), report-metric rewards moved to ``reward_servers`` when some are
+    given (``radrl.rewards.remote.RemoteReportReward``)."""
+    funcs, weights = build_rewards(cfg.rewards, cfg.reward_options, cfg.reward_weights)
     if cfg.reward_servers:  # the same rewards, scored by `radrl reward-server` processes
         from radrl.rewards.remote import remote_rewards
 

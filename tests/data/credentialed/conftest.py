@@ -4,7 +4,8 @@ We cannot hold MIMIC-CXR, CheXpert-Plus, Chest ImaGenome, MS-CXR or PadChest-GR,
 fixture writes a few rows with the same file names, folder layout and column names as the
 release, plus deliberately broken rows that the adapters must skip and report. Ids follow
 the real formats (MIMIC dicom ids are five dash-separated hex groups); all text is ours.
-Images are not written: the adapters never open them.
+Images are not written: the adapters never open them (tests/data/sources/test_contract.py
+writes placeholders where the published layouts put them, to check the paths).
 """
 
 from __future__ import annotations
@@ -134,9 +135,8 @@ def _cp_row(path: str, fl: str, appa: str, findings: str, impression: str, split
     return row
 
 
-@pytest.fixture
-def chexpert_plus_root(tmp_path) -> Path:
-    root = tmp_path / "chexpert-plus"
+def write_chexpert_plus(root: Path) -> Path:
+    """A CheXpert-Plus root: the reports CSV, the CheXbert labels (JSON lines) and an empty PNG/ folder."""
     (root / "PNG").mkdir(parents=True)
     rows = [
         _cp_row("train/patient00001/study1/view1_frontal.jpg", "Frontal", "AP", "Stable  cardiomegaly.\n",
@@ -162,6 +162,11 @@ def chexpert_plus_root(tmp_path) -> Path:
     return root
 
 
+@pytest.fixture
+def chexpert_plus_root(tmp_path) -> Path:
+    return write_chexpert_plus(tmp_path / "chexpert-plus")
+
+
 # Chest ImaGenome -----------------------------------------------------------------------------------
 def _graph(dicom: str, objects: list[dict], view: str = "PA") -> dict:
     return {"image_id": dicom, "viewpoint": view, "patient_id": 10000032, "study_id": 50414267, "gender": "F",
@@ -175,9 +180,8 @@ def _obj(dicom: str, name: str, x1, y1, x2, y2) -> dict:
             "original_width": x2 - x1, "original_height": y2 - y1}
 
 
-@pytest.fixture
-def imagenome_root(tmp_path, mimic_root) -> tuple[Path, Path]:
-    root = tmp_path / "chest-imagenome" / "1.0.0"
+def write_imagenome(root: Path) -> Path:
+    """A Chest ImaGenome 1.0.0 root (split CSVs, scene graphs) over the images of ``write_mimic``."""
     splits, graphs = root / "silver_dataset" / "splits", root / "silver_dataset" / "scene_graph"
     splits.mkdir(parents=True)
     graphs.mkdir(parents=True)
@@ -200,7 +204,12 @@ def imagenome_root(tmp_path, mimic_root) -> tuple[Path, Path]:
     (graphs / f"{D['c']}_SceneGraph.json").write_text('{"image_id": "truncated", "objects": [')
     (graphs / f"{D['g']}_SceneGraph.json").write_text(json.dumps(_graph(D["g"], [
         _obj(D["g"], "trachea", 1400, 0, 1600, 900)], view="AP")))
-    return root, mimic_root
+    return root
+
+
+@pytest.fixture
+def imagenome_root(tmp_path, mimic_root) -> tuple[Path, Path]:
+    return write_imagenome(tmp_path / "chest-imagenome" / "1.0.0"), mimic_root
 
 
 # MS-CXR ----------------------------------------------------------------------------------------------
@@ -212,9 +221,8 @@ def _ms_row(dicom, cat, text, x, y, w, h, split, width=2544, height=3056):
     return [dicom, cat, text, f"files/p10/p10000032/s50414267/{dicom}.jpg", x, y, w, h, width, height, split]
 
 
-@pytest.fixture
-def ms_cxr_root(tmp_path) -> Path:
-    root = tmp_path / "ms-cxr" / "1.1.0"
+def write_ms_cxr(root: Path) -> Path:
+    """An MS-CXR 1.1.0 root: the local-alignment CSV (its image paths are MIMIC-CXR-JPG's ``files/``)."""
     root.mkdir(parents=True)
     rows = [
         _ms_row(D["a"], "Pneumothorax", "Small left apical pneumothorax", 1500, 200, 400, 300, "train"),
@@ -234,12 +242,19 @@ def ms_cxr_root(tmp_path) -> Path:
     return root
 
 
-# PadChest-GR ------------------------------------------------------------------------------------------
 @pytest.fixture
-def padchest_root(tmp_path) -> Path:
-    root = tmp_path / "padchest-gr"
-    root.mkdir()
-    img = [f"2168401113669640138295431665120133381357478{n}_02-094-102.png" for n in range(6)]
+def ms_cxr_root(tmp_path) -> Path:
+    return write_ms_cxr(tmp_path / "ms-cxr" / "1.1.0")
+
+
+# PadChest-GR ------------------------------------------------------------------------------------------
+PADCHEST_IMAGES = [f"2168401113669640138295431665120133381357478{n}_02-094-102.png" for n in range(6)]
+
+
+def write_padchest(root: Path) -> Path:
+    """A PadChest-GR root: the grounded-reports JSON and the zipped master table (no Padchest_GR_files/)."""
+    root.mkdir(parents=True)
+    img = PADCHEST_IMAGES
     studies = [
         {"StudyID": "s0", "ImageID": img[0], "findings": [
             {"sentence_en": "Cardiomegaly.", "sentence_es": "Cardiomegalia.", "abnormal": True,
@@ -272,6 +287,11 @@ def padchest_root(tmp_path) -> Path:
     with zipfile.ZipFile(root / "master_table.csv.zip", "w") as z:
         z.writestr("master_table.csv", buf.getvalue())
     return root
+
+
+@pytest.fixture
+def padchest_root(tmp_path) -> Path:
+    return write_padchest(tmp_path / "padchest-gr")
 
 
 @pytest.fixture(scope="session")

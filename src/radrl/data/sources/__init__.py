@@ -1,10 +1,15 @@
 """Dataset adapters: each public or credentialed chest X-ray dataset, read as it is distributed.
 
-One module per source. Each module defines
+One module per source, and nothing else to edit: a dataset is one file and a test
+(docs/extending.md). Each module defines
 
-* ``NAME``: the name ``radrl prepare`` takes (``SOURCES`` below maps it to the module);
-* ``EXPECTS``: the files and folders it reads under ``--root``, as the dataset ships them
-  (``radrl prepare --list`` prints this);
+* ``SOURCE = SourceInfo(...)``: its name (the ``Sample.source`` value it writes, and the
+  name ``radrl prepare`` takes), the files and folders it reads under ``--root`` as the
+  dataset ships them (``radrl prepare --list`` and its errors print this), and its tasks
+  and repeats in the paper's instruction mix (``radrl.data.instructions.build_task_mix``
+  reads them). Nothing lists the sources by hand: ``declared()`` finds every module of
+  this package that declares ``SOURCE`` (plus the synthetic generator, which makes its
+  samples rather than reading a download);
 * ``read(root, **options) -> Iterator[Sample | Skip]``: one ``Sample`` per usable image (or
   study), and one ``Skip`` for each row or file it could not use, so that nothing is
   dropped silently; ``radrl prepare`` counts skips by reason and ``--strict`` makes the
@@ -17,11 +22,13 @@ dataset in memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import pkgutil
+from dataclasses import dataclass, field
+from functools import cache
 from importlib import import_module
 from types import ModuleType
 
-__all__ = ["SOURCES", "Skip", "load_source"]
+__all__ = ["GENERATED", "Skip", "SourceInfo", "declared", "load_source"]
 
 
 @dataclass(frozen=True)
@@ -34,24 +41,76 @@ class Skip:
     detail: str = ""
 
 
-# name -> module under radrl.data.sources (imported on first use).
-SOURCES: dict[str, str] = {
-    "mimic-cxr": "mimic_cxr",
-    "chexpert-plus": "chexpert_plus",
-    "chest-imagenome": "chest_imagenome",
-    "vindr-cxr": "vindr",
-    "ms-cxr": "ms_cxr",
-    "padchest-gr": "padchest_gr",
-    "nih": "nih",
-    "rsna": "rsna",
-    "iu-xray": "iu_xray",
-    "tbx11k": "tbx11k",
-    "radvlm-json": "radvlm_json",
-}
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source module declares about itself, as its module constant ``SOURCE``.
+
+    ``name`` is the ``Sample.source`` value the module writes and the name ``radrl prepare``
+    takes; ``expects`` the files and folders it reads under ``--root`` (a few lines, printed by
+    ``radrl prepare --list`` and with a missing-file error); ``tasks`` the task names
+    (``radrl.data.instructions.TASKS``) its samples feed in the paper's instruction mix, ``()``
+    for a source of ready-made conversations; ``repeats`` how often each of those tasks is
+    repeated (paper.md's "pairs x repeats"), 1 where not given.
+
+    >>> SourceInfo("x", "x.csv", tasks=("report",), repeats={"grounding": 2})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: source 'x': repeats name ['grounding'], which are not among its tasks ('report',); ...
+    """
+
+    name: str
+    expects: str
+    tasks: tuple[str, ...] = ()
+    repeats: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"SourceInfo.name must be the Sample.source value the module writes, got {self.name!r}")
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        extra = sorted(set(self.repeats) - set(self.tasks))
+        if extra:
+            raise ValueError(f"source {self.name!r}: repeats name {extra}, which are not among its tasks {self.tasks}; "
+                             "add them to tasks or drop them from repeats")
+        bad = {t: n for t, n in self.repeats.items() if type(n) is not int or n < 1}
+        if bad:
+            raise ValueError(f"source {self.name!r}: repeats must be whole numbers >= 1, got {bad}")
+
+
+# Modules outside this package that declare a source: the synthetic generator makes its samples
+# (``radrl synth-data``) instead of reading a download, so it is no adapter of this package.
+GENERATED = ("radrl.data.synthetic",)
+
+
+@cache
+def _modules() -> dict[str, str]:
+    """Source name -> module path: every module of this package (names without a leading ``_``)
+    and of ``GENERATED`` that declares ``SOURCE``. Importing the adapters is cheap: heavy
+    dependencies (pydicom, the metrics) are imported inside the functions that need them."""
+    paths = [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    found: dict[str, str] = {}
+    for path in [*paths, *GENERATED]:
+        info = getattr(import_module(path), "SOURCE", None)
+        if info is None:
+            continue   # not a source (tests/data/sources/test_contract.py fails for such a module here)
+        if not isinstance(info, SourceInfo):
+            raise TypeError(f"{path}.SOURCE must be a radrl.data.sources.SourceInfo, got {type(info).__name__}")
+        if info.name in found:
+            raise ValueError(f"{path} and {found[info.name]} both declare source {info.name!r}; rename one")
+        found[info.name] = path
+    return found
+
+
+def declared() -> dict[str, SourceInfo]:
+    """Every declared source: name -> its ``SourceInfo`` (module file order).
+
+    >>> declared()["vindr-cxr"].repeats
+    {'grounding': 3, 'detection': 2}
+    """
+    return {name: import_module(path).SOURCE for name, path in _modules().items()}
 
 
 def load_source(name: str) -> ModuleType:
-    """The adapter module for ``name``; an unknown name lists the known ones."""
-    if name not in SOURCES:
-        raise ValueError(f"unknown source {name!r}; choose one of: {', '.join(SOURCES)} (radrl prepare --list)")
-    return import_module(f"radrl.data.sources.{SOURCES[name]}")
+    """The module that declares source ``name``; an unknown name lists the known ones."""
+    modules = _modules()
+    if name not in modules:
+        raise ValueError(f"unknown source {name!r}; choose one of: {', '.join(modules)} (radrl prepare --list)")
+    return import_module(modules[name])

@@ -28,16 +28,19 @@ from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.schema import Sample
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import csv_dicts, require_columns
 from radrl.data.sources.mimic_cxr import image_path, read_metadata
 
-NAME = "chest-imagenome"
-EXPECTS = """Chest ImaGenome 1.0.0 root:
+SOURCE = SourceInfo(
+    name="chest-imagenome",
+    expects="""Chest ImaGenome 1.0.0 root:
   silver_dataset/splits/{train,valid,test}.csv (dicom_id, subject_id, study_id)
   silver_dataset/scene_graph/<dicom_id>_SceneGraph.json (objects: bbox_name, original_x1..original_y2)
   mimic=PATH: the MIMIC-CXR-JPG root (metadata table for image sizes, files/ for images)
-options: mimic=PATH (required), splits=train,valid,test"""
+options: mimic=PATH (required), splits=train,valid,test""",
+    tasks=("anatomy_grounding",),  # paper.md: anatomical grounding 80,000 x 1
+)
 
 SPLIT_FILES = {"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}
 
@@ -103,5 +106,5 @@ def read(root: str | Path, mimic: str | None = None,
                 yield Skip(where, "no regions", f"{graph_path} has no usable region box")
                 continue
             yield Sample(id=dicom, image=str(image_path(mimic_root, r["subject_id"], r["study_id"], dicom)),
-                         source=NAME, split=split, view=graph.get("viewpoint") or view or None,
+                         source=SOURCE.name, split=split, view=graph.get("viewpoint") or view or None,
                          width=width, height=height, boxes=boxes)

@@ -42,17 +42,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, Sample
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import csv_dicts, csv_header, label_value, require_columns
 
-NAME = "chexpert-plus"
-EXPECTS = """CheXpert-Plus root:
+SOURCE = SourceInfo(
+    name="chexpert-plus",
+    expects="""CheXpert-Plus root:
   df_chexpert_plus_240401.csv (path_to_image, frontal_lateral, ap_pa, split, section_findings, section_impression)
   chexbert_labels/report_fixed.json (JSON lines keyed by path_to_image)
   PNG/<path_to_image with .png>  (or images=PATH)
 or, with release=chexpert, the CheXpert-v1.0 root: train.csv, valid.csv (Path, Frontal/Lateral, AP/PA, 14 labels)
 options: labels=PATH (JSON lines or CSV with path_to_image/Path + 14 observations), images=PATH, frontal=true|false,
-  release=plus|chexpert"""
+  release=plus|chexpert""",
+    tasks=("report", "classification"),  # paper.md: reports 186,463 x 1, classification 191,027 x 1
+)
 
 REPORTS_CSV = "df_chexpert_plus_240401.csv"
 LABELS_JSON = "chexbert_labels/report_fixed.json"
@@ -121,7 +124,7 @@ def read_chexpert(root: Path, images: Path, frontal: bool) -> Iterator[Sample | 
             if not labels:
                 yield Skip(where, "no labels", "every observation is blank")
                 continue
-            yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(images / rel), source=NAME,
+            yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(images / rel), source=SOURCE.name,
                          split=table.stem, view=(r.get("AP/PA") or "").strip() or None, labels=labels)
 
 
@@ -177,6 +180,6 @@ def read(root: str | Path, labels: str | None = None, images: str | None = None,
             continue
         image = image_root / (str(Path(rel).with_suffix(".png")) if png else rel)
         view = (r.get("ap_pa") or "").strip() or None
-        yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(image), source=NAME,
+        yield Sample(id=rel.rsplit(".", 1)[0].replace("/", "_"), image=str(image), source=SOURCE.name,
                      split=r["split"], view=view, findings=findings, impression=impression,
                      labels=dict(by_path.get(rel, {})))

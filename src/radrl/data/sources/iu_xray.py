@@ -28,14 +28,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.schema import Sample
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import csv_dicts, find_first, header_size, index_files
 
-NAME = "iu-xray"
-EXPECTS = """IU X-ray (Open-i) root:
+SOURCE = SourceInfo(
+    name="iu-xray",
+    expects="""IU X-ray (Open-i) root:
   NLMCXR_reports.tgz (or its unpacked ecgen-radiology/*.xml)
   NLMCXR_png.tgz unpacked under root: <parentImage id>.png (Kaggle: images_normalized/*.dcm.png)
-  indiana_projections.csv   optional (Kaggle): view per image"""
+  indiana_projections.csv   optional (Kaggle): view per image""",
+    # not in the paper's table; classification yields rows only for samples given labels (read() writes none)
+    tasks=("report", "classification"),
+)
 
 
 def parse_report(xml: bytes | str, where: str) -> tuple[str, str | None, str | None, list[str]] | Skip:
@@ -108,6 +112,6 @@ def read(root: str | Path) -> Iterator[Sample | Skip]:
             if isinstance(size, Skip):
                 yield size
                 continue
-            yield Sample(id=image_id, image=str(path.resolve()), source=NAME, split="all",
+            yield Sample(id=image_id, image=str(path.resolve()), source=SOURCE.name, split="all",
                          view=views.get(path.name) or None, width=size[0], height=size[1],
                          findings=findings, impression=impression)

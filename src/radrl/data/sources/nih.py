@@ -35,7 +35,7 @@ from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.schema import Sample
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import (
     csv_rows,
     find_first,
@@ -45,13 +45,16 @@ from radrl.data.sources._files import (
     pixel_box,
 )
 
-NAME = "nih"
-EXPECTS = """NIH ChestX-ray14 root (NIH Box folder layout; .csv.gz also accepted):
+SOURCE = SourceInfo(
+    name="nih",
+    expects="""NIH ChestX-ray14 root (NIH Box folder layout; .csv.gz also accepted):
   Data_Entry_2017.csv (or Data_Entry_2017_v2020.csv)   labels and view; optional with boxed=only
   BBox_List_2017.csv                                   expert boxes
   train_val_list.txt, test_list.txt                    official split (optional; split 'all' without)
   images_0XX/images/*.png (unpacked tarballs) or any folder of the PNGs under root
-options: boxed=only|all (default all when Data_Entry is present)"""
+options: boxed=only|all (default all when Data_Entry is present)""",
+    tasks=("grounding", "detection"),  # not in the paper's table: a box-only public set feeds the abnormality tasks
+)
 
 # NIH finding -> CheXpert observation (the rest keep NIH's name).
 TO_CHEXPERT = {"Effusion": "Pleural Effusion", "Mass": "Lung Lesion", "Nodule": "Lung Lesion",
@@ -135,7 +138,7 @@ def read(root: str | Path, boxed: str | None = None) -> Iterator[Sample | Skip]:
             listed = {f.strip() for f in finding_labels.split("|")}
             labels = {TO_CHEXPERT.get(f, f): 0 for f in FINDINGS}
             labels.update(observation_labels(listed & set(FINDINGS), TO_CHEXPERT, normal="No Finding" in listed))
-        yield Sample(id=Path(name).stem, image=str(path.resolve()), source=NAME, split=split_of(name),
+        yield Sample(id=Path(name).stem, image=str(path.resolve()), source=SOURCE.name, split=split_of(name),
                      view=view or None, width=width, height=height, labels=labels, boxes=sample_boxes)
 
 

@@ -35,15 +35,20 @@ from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.schema import Sample
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import csv_dicts, require
 
-NAME = "padchest-gr"
-EXPECTS = """PadChest-GR root:
+SOURCE = SourceInfo(
+    name="padchest-gr",
+    expects="""PadChest-GR root:
   grounded_reports_20240819.json (ImageID, StudyID, findings: sentence_en, boxes in 0-1)
   master_table.csv or master_table.csv.zip (StudyID, ImageID, split)
   Padchest_GR_files/<ImageID>  (or images=PATH)
-options: images=PATH, reports=FILE"""
+options: images=PATH, reports=FILE""",
+    # paper.md: phrase grounding 4,478 x 2, grounded conversations 2,225 x 4
+    tasks=("phrase_grounding", "conversation"),
+    repeats={"phrase_grounding": 2, "conversation": 4},
+)
 
 SPLITS = {"train": "train", "validation": "valid", "val": "valid", "valid": "valid", "test": "test"}
 
@@ -125,5 +130,5 @@ def read(root: str | Path, images: str | None = None, reports: str | None = None
         if not boxes:
             yield Skip(where, "no boxes", f"{st['ImageID']} has no boxed sentence")
             continue
-        yield Sample(id=Path(image_id).stem, image=str(image_root / image_id), source=NAME, split=split,
+        yield Sample(id=Path(image_id).stem, image=str(image_root / image_id), source=SOURCE.name, split=split,
                      findings=" ".join(sentences), boxes=boxes)

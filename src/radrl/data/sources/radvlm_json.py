@@ -36,13 +36,16 @@ from itertools import pairwise
 from pathlib import Path
 
 from radrl.data.instructions import THINK_SUFFIX
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 
-NAME = "radvlm-json"
-EXPECTS = """RadVLM / LLaVA instruction JSON:
+SOURCE = SourceInfo(
+    name="radvlm-json",
+    expects="""RadVLM / LLaVA instruction JSON:
   a .json file (array of {"id", "image", "conversations": [{"from": "human"|"gpt", "value"}]}),
   a .jsonl file (one such object per line), or a folder of them
-options: images=PATH (folder the image paths are relative to; default the JSON file's folder)"""
+options: images=PATH (folder the image paths are relative to; default the JSON file's folder)""",
+    tasks=(),  # ready-made conversations: build_task_mix never sees its rows
+)
 
 IMAGE_TOKEN = "<image>"
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.schema import NO_FINDING, Sample
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import (
     csv_dicts,
     find_first,
@@ -44,13 +44,16 @@ from radrl.data.sources._files import (
     require,
 )
 
-NAME = "rsna"
-EXPECTS = """RSNA Pneumonia Detection Challenge (Kaggle) root:
+SOURCE = SourceInfo(
+    name="rsna",
+    expects="""RSNA Pneumonia Detection Challenge (Kaggle) root:
   stage_2_train_labels.csv (or its .csv.zip, e.g. kaggle_stage_2_train_labels.csv.zip)
   stage_2_detailed_class_info.csv                      optional
   stage_2_train_images/<patientId>.dcm                 or, with a match table, the NIH PNGs under root
   rsna_to_nih_matches.csv or pneumonia_dataset_mapping.csv   optional (patientId -> NIH file name)
-options: images=dicom|nih"""
+options: images=dicom|nih""",
+    tasks=("grounding", "detection"),  # not in the paper's table: a box-only public set feeds the abnormality tasks
+)
 
 LABELS = ["stage_2_train_labels.csv", "stage_2_train_labels.csv.zip", "kaggle_stage_2_train_labels.csv.zip",
           "stage_2_train_labels.csv.gz"]
@@ -143,5 +146,5 @@ def read(root: str | Path, images: str | None = None) -> Iterator[Sample | Skip]
         labels = {"Pneumonia": target}
         if pid in classes:
             labels[NO_FINDING] = int(classes[pid] == "Normal")
-        yield Sample(id=pid, image=str(path.resolve()), source=NAME, split="train", view=view, width=width,
+        yield Sample(id=pid, image=str(path.resolve()), source=SOURCE.name, split="train", view=view, width=width,
                      height=height, labels=labels, boxes=boxes)

@@ -28,13 +28,16 @@ from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.schema import NO_FINDING, Sample
-from radrl.data.sources import Skip
+from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import header_size, pixel_box
 
-NAME = "tbx11k"
-EXPECTS = """TBX11K root:
+SOURCE = SourceInfo(
+    name="tbx11k",
+    expects="""TBX11K root:
   annotations/json/TBX11K_train.json, TBX11K_val.json (COCO; also accepted at the root)
-  imgs/{health,sick,tb}/*.png"""
+  imgs/{health,sick,tb}/*.png""",
+    tasks=("grounding", "detection"),  # not in the paper's table: a box-only public set feeds the abnormality tasks
+)
 
 SPLITS = {"train": "train", "val": "valid", "test": "test", "trainval": "train"}
 
@@ -107,5 +110,5 @@ def read(root: str | Path) -> Iterator[Sample | Skip]:
                 labels["Tuberculosis"] = int(tb)
             if file_name.startswith(("health/", "sick/", "tb/")):
                 labels[NO_FINDING] = int(file_name.startswith("health/") and not tb)
-            yield Sample(id=Path(file_name).stem, image=str(image.resolve()), source=NAME, split=split,
+            yield Sample(id=Path(file_name).stem, image=str(image.resolve()), source=SOURCE.name, split=split,
                          width=width, height=height, labels=labels, boxes=boxes)
