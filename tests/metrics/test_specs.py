@@ -29,11 +29,10 @@ def _offline_results() -> dict[str, MetricResult]:
     rows = [{"id": "r", "task": "report", "solution": REFS[0]},
             {"id": "g", "task": "grounding", "solution": "Cardiomegaly at [0.10, 0.10, 0.50, 0.50]"}]
     scored = score(rows, [HYPS[0], "Cardiomegaly at [0.12, 0.10, 0.50, 0.50]"])
-    normal = {}  # images without findings (normal_correct, false_positive), where this radrl scores them
-    if hasattr(grounding, "score_normal"):
-        normal["normal"] = grounding.score_normal(["No abnormalities.", "Nodule at [0.1, 0.1, 0.2, 0.2]"],
-                                                  [[], [Box(0.1, 0.1, 0.2, 0.2)]])
-    return {**normal, "text": score_text(REFS, HYPS), "rouge_l": score_rouge_l(REFS, HYPS), "gleu": score_gleu(REFS, HYPS),
+    # images without findings: normal_correct, false_positive
+    normal = grounding.score_normal(["No abnormalities.", "Nodule at [0.1, 0.1, 0.2, 0.2]"],
+                                    [[], [Box(0.1, 0.1, 0.2, 0.2)]])
+    return {"normal": normal, "text": score_text(REFS, HYPS), "rouge_l": score_rouge_l(REFS, HYPS), "gleu": score_gleu(REFS, HYPS),
             "chexpert": chexpert_f1(REFS, HYPS), "grounding": score_grounding([[box]], [[box]]),
             "radcliq_v1": radcliq_from_components([0.5], [0.5], [0.5], [0.5]),
             "eval report": scored["report"], "eval grounding": scored["grounding"]}
@@ -121,3 +120,28 @@ def test_lookup_imports_no_heavy_package():
             "print([m for m in ('torch', 'transformers', 'bert_score', 'scipy', 'httpx') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_new_metric_is_one_module_and_one_metrics_entry(monkeypatch):
+    # Adding a metric: a module with its scorer and SPECS, and one METRICS entry; its names reach every table.
+    import sys
+    import types
+
+    from radrl import metrics
+    from radrl.metrics import METRICS, MetricResult, MetricSpec
+
+    module = types.ModuleType("my_lab.my_metric")
+
+    def my_metric(refs, hyps):
+        return MetricResult({"my_score": 1.0}, {"my_score": [1.0] * len(hyps)})
+
+    my_metric.__module__ = module.__name__
+    module.my_metric = my_metric
+    module.SPECS = (MetricSpec("my_score", "My score (lab)", description="a user's metric"),)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(METRICS, "my_metric", my_metric)
+    metrics.all_specs.cache_clear()
+    try:
+        assert metrics.metric_spec("my_score").name == "My score (lab)"
+    finally:
+        metrics.all_specs.cache_clear()

@@ -379,7 +379,7 @@ def leaderboard_markdown(runs: list[Run], payload: dict, published: bool) -> str
     header, rows = report_table(runs, published)
     if rows:
         parts += ["## Report generation", "", _md(header, rows), "",
-                  "Percent, except raw values (CIDEr-D, RadCliQ-v1: lower is better) and counts; (14) and (5): the "
+                  "Percent, except raw values (CIDEr-D; RadCliQ-v1, where lower is better) and counts; (14) and (5): the "
                   "CheXpert labels an F1 averages over. CheXpert-rules columns come from our rule labeler "
                   f"({_labeler(runs)}), never from CheXbert: CheXbert, BERTScore, RadGraph and GREEN columns show "
                   "\"-\" unless their scorer ran."

@@ -104,7 +104,8 @@ EVAL_SPECS = (
                "mean answer length in characters (the paper's check for length hacking)"),
     MetricSpec("n", "n", "int", None, "rows scored"),
 )
-# The modules with a SPECS tuple, in the order tables list their keys.
+# The modules with a SPECS tuple, in the order tables list their keys; a module behind a METRICS entry that is
+# not listed here (a new metric) is read after them, so adding a metric needs no entry here.
 _SPEC_MODULES = ("text", "bertscore", "chexbert", "radgraph", "green", "radcliq", "chexpert", "grounding")
 
 
@@ -112,8 +113,10 @@ _SPEC_MODULES = ("text", "bertscore", "chexbert", "radgraph", "green", "radcliq"
 def all_specs() -> dict[str, MetricSpec]:
     """Every declared spec by key, in table order (the scorer modules', then ``EVAL_SPECS``)."""
     out: dict[str, MetricSpec] = {}
-    for module in _SPEC_MODULES:
-        for spec in import_module(f"radrl.metrics.{module}").SPECS:
+    modules = dict.fromkeys([*_SPEC_MODULES, *(getattr(m, "module", None) or getattr(m, "__module__", None)
+                                               for m in METRICS.values())])
+    for module in filter(None, modules):
+        for spec in getattr(import_module(module if "." in module else f"radrl.metrics.{module}"), "SPECS", ()):
             out.setdefault(spec.key, spec)
     for spec in EVAL_SPECS:
         out.setdefault(spec.key, spec)
@@ -177,6 +180,7 @@ def _lazy(module: str, function: str, check: str | None = None) -> Callable[[lis
 
     scorer.__name__ = scorer.__qualname__ = function
     scorer.__doc__ = f"radrl.metrics.{module}.{function}, imported on first use."
+    scorer.module = module  # type: ignore[attr-defined]  # where its SPECS are (all_specs)
     if check:  # the scorer's cheap preflight (check_metrics): it travels with the scorer, not with its name
         scorer.check = lambda: getattr(import_module(f"radrl.metrics.{module}"), check)()  # type: ignore[attr-defined]
     return scorer
