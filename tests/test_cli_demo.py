@@ -1,4 +1,6 @@
-"""The command line: verbs, help, and the demo end to end at toy sizes."""
+"""The command line: verbs, help, logging, and the demo end to end at toy sizes."""
+
+import logging
 
 import pytest
 
@@ -31,9 +33,21 @@ def test_errors_are_one_line_with_the_fix(tmp_path, capsys, monkeypatch, synth_d
         main(args)
 
 
+def test_progress_is_logged_on_stderr(tmp_path, capsys):
+    # library modules log (logging.getLogger(__name__)) instead of printing; a `radrl` run shows their INFO
+    # lines on stderr as plain text, and stdout keeps only the command's result (here the CSV)
+    path = tmp_path / "reports.txt"
+    path.write_text("No effusion.\n", encoding="utf-8")
+    main(["label", str(path)])
+    logging.getLogger("radrl.demo").info("[1/7] a stage")
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Reports,") and "a stage" not in captured.out
+    assert "[1/7] a stage\n" in captured.err
+
+
 @pytest.mark.slow
 def test_demo_end_to_end_small(tmp_path):
-    from radrl.demo import main as demo
+    from radrl.cli.demo import main as demo
 
     # 2 GRPO steps: the demo recipes log every 2 steps (logging_steps: 2), so each run logs its rewards once
     report = demo(["--out", str(tmp_path), "--train", "12", "--test", "3", "--sft-steps", "2", "--grpo-steps", "2",

@@ -17,10 +17,9 @@ them; ``bench/demo_results.py`` checks a copy in and renders the README's table 
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,9 +29,11 @@ import yaml
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "demo"
 TASKS = ("report", "grounding")
 
+log = logging.getLogger(__name__)
+
 
 class Stages:
-    """Prints numbered stage headers with elapsed time, and remembers each stage's duration."""
+    """Logs numbered stage headers with elapsed time, and remembers each stage's duration."""
 
     def __init__(self, total: int):
         self.total, self.i, self.t0, self.times = total, 0, time.time(), {}
@@ -42,77 +43,71 @@ class Stages:
         self.done()
         self.i += 1
         self._name, self._start = name, time.time()
-        print(f"\n[{self.i}/{self.total}] {description}  (t = {time.time() - self.t0:.0f} s)", flush=True)
+        log.info("\n[%d/%d] %s  (t = %.0f s)", self.i, self.total, description, time.time() - self.t0)
 
     def done(self) -> None:
         if self._name:
             self.times[self._name] = time.time() - self._start
-            print(f"      done in {self.times[self._name]:.0f} s", flush=True)
+            log.info("      done in %.0f s", self.times[self._name])
             self._name = None
 
 
-def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(prog="radrl demo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--out", default="runs/demo", help="output folder (report.md is written there)")
-    p.add_argument("--train", type=int, default=600, help="synthetic training images")
-    p.add_argument("--test", type=int, default=400,
-                   help="synthetic held-out images (400: a paired 95%% CI narrow enough to see a 2-point soft-F1 gain)")
-    p.add_argument("--sft-recipe", default=str(RECIPES / "sft.yaml"))
-    p.add_argument("--grpo-recipes", nargs="+", default=[str(RECIPES / f"grpo_{t}.yaml") for t in TASKS],
-                   help="one GRPO recipe per task, in the order report, grounding")
-    p.add_argument("--grpo-steps", type=int, default=None, help="override the GRPO recipes' max_steps")
-    p.add_argument("--sft-steps", type=int, default=None, help="override the SFT recipe's max_steps")
-    p.add_argument("--eval-rows", type=int, default=None, help="evaluate only the first N rows per model")
-    a = p.parse_args(argv)
-
+def run_demo(out: str | Path = "runs/demo", train: int = 600, test: int = 400,
+             sft_recipe: str = str(RECIPES / "sft.yaml"),
+             grpo_recipes: list[str] | tuple[str, ...] = tuple(str(RECIPES / f"grpo_{t}.yaml") for t in TASKS),
+             sft_steps: int | None = None, grpo_steps: int | None = None, eval_rows: int | None = None,
+             command: str = "radrl demo") -> Path:
+    """The whole pipeline (``radrl demo``); returns report.md. ``command`` is recorded in results.json."""
     from radrl.data.synthetic import write_dataset
-    from radrl.eval.run import evaluate, print_summary
+    from radrl.eval.report import summary_line
+    from radrl.eval.run import evaluate
     from radrl.models.tiny import build_tiny_model, demo_corpus
     from radrl.train import grpo, sft
 
-    out = Path(a.out)
-    for recipe in (a.sft_recipe, *a.grpo_recipes):
+    out = Path(out)
+    for recipe in (sft_recipe, *grpo_recipes):
         if not Path(recipe).exists():
             raise FileNotFoundError(f"recipe {recipe} not found; run from the repository root or pass --sft-recipe/"
                                     "--grpo-recipes")
-    if len(a.grpo_recipes) != len(TASKS):
+    if len(grpo_recipes) != len(TASKS):
         raise ValueError(f"--grpo-recipes takes one recipe per task, in the order {TASKS}")
     st = Stages(7)
 
-    st.start("data", f"synthetic chest X-rays: {a.train} train + {a.test} test images -> {out / 'data'}")
-    data = write_dataset(out / "data", n_train=a.train, n_test=a.test, seed=0)
+    st.start("data", f"synthetic chest X-rays: {train} train + {test} test images -> {out / 'data'}")
+    data = write_dataset(out / "data", n_train=train, n_test=test, seed=0)
 
     st.start("model", "tiny Qwen3-VL with a tokenizer trained on the demo corpus")
     tiny = build_tiny_model(out / "tiny-model", demo_corpus([str(data["train"])]), seed=0)
 
     st.start("SFT", "SFT (TRL SFTTrainer)")
-    sft_args = ["--config", a.sft_recipe, "--model_name_or_path", str(tiny), "--train_data", str(data["train"]),
+    sft_args = ["--config", sft_recipe, "--model_name_or_path", str(tiny), "--train_data", str(data["train"]),
                 "--output_dir", str(out / "sft")]
-    if a.sft_steps is not None:
-        sft_args += ["--max_steps", str(a.sft_steps)]
-    sft_dir = sft.main(sft_args)
+    if sft_steps is not None:
+        sft_args += ["--max_steps", str(sft_steps)]
+    sft_dir = sft.train(sft.parse_config(sft_args))
 
     grpo_dirs = {}
-    for task, recipe in zip(TASKS, a.grpo_recipes):
+    for task, recipe in zip(TASKS, grpo_recipes):
         st.start(f"GRPO {task}", f"GRPO for {task} from the SFT checkpoint (TRL GRPOTrainer)")
         grpo_args = ["--config", recipe, "--model_name_or_path", sft_dir, "--train_data", str(data["train"]),
                      "--output_dir", str(out / f"grpo-{task}")]
-        if a.grpo_steps is not None:
-            grpo_args += ["--max_steps", str(a.grpo_steps)]
-        grpo_dirs[task] = grpo.main(grpo_args)
+        if grpo_steps is not None:
+            grpo_args += ["--max_steps", str(grpo_steps)]
+        grpo_dirs[task] = grpo.train(grpo.parse_config(grpo_args))
 
     st.start("evaluation", "evaluate SFT (both tasks) and each GRPO model (its task) on the held-out split")
     # One pixel budget for every model: the one the recipes trained at (all demo recipes share it).
-    pixels = pixel_budget([a.sft_recipe, *a.grpo_recipes])
-    common = {"max_new_tokens": {"report": 128, "grounding": 96}, "max_rows": a.eval_rows, "batch_size": 32,
+    pixels = pixel_budget([sft_recipe, *grpo_recipes])
+    common = {"max_new_tokens": {"report": 128, "grounding": 96}, "max_rows": eval_rows, "batch_size": 32,
               "min_pixels": pixels[0], "max_pixels": pixels[1]}
     results = {"SFT": evaluate(sft_dir, str(data["test"]), str(out / "eval-sft"), **common), "SFT+GRPO": {}}
     for task, model_dir in grpo_dirs.items():
         results["SFT+GRPO"].update(evaluate(model_dir, str(data["test"]), str(out / f"eval-grpo-{task}"),
                                             tasks=(task,), **common))
     for name, by_task in results.items():
-        print(f"  {name}:")
-        print_summary(by_task)
+        log.info("  %s:", name)
+        for task, agg in by_task.items():
+            log.info("%s", summary_line(task, agg))
 
     st.start("comparison", "comparison and report")
     from radrl.eval.compare import compare  # leaderboard (md/csv/json), paired tests, self-contained HTML
@@ -121,13 +116,12 @@ def main(argv: list[str] | None = None) -> Path:
                     out / "compare", published=False)
     st.done()
     paired = {t: board["paired"]["tests"].get(f"SFT+GRPO-{t}", {}).get(t, {}) for t in grpo_dirs}
-    settings = {"train_images": a.train, "test_images": a.test, "sft_steps": a.sft_steps, "grpo_steps": a.grpo_steps,
-                "eval_rows": a.eval_rows, "pixels": list(pixels), "max_new_tokens": common["max_new_tokens"],
+    settings = {"train_images": train, "test_images": test, "sft_steps": sft_steps, "grpo_steps": grpo_steps,
+                "eval_rows": eval_rows, "pixels": list(pixels), "max_new_tokens": common["max_new_tokens"],
                 "decoding": "greedy"}
-    report = write_report(out, results, paired, settings, st.times, time.time() - st.t0,
-                          argv if argv is not None else sys.argv[1:])
-    print(f"\nreport: {report}  (total {time.time() - st.t0:.0f} s)")
-    print(f"leaderboard and HTML report: {out / 'compare' / 'leaderboard.md'}, {out / 'compare' / 'report.html'}")
+    report = write_report(out, results, paired, settings, st.times, time.time() - st.t0, command)
+    log.info("\nreport: %s  (total %.0f s)", report, time.time() - st.t0)
+    log.info("leaderboard and HTML report: %s, %s", out / "compare" / "leaderboard.md", out / "compare" / "report.html")
     return report
 
 
@@ -173,7 +167,7 @@ def _commit() -> str | None:
 
 
 def write_report(out: Path, results: dict, paired: dict, settings: dict, times: dict, total_s: float,
-                 argv: list[str]) -> Path:
+                 command: str) -> Path:
     """report.md: SFT vs SFT+GRPO per task, the paired differences, the reward curve, box images, timings;
     results.json: the same numbers with the command, machine, commit and settings that produced them."""
     from radrl.eval.report import markdown_table, plot_curves
@@ -211,7 +205,7 @@ def write_report(out: Path, results: dict, paired: dict, settings: dict, times: 
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({
-        "command": "radrl demo " + " ".join(argv), "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "commit": _commit(), "machine": machine, "torch": torch.__version__, "settings": settings,
         "results": results, "paired": paired, "times_s": times, "total_s": total_s}, indent=2))
     return path

@@ -170,20 +170,21 @@ def test_fatal_errors_say_what_to_do(cxr_data, tmp_path, call, message):
 
 def test_cli_list_and_run(cxr_data, tmp_path, capsys):
     from radrl.cli import main as radrl
+    from radrl.cli.prepare import main
 
     radrl(["prepare", "--list"])   # the verb is wired to this module
     listed = capsys.readouterr().out
     assert all(f"\n{name}\n" in f"\n{listed}" for name in prep.readable_sources()) and "BBox_List_2017.csv" in listed
     assert "task mix: grounding x3, detection x2" in listed and "\nsynthetic\n" not in listed   # generated, not read
-    prep.main(["tbx11k", "--root", str(cxr_data / "tbx11k"), "--out", str(tmp_path), "--format", "jsonl",
+    main(["tbx11k", "--root", str(cxr_data / "tbx11k"), "--out", str(tmp_path), "--format", "jsonl",
                "--no-progress"])
     assert capsys.readouterr().out.startswith("written 3 samples (train 3)\nskipped 0")
     with pytest.raises(SystemExit) as e:
-        prep.main(["nih", "--root", str(cxr_data / "nih_bbox"), "--out", str(tmp_path), "--strict", "--no-progress"])
+        main(["nih", "--root", str(cxr_data / "nih_bbox"), "--out", str(tmp_path), "--strict", "--no-progress"])
     assert e.value.code == 2 and "missing image" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        prep.main(["nih", "--root", str(tmp_path), "--out", str(tmp_path), "-o", "boxed"])   # not KEY=VALUE
+        main(["nih", "--root", str(tmp_path), "--out", str(tmp_path), "-o", "boxed"])   # not KEY=VALUE
     with pytest.raises(SystemExit) as e:   # every row skipped (no VinDr images here): the run fails
-        prep.main(["vindr-cxr", "--root", str(cxr_data / "vindr"), "--out", str(tmp_path / "v"), "--no-progress"])
+        main(["vindr-cxr", "--root", str(cxr_data / "vindr"), "--out", str(tmp_path / "v"), "--no-progress"])
     assert e.value.code == 1 and "no rows written" in capsys.readouterr().err
     assert json.loads((tmp_path / "v" / "summary.json").read_text())["skipped_by_reason"] == {"missing image": 15000}

@@ -15,7 +15,8 @@ import pytest
 
 from radrl.data.boxes import Box
 from radrl.data.instructions import grounding_answer
-from radrl.eval.compare import PUBLISHED, compare, main
+from radrl.cli.compare import main
+from radrl.eval.compare import PUBLISHED, compare
 from radrl.eval.contract import ContractError, mismatches
 from radrl.eval.generate import write_predictions
 from radrl.eval.report import write_metrics, write_per_sample

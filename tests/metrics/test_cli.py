@@ -17,7 +17,7 @@ from radrl.cli import main as radrl_main
 from radrl.data.boxes import Box
 from radrl.metrics import METRICS, MetricResult
 from radrl.metrics.chexpert import chexpert_f1
-from radrl.metrics.cli import LABELER_COLUMNS, label_rows, read_reports
+from radrl.metrics.files import LABELER_COLUMNS, label_rows, read_reports
 from radrl.metrics.grounding import score_grounding
 from radrl.metrics.text import score_text
 from radrl.rewards import REWARDS

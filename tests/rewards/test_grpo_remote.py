@@ -12,7 +12,7 @@ COMMON = ["--bf16", "false", "--report_to", "none", "--activation_checkpointing"
 
 
 def test_grpo_step_with_remote_reward(tiny_model_dir, synth_data, tmp_path, start_server):
-    from radrl.train import grpo
+    from radrl.cli import grpo
 
     server = start_server("--metrics", "chexpert")
     # the recipe field: report-metric rewards are scored on the server, the grounding reward stays in-process

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from radrl.metrics import METRICS
-from radrl.rewards.server import TOKEN_ENV, ServerConfig, create_app, main
+from radrl.cli import main as radrl_main
+from radrl.rewards.server import TOKEN_ENV, ServerConfig, create_app
 
 OK = {"metrics": ["chexpert"], "references": ["No effusion."], "predictions": ["Small effusion."]}
 
@@ -116,12 +117,14 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("case,argv,words", REFUSED, ids=[c[0] for c in REFUSED])
-def test_refuses_to_start(monkeypatch, case, argv, words):
+def test_refuses_to_start(monkeypatch, capsys, case, argv, words):
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv("RADRL_BERTSCORE_MODEL", raising=False)
+    monkeypatch.delenv("RADRL_DEBUG", raising=False)
     with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert words in str(e.value)
+        radrl_main(["reward-server", *argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.startswith("radrl reward-server: error: ") and words in err
 
 
 @pytest.mark.slow

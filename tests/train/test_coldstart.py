@@ -128,7 +128,7 @@ def canned_teacher():
 def test_endpoint_teacher_end_to_end_with_retry_and_resume(synth_data, tmp_path):
     from radrl.data.instructions import build_conversations
     from radrl.data.schema import read_jsonl
-    from radrl.train.coldstart import main
+    from radrl.cli.coldstart import main
 
     n = 12
     rows = build_conversations(read_jsonl(synth_data["train"]), seed=0)[:n]
@@ -165,8 +165,8 @@ def test_endpoint_teacher_end_to_end_with_retry_and_resume(synth_data, tmp_path)
 def test_tiny_model_as_local_teacher_then_sft_on_the_result(tiny_model_dir, synth_data, tmp_path):
     """The real local path: the tiny model is served on loopback and writes (garbage) traces, which
     validation rejects and counts; then SFT trains one step on a cold-start file with thinking rows."""
-    from radrl.train.coldstart import main
-    from radrl.train.sft import main as sft
+    from radrl.cli.coldstart import main
+    from radrl.cli.sft import main as sft
 
     summary = main(["--data", str(synth_data["train"]), "--out", str(tmp_path / "local"), "--teacher",
                     str(tiny_model_dir), "--max_rows", "4", "--max_tokens", "8", "--concurrency", "4"])
@@ -226,7 +226,7 @@ def test_bad_conversation_file_names_the_line(tiny_model_dir, tmp_path):
     ["--teacher", "runs/demo/sft", "--endpoint", "http://x/v1"],  # two teachers
 ])
 def test_coldstart_needs_exactly_one_teacher(synth_data, tmp_path, capsys, teachers):
-    from radrl.train.coldstart import parse_args
+    from radrl.cli.coldstart import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path), *teachers])
@@ -273,7 +273,7 @@ def test_reward_filter_scores_each_task_in_one_call(monkeypatch):
     (["report_rouge_l", "report_clinical"], "one task reward per task"),  # two rewards for one task
 ])
 def test_filter_rewards_are_checked(synth_data, tmp_path, names, message, capsys):
-    from radrl.train.coldstart import parse_args
+    from radrl.cli.coldstart import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path), "--endpoint", "http://x/v1",

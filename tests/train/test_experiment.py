@@ -79,7 +79,7 @@ def test_four_way_table_names_and_formats_by_metric_spec(tmp_path):
 
 @pytest.mark.slow
 def test_four_way_on_the_tiny_model_writes_the_table_and_resumes(tiny_model_dir, synth_data, tmp_path, capsys):
-    from radrl.train.experiment import main
+    from radrl.cli.experiment import main
 
     grpo = ["--train_data", str(synth_data["train"]), "--max_steps", "1", "--num_generations", "2",
             "--per_device_train_batch_size", "2", "--max_completion_length", "8", "--bf16", "false",
@@ -101,7 +101,9 @@ def test_four_way_on_the_tiny_model_writes_the_table_and_resumes(tiny_model_dir,
     board = (out / "compare" / "leaderboard.md").read_text()
     assert all(f"{arm}-rl" in board and f"{arm}-start" in board for arm in ARMS)
 
+    from radrl.cli import main as radrl_main
+
     capsys.readouterr()
-    main(["--config", str(path)])  # everything is done: a rerun runs no step again
-    printed = capsys.readouterr().out
+    radrl_main(["experiment", "--config", str(path)])  # everything is done: a rerun runs no step again
+    printed = capsys.readouterr().err  # the steps are logged, and `radrl` shows the log on stderr
     assert printed.count("done already") == 12 and ": grpo --config" not in printed

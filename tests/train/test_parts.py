@@ -161,7 +161,7 @@ def test_tensorboard_gets_the_training_curves(tiny_model_dir, synth_data, tmp_pa
     """`report_to: [tensorboard]` (the recipes' setting) writes event files with the loss per logged step."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from radrl.train.sft import main
+    from radrl.cli.sft import main
 
     out = tmp_path / "tb"
     args = [a for a in COMMON if a not in ("--report_to", "none")]
@@ -179,7 +179,7 @@ def test_wandb_gets_the_training_curves_offline(tiny_model_dir, synth_data, tmp_
     no network) and W&B receives the loss of every logged step."""
     from wandb.sdk import wandb_run
 
-    from radrl.train.sft import main
+    from radrl.cli.sft import main
 
     logged = []
     original = wandb_run.Run.log
@@ -208,7 +208,7 @@ def test_grpo_with_lora_saves_adapter_and_merged_model(tiny_model_dir, synth_dat
     outside the adapted layers are the start's, and the merged folder is a plain checkpoint."""
     from safetensors.torch import load_file
 
-    from radrl.train.grpo import main
+    from radrl.cli.grpo import main
 
     out = tmp_path / "grpo-lora"
     args = [a for a in COMMON if a not in ("--per_device_train_batch_size", "4")]

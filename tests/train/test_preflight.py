@@ -40,7 +40,7 @@ MISSING = [
 
 @pytest.mark.parametrize("reward,error,words", MISSING, ids=[m[0] for m in MISSING])
 def test_grpo_stops_before_the_model_loads(no_weights, no_model_load, synth_data, tmp_path, reward, error, words):
-    from radrl.train.grpo import main
+    from radrl.cli.grpo import main
 
     with pytest.raises(error, match=words):
         main(["--config", str(RECIPE), "--model_name_or_path", str(tmp_path), "--train_data",
@@ -50,7 +50,7 @@ def test_grpo_stops_before_the_model_loads(no_weights, no_model_load, synth_data
 
 def test_grpo_with_reward_servers_leaves_the_weights_to_them(no_weights, no_model_load, synth_data, tmp_path):
     # report_radcliq scored on a reward server: no local weights needed, the server (not up yet) is asked later
-    from radrl.train.grpo import main
+    from radrl.cli.grpo import main
 
     with pytest.raises(ModelLoaded):
         main(["--config", str(RECIPE), "--model_name_or_path", str(tmp_path), "--train_data",
@@ -72,9 +72,10 @@ EXPERIMENTS = [
 @pytest.mark.parametrize("case,grpo_args,eval_args,error,words", EXPERIMENTS, ids=[e[0] for e in EXPERIMENTS])
 def test_experiment_checks_every_step_first(no_weights, monkeypatch, synth_data, tmp_path, case, grpo_args,
                                             eval_args, error, words):
+    from radrl.cli.experiment import main
     from radrl.train import experiment
 
-    def run_step(step):
+    def run_step(step, *args):
         raise AssertionError(f"{step.name} ran before the scorers were checked")
 
     monkeypatch.setattr(experiment, "run_step", run_step)
@@ -84,11 +85,11 @@ def test_experiment_checks_every_step_first(no_weights, monkeypatch, synth_data,
         "grpo_recipe": str(RECIPE), "out": str(tmp_path / "fw"), "eval_data": str(synth_data["test"]), "arms": arms,
         "grpo_args": ["--train_data", str(synth_data["train"]), *grpo_args], "eval_args": eval_args}))
     with pytest.raises(error, match=words):
-        experiment.main(["--config", str(path)])
+        main(["--config", str(path)])
 
 
 def test_coldstart_checks_its_filter_reward_before_asking_the_teacher(no_weights, synth_data, tmp_path):
-    from radrl.train.coldstart import parse_args
+    from radrl.cli.coldstart import parse_args
 
     with pytest.raises(BertScoreModelMissing, match="reward report_bertscore"):
         parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path), "--endpoint", "http://x/v1",
@@ -100,7 +101,7 @@ def test_a_scorer_failing_mid_run_stops_the_step(tiny_model_dir, synth_data, tmp
     # past the preflight (this stand-in scorer has no check), a scorer that raises stops TRL's step with its
     # message: no floor paid, no checkpoint saved
     from radrl.metrics import METRICS
-    from radrl.train.grpo import main
+    from radrl.cli.grpo import main
 
     def broken(refs, hyps):
         raise FileNotFoundError("put the weights in /models/x")

@@ -38,7 +38,7 @@ def test_recipe_parses(path, tmp_path, synth_data):
         assert len([s for s in plan(load_config(str(tmp_path / path.name))) if s.argv[0] == "grpo"]) == 4
         return
     if path.stem == "coldstart":  # `radrl coldstart` options, not a trainer config
-        from radrl.train.coldstart import parse_args
+        from radrl.cli.coldstart import parse_args
 
         args = parse_args(["--config", str(path), "--data", str(synth_data["train"]), "--out", str(tmp_path)])
         for key, value in yaml.safe_load(path.read_text()).items():

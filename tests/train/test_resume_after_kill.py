@@ -17,7 +17,7 @@ import torch
 
 pytestmark = pytest.mark.slow
 
-# Driver: radrl's own `sft` entry point, with one callback that SIGKILLs the process at the end of step
+# Driver: what radrl's own `sft` / `grpo` entry points run, with one callback that SIGKILLs the process at the end of step
 # KILL_AT (before that step's checkpoint could be written): no cleanup, like an OOM kill or a lost node.
 DRIVER = textwrap.dedent("""
     import os, signal, sys
@@ -39,7 +39,7 @@ DRIVER = textwrap.dedent("""
             self.add_callback(Kill())
 
     setattr(module, name, Trainer)
-    module.main(sys.argv[3:])
+    module.train(module.parse_config(sys.argv[3:]))  # what `radrl sft` / `radrl grpo` run
 """)
 
 
@@ -73,7 +73,7 @@ def test_killed_sft_resumes_without_repeating_or_skipping_data(tiny_model_dir, s
                 "--report_to", "none", "--activation_checkpointing", "false", "--max_pixels", "4096",
                 "--logging_steps", "1", "--seed", "0", "--lr_scheduler_type", "linear"]
 
-    from radrl.train.sft import main
+    from radrl.cli.sft import main
 
     main(args(tmp_path / "ref"))  # uninterrupted, in this process
 

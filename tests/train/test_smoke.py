@@ -12,7 +12,7 @@ COMMON = ["--bf16", "false", "--report_to", "none", "--activation_checkpointing"
 
 
 def _sft(tiny_model_dir, synth_data, out, *extra):
-    from radrl.train.sft import main
+    from radrl.cli.sft import main
 
     return main(["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
                  "--output_dir", str(out), "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
@@ -61,7 +61,7 @@ def test_sft_loss_is_on_the_answer_only(tiny_model_dir, synth_data, tmp_path):
 
 
 def test_grpo_one_step_logs_task_routed_rewards(tiny_model_dir, synth_data, tmp_path):
-    from radrl.train.grpo import main
+    from radrl.cli.grpo import main
 
     main(["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
           "--output_dir", str(tmp_path / "grpo"), "--max_steps", "1", "--num_generations", "4",
@@ -74,7 +74,7 @@ def test_grpo_one_step_logs_task_routed_rewards(tiny_model_dir, synth_data, tmp_
 
 
 def test_grpo_resumes_from_last_checkpoint(tiny_model_dir, synth_data, tmp_path):
-    from radrl.train.grpo import main
+    from radrl.cli.grpo import main
 
     args = ["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
             "--output_dir", str(tmp_path / "grpo"), "--num_generations", "4", "--per_device_train_batch_size", "8",

@@ -97,7 +97,7 @@ def test_colocated_vllm_rollouts_have_the_trainers_log_probabilities(vllm_tiny_m
     vLLM's sampling log-probabilities stay within bf16 rounding of the trainer's (so the prompt is intact, the
     image reaches vLLM at the trainer's size, and the weights reach vLLM every step), and no step stops on a
     sampled image token."""
-    from radrl.train.grpo import main
+    from radrl.cli.grpo import main
 
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on a CPU build; a GPU ignores it
     main(["--model_name_or_path", str(vllm_tiny_model_dir), "--train_data", str(synth_data["train"]), "--tasks", "report",

@@ -22,10 +22,13 @@ Reading boxes back from text is the completion parser's job (``radrl.parsing``),
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -131,3 +134,104 @@ BOX_RE = re.compile(r"\[\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM
 def format_qwen_json(boxes: Iterable[Box]) -> str:
     """Qwen3-VL's native grounding answer: a JSON list of ``{"bbox_2d": [...], "label": ...}``."""
     return json.dumps([{"bbox_2d": b.to_qwen(), "label": b.label or ""} for b in boxes])
+
+
+# --- several readers' boxes -> one set ----------------------------------------------------
+def weighted_box_fusion(boxes_per_reader: Sequence[Sequence[Box]], iou_threshold: float = 0.1,
+                        skip_threshold: float = 0.0, *, scores: Sequence[Sequence[float]] | None = None,
+                        weights: Sequence[float] | None = None) -> list[Box]:
+    """Merge several readers' boxes (VinDr-CXR: 3 radiologists per image) into one set.
+
+    Weighted boxes fusion (Solovyev et al.), exactly as ``ensemble_boxes.weighted_boxes_fusion``
+    with ``conf_type="avg"`` (the reference; it needs numba and pandas, so it is not a
+    dependency, and the tests check equality with it). Per label (``Box.label``; boxes of
+    different findings never merge): boxes are taken in decreasing score x reader
+    weight; each joins the fused box it overlaps most when that IoU is **above**
+    ``iou_threshold``, else it starts a new one; a fused box is the score-weighted mean
+    of its members' corners. Readers give no confidences, so every box scores 1 unless
+    ``scores`` (one list per reader) says otherwise; boxes scoring below
+    ``skip_threshold`` (or 0) are dropped. As in ensemble-boxes, corners are clamped to
+    0-1, inverted corners swapped and boxes without area dropped. The result is ordered
+    by fused confidence (mean member score x min(#readers, #members) / sum of weights:
+    boxes more readers agree on first), ties in ensemble-boxes' order; the confidence
+    itself is not kept (``Box`` has none). Merged corners are averaged in float32, as
+    ensemble-boxes does, so the output equals its output exactly.
+
+    >>> a, b = Box(0.1, 0.1, 0.5, 0.5, "nodule"), Box(0.3, 0.3, 0.7, 0.7, "nodule")
+    >>> [(f.label, [round(v, 6) for v in f.coords]) for f in weighted_box_fusion([[a], [b], []])]
+    [('nodule', [0.2, 0.2, 0.6, 0.6])]
+    >>> len(weighted_box_fusion([[a], [Box(0.3, 0.3, 0.7, 0.7, "mass")]]))  # other finding: kept apart
+    2
+    """
+    n = len(boxes_per_reader)
+    w = [1.0] * n if weights is None else [float(x) for x in weights]
+    if len(w) != n or not all(math.isfinite(x) and x > 0 for x in w):
+        raise ValueError(f"weights must be {n} positive numbers, one per reader; got {weights!r}")
+    if scores is None:
+        scores = [[1.0] * len(boxes) for boxes in boxes_per_reader]
+    if len(scores) != n or any(len(s) != len(b) for s, b in zip(scores, boxes_per_reader)):
+        raise ValueError("scores must hold one list per reader with one score per box")
+
+    # label -> [(score x weight, (x1, y1, x2, y2))], labels in order of first appearance
+    groups: dict[str | None, list[tuple[float, tuple[float, float, float, float]]]] = {}
+    for reader, (boxes, reader_scores) in enumerate(zip(boxes_per_reader, scores)):
+        for box, score in zip(boxes, reader_scores):
+            score = float(score)
+            if not math.isfinite(score) or score < 0:
+                raise ValueError(f"reader {reader}: box {box.coords} has score {score}; scores must be >= 0")
+            if score < skip_threshold or score == 0:
+                continue
+            x1, y1, x2, y2 = (float(c) for c in box.coords)
+            if not all(math.isfinite(c) for c in (x1, y1, x2, y2)):
+                raise ValueError(f"a reader {reader} box has a non-finite coordinate; read boxes with "
+                                 "radrl.parsing.parse, which drops invalid ones")
+            x1, x2 = sorted((min(max(x1, 0.0), 1.0), min(max(x2, 0.0), 1.0)))
+            y1, y2 = sorted((min(max(y1, 0.0), 1.0), min(max(y2, 0.0), 1.0)))
+            if (x2 - x1) * (y2 - y1) == 0.0:
+                continue
+            groups.setdefault(box.label, []).append((score * w[reader], (x1, y1, x2, y2)))
+
+    fused: list[tuple[float, str | None, tuple[float, ...]]] = []  # (confidence, label, corners)
+    for label, entries in groups.items():
+        order = np.argsort(np.array([e[0] for e in entries]))[::-1]  # ensemble-boxes' order, ties included
+        members: list[list[tuple[float, tuple[float, ...]]]] = []
+        centres: list[tuple[float, ...]] = []
+        for i in order:
+            score, corners = entries[i]
+            best, best_iou = -1, iou_threshold
+            for k, centre in enumerate(centres):  # the first of equal best IoUs wins
+                overlap = _iou_corners(corners, centre)
+                if overlap > best_iou:
+                    best, best_iou = k, overlap
+            if best < 0:
+                members.append([(score, corners)])
+                centres.append(corners)
+            else:
+                members[best].append((score, corners))
+                centres[best] = _weighted_mean(members[best])
+        for group, centre in zip(members, centres):
+            mean_score = sum(s for s, _ in group) / len(group)
+            if len(group) > 1:  # ensemble-boxes keeps a merged box's score in float32 too
+                mean_score = float(np.float32(mean_score))
+            fused.append((mean_score * min(n, len(group)) / sum(w), label, centre))
+    order = np.argsort(np.array([f[0] for f in fused], dtype=float))[::-1]
+    return [Box(*fused[i][2], label=fused[i][1]) for i in order]
+
+
+def _weighted_mean(group: list[tuple[float, tuple[float, ...]]]) -> tuple[float, ...]:
+    """Score-weighted mean corners, accumulated in float32 as ensemble-boxes stores a fused
+    box: identical results, so matches at the IoU threshold and ties go the same way."""
+    acc = np.zeros(4, dtype=np.float32)
+    total = np.float64(0.0)
+    for score, corners in group:
+        acc += score * np.asarray(corners)  # float64 product, rounded into float32
+        total += score
+    acc /= total
+    return tuple(float(v) for v in acc)
+
+
+def _iou_corners(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

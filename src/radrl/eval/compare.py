@@ -28,7 +28,6 @@ on MIMIC-CXR / the grounding benchmarks, not with this run's data or labeler.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS
-from radrl.eval.contract import VARIABLE, ContractError, banner, machines_note, mismatches, refusal, same_requests
+from radrl.eval.contract import ContractError, banner, machines_note, mismatches, refusal, same_requests
 from radrl.eval.report import format_cell, metric_legend, table_keys
 from radrl.eval.stats import paired_bootstrap
 from radrl.metrics import MetricSpec, metric_spec
@@ -331,7 +330,8 @@ def compare(specs: list[str], out: str | Path, published: bool = False, baseline
     }
     (out / "leaderboard.json").write_text(json.dumps(payload, indent=2))
     _write_csv(runs, published, out / "leaderboard.csv", differences)
-    (out / "leaderboard.md").write_text(leaderboard_markdown(runs, payload, published))
+    markdown = leaderboard_markdown(runs, payload, published)
+    (out / "leaderboard.md").write_text(markdown)
     if html:
         from radrl.eval.html import write_html
 
@@ -341,7 +341,10 @@ def compare(specs: list[str], out: str | Path, published: bool = False, baseline
             if r.name not in logs and r.manifest.get("model", {}).get("engine") == "hf" and found.is_file():
                 logs[r.name] = str(found)
         payload["logs"] = logs
-        write_html(runs, payload, out / "report.html", logs=logs, n_examples=n_examples)
+        tables = [("Report generation", *report_table(runs, published)),
+                  (f"Grounding, {metric_spec('map50').name}", *grounding_map_table(runs, published)),
+                  ("Grounding, all metrics", *grounding_table(runs))]
+        write_html(runs, payload, out / "report.html", tables, markdown, logs=logs, n_examples=n_examples)
     return payload
 
 
@@ -469,35 +472,3 @@ def _write_csv(runs: list[Run], published: bool, path: Path, found: list[dict] =
                 for bench, value in values.items():
                     w.writerow([model, "published", f"grounding/{bench}", "map50", unit("map50", value), None, None,
                                 PUBLISHED["data"]["grounding"][bench], "", metric_spec("map50").name])
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="radrl compare", description="Several evaluation runs side by side.")
-    p.add_argument("runs", nargs="+", help="radrl eval output folders, optionally NAME=FOLDER")
-    p.add_argument("--out", required=True, help="folder for leaderboard.md/.csv/.json and report.html")
-    p.add_argument("--published", action="store_true", help="add the paper's numbers as reference rows")
-    p.add_argument("--baseline", default=None, help="run the paired tests compare against (default: the first)")
-    p.add_argument("--logs", nargs="*", default=[],
-                   help="NAME=log_history.json of training runs, for reward and length curves in the HTML "
-                        "(found by itself in the checkpoint folder of a run evaluated with --engine hf)")
-    p.add_argument("--examples", type=int, default=8, help="examples per task in the HTML report")
-    p.add_argument("--no-html", action="store_true")
-    p.add_argument("--allow-mismatch", action="store_true",
-                   help="write the comparison even when the runs measured different things (data, requests, pixel "
-                        "budget, decoding, precision, token limits, metric versions); every output then starts with "
-                        "the differences")
-    p.add_argument("--vary", nargs="+", default=[], choices=VARIABLE,
-                   help="settings that are the experiment's variable and may differ (e.g. decoding.thinking: "
-                        "thinking vs direct models, asked the same requests with and without ' /think'); "
-                        "named at the top of the leaderboard")
-    a = p.parse_args(argv)
-    logs = {}
-    for spec in a.logs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            name, path = Path(spec).parent.name, spec
-        logs[name] = path
-    compare(a.runs, a.out, published=a.published, baseline=a.baseline, html=not a.no_html, logs=logs,
-            n_examples=a.examples, allow_mismatch=a.allow_mismatch, vary=tuple(a.vary))
-    print((Path(a.out) / "leaderboard.md").read_text())
-    print(f"written to {a.out}")

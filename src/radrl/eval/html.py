@@ -178,17 +178,12 @@ def _banner(payload: dict) -> list[str]:
     return out
 
 
-def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str] | None = None,
-               n_examples: int = 8, image_width: int = 256) -> Path:
-    """Write the report; ``runs`` are ``radrl.eval.compare.Run`` objects, ``payload`` ``compare``'s JSON."""
-    from radrl.eval.compare import (
-        grounding_map_table,
-        grounding_table,
-        leaderboard_markdown,
-        report_table,
-    )
-
-    published = bool(payload.get("published"))
+def write_html(runs: list, payload: dict, path: str | Path,
+               tables: list[tuple[str, list[str], list[list[str]]]] = (), markdown: str = "",
+               logs: dict[str, str] | None = None, n_examples: int = 8, image_width: int = 256) -> Path:
+    """Write the report; ``runs`` are ``radrl.eval.compare.Run`` objects, ``payload`` ``compare``'s JSON,
+    ``tables`` the leaderboard's ``(title, header, rows)`` tables (shown when they have rows) and ``markdown``
+    the whole leaderboard.md. ``radrl.eval.compare`` builds both, so this module renders and never imports it."""
     body = _banner(payload) + [f"<h1>radrl evaluation: {_e(', '.join(r.name for r in runs))}</h1>", "<h2>Runs</h2>"]
     rows = [[r.name, str(r.manifest.get("model", {}).get("id", r.metrics.get("model", "?"))),
              str(r.manifest.get("model", {}).get("engine", "hf")),
@@ -196,15 +191,9 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
              str(r.metrics.get("rows", "?")), json.dumps(r.manifest.get("decoding", r.metrics.get("decoding", {})))]
             for r in runs]
     body.append(_table(["run", "model", "engine", "data", "rows", "decoding"], rows))
-    header, rows = report_table(runs, published)
-    if rows:
-        body += ["<h2>Report generation</h2>", _table(header, rows)]
-    header, rows = grounding_map_table(runs, published)
-    if rows:
-        body += [f"<h2>Grounding, {_e(metric_spec('map50').name)}</h2>", _table(header, rows)]
-    header, rows = grounding_table(runs)
-    if rows:
-        body += ["<h2>Grounding, all metrics</h2>", _table(header, rows)]
+    for title, header, rows in tables:
+        if rows:
+            body += [f"<h2>{_e(title)}</h2>", _table(header, rows)]
     body.append("<p><small>Published rows (italic) are the paper's numbers, for reference only. What each column "
                 "means, per-class tables, length statistics and paired tests: leaderboard.md (also below)."
                 "</small></p>")
@@ -266,7 +255,7 @@ def write_html(runs: list, payload: dict, path: str | Path, logs: dict[str, str]
                              f'<pre>{_e(ans.answer)}</pre>{think}{_findings(ref, ans.answer)}</div>')
             body.append(f"<h3>{_e(row_id)}</h3><div class=ex>{''.join(cards)}</div>")
 
-    body.append("<h2>Leaderboard (Markdown)</h2><pre>" + _e(leaderboard_markdown(runs, payload, published)) + "</pre>")
+    body.append("<h2>Leaderboard (Markdown)</h2><pre>" + _e(markdown) + "</pre>")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>radrl evaluation</title>"
             f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>{''.join(body)}</body></html>")
     path = Path(path)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import sys
 import time
@@ -51,6 +52,8 @@ from radrl.eval.score import DEFAULT_REPORT_METRICS, SCORED_TASKS, score, score_
 from radrl.machine import machine_info
 from radrl.metrics import check_metrics
 from radrl.parsing import parse, reference_boxes
+
+log = logging.getLogger(__name__)
 
 SOFTWARE = ("radrl", "torch", "transformers", "trl", "peft", "accelerate", "numpy", "pillow", "vllm", "httpx",
             "bert-score", "pycocoevalcap")
@@ -105,7 +108,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
         raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}); check the "
                          "file and the tasks")
     if skipped:
-        print(f"skipped rows no scorer reads: {skipped} (recorded in manifest.json)")
+        log.warning("skipped rows no scorer reads: %s (recorded in manifest.json)", skipped)
     engine = resolve_engine(engine, endpoint, engine_args)
     comparable = {"contract": CONTRACT_VERSION, "data_sha256": _sha256(data), "prompt_scheme": PROMPT_SCHEME,
                   "pixels": {"min_pixels": min_pixels, "max_pixels": max_pixels},
@@ -223,8 +226,8 @@ def _check_resume(path: Path, new: dict) -> list[dict]:
                              "or delete that folder to start over")
     if old.get("model", {}).get("files") != new["model"].get("files"):
         predictions.replace(path.parent / "predictions.stale.jsonl")
-        print(f"{new['model']['id']} has other weights than when {predictions} was written: starting over "
-              "(old predictions moved to predictions.stale.jsonl)")
+        log.warning("%s has other weights than when %s was written: starting over (old predictions moved to "
+                    "predictions.stale.jsonl)", new["model"]["id"], predictions)
         return []
     return old.get("generation_runs", [])
 
@@ -368,10 +371,3 @@ def _box_images(rows: list[dict], completions: list[str], folder: Path, n: int) 
         ref = reference_boxes(row["solution"], row.get("ref_boxes"), where=f"row {row['id']}")
         paths.append(draw_boxes(row["images"][0], pred, ref, folder / f"{row['id']}.png"))
     return paths
-
-
-def print_summary(aggregates: dict) -> None:
-    from radrl.eval.report import summary_line
-
-    for task, agg in aggregates.items():
-        print(summary_line(task, agg))

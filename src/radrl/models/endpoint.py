@@ -44,7 +44,7 @@ Stable API (other modules rely on these names and signatures):
   ``max_tokens`` or ``max_completion_tokens``, ``temperature``, ``top_p``, ``seed``;
   greedy when ``temperature`` is 0). Requests that arrive together are generated as one
   left-padded batch (up to ``max_batch``), so concurrency pays off on the server too.
-  Command line: ``python -m radrl.models.endpoint --model runs/demo/sft --port 8000``.
+  Command line: ``python -m radrl.cli.endpoint --model runs/demo/sft --port 8000``.
 
 >>> to_openai_messages([{"role": "user", "content": "hi"}])
 [{'role': 'user', 'content': 'hi'}]
@@ -303,7 +303,7 @@ class LocalServer:
 
     def _work(self) -> None:
         """One thread owns the model: it takes every queued request with the same decoding settings as one batch."""
-        from radrl.eval.generate import generate_messages, load_any
+        from radrl.models.generation import generate_messages, load_any
 
         try:
             model, processor = load_any(self.model_path, device=self.device, loader=self.loader)
@@ -384,28 +384,3 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m radrl.models.endpoint",
-                                description="Serve a local checkpoint over the OpenAI chat-completions protocol.")
-    p.add_argument("--model", required=True, help="checkpoint folder")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-batch", type=int, default=8)
-    p.add_argument("--served-name", default=None, help="model id clients send (default: the folder name)")
-    a = p.parse_args(argv)
-    server = LocalServer(a.model, a.host, a.port, a.device, a.max_batch, a.served_name).start()
-    print(f"serving {a.model} as {server.served_name!r} at {server.base_url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
-
-
-if __name__ == "__main__":
-    main()

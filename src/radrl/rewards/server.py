@@ -47,7 +47,6 @@ Scorers: any name in ``radrl.metrics.METRICS`` (``--metrics``), and your own sco
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import json
@@ -55,7 +54,6 @@ import logging
 import math
 import os
 import socket
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -69,7 +67,7 @@ from fastapi.responses import JSONResponse
 from radrl.lookup import import_object, resolve
 from radrl.rewards.remote import TOKEN_ENV  # one name for the token variable, client and server
 
-__all__ = ["BATCH_DEPENDENT", "CONFIG_ENV", "TOKEN_ENV", "ServerConfig", "create_app", "main"]
+__all__ = ["BATCH_DEPENDENT", "CONFIG_ENV", "TOKEN_ENV", "ServerConfig", "check_config", "create_app", "serve"]
 
 log = logging.getLogger("uvicorn.error")  # uvicorn configures this logger in every worker process
 
@@ -102,16 +100,12 @@ def resolve_scorers(config: ServerConfig) -> dict[str, Callable]:
     from radrl.metrics import METRICS
 
     out: dict[str, Callable] = {}
-    try:
-        for name in config.metrics:
-            out[name] = resolve(name, METRICS, "metric",
-                                fix="or serve your own with --scorer NAME=package.module:function")
-        for name, target in config.scorers.items():
-            out[name] = import_object(target, f"scorer {name}")
-    except ValueError as e:
-        raise SystemExit(f"radrl reward-server: {e}") from e
+    for name in config.metrics:
+        out[name] = resolve(name, METRICS, "metric", fix="or serve your own with --scorer NAME=package.module:function")
+    for name, target in config.scorers.items():
+        out[name] = import_object(target, f"scorer {name}")
     if not out:
-        raise SystemExit("radrl reward-server: no scorer configured; pass --metrics NAME ... or --scorer")
+        raise ValueError("no scorer configured; pass --metrics NAME ... or --scorer")
     return out
 
 
@@ -353,61 +347,39 @@ def _check(body: Any, config: ServerConfig, batchers: dict[str, _Batcher]) -> tu
     return None
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="radrl reward-server", description=__doc__.split("\n\n")[0])
-    p.add_argument("--metrics", nargs="*", default=["chexpert"], help="names in radrl.metrics.METRICS to serve")
-    p.add_argument("--scorer", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
-                   help="also serve your own scorer (refs, hyps) -> MetricResult under NAME (repeatable)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback needs a token")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--workers", type=int, default=1, help="worker processes, each loading every scorer once")
-    p.add_argument("--token", default=None, help=f"bearer token (prefer ${TOKEN_ENV}: command lines are visible)")
-    p.add_argument("--max-items", type=int, default=4096, help="pairs per request")
-    p.add_argument("--max-chars", type=int, default=20_000, help="characters per reference or prediction")
-    p.add_argument("--max-body-mb", type=float, default=64.0, help="request body size")
-    p.add_argument("--max-batch", type=int, default=512,
-                   help="a batch takes no more requests once it holds this many pairs (one request may hold more)")
-    p.add_argument("--batch-window-ms", type=float, default=0.0,
-                   help="how long the first request of a batch waits for more (0: score what is queued at once)")
-    p.add_argument("--cache-size", type=int, default=20_000,
-                   help="LRU entries per metric and worker; 0: off")
-    p.add_argument("--log-level", default="info")
-    a = p.parse_args(argv)
-
-    token = a.token or os.environ.get(TOKEN_ENV) or None
-    if a.host not in LOOPBACK and not token:
-        raise SystemExit(f"radrl reward-server: refusing to bind {a.host} without a token: anyone who can reach "
-                         f"the port could spend the scorers' GPU time and fill the cache. Set {TOKEN_ENV}=<secret> (or --token) and "
-                         f"give the trainer the same value, or bind 127.0.0.1 and tunnel.")
-    for name, value in (("--workers", a.workers), ("--max-items", a.max_items), ("--max-chars", a.max_chars),
-                        ("--max-batch", a.max_batch)):
+def check_config(config: ServerConfig, host: str = "127.0.0.1", workers: int = 1) -> None:
+    """Refuse, before any worker starts, what would fail in every worker or expose the scorers: a bind address
+    other than loopback without a token, limits below 1, unknown metric names or scorer paths, and missing
+    weights or judges (``check_metrics``: a server that cannot score stops with the fix instead of answering
+    503). Raises ``ValueError`` with the fix."""
+    if host not in LOOPBACK and not config.token:
+        raise ValueError(f"refusing to bind {host} without a token: anyone who can reach the port could spend the "
+                         f"scorers' GPU time and fill the cache. Set {TOKEN_ENV}=<secret> (or --token) and give the "
+                         "trainer the same value, or bind 127.0.0.1 and tunnel.")
+    for name, value in (("--workers", workers), ("--max-items", config.max_items), ("--max-chars", config.max_chars),
+                        ("--max-batch", config.max_batch)):
         if value < 1:
-            raise SystemExit(f"radrl reward-server: {name} must be at least 1, got {value}")
-    scorers = {}
-    for spec in a.scorer:
-        name, eq, target = spec.partition("=")
-        if not eq or not name or not target:
-            raise SystemExit(f"radrl reward-server: --scorer {spec!r}: write NAME=package.module:function")
-        scorers[name] = target
-    config = ServerConfig(metrics=list(a.metrics), scorers=scorers, token=token, max_items=a.max_items,
-                          max_chars=a.max_chars, max_body_bytes=int(a.max_body_mb * 2**20), max_batch=a.max_batch,
-                          batch_window_ms=a.batch_window_ms, cache_size=a.cache_size)
+            raise ValueError(f"{name} must be at least 1, got {value}")
     resolve_scorers(config)  # unknown names fail here, once, not in every worker
     from radrl.metrics import check_metrics
 
-    try:  # and missing weights or judges: a server that cannot score exits with the fix, not up answering 503
+    try:
         check_metrics(config.metrics)
     except Exception as e:  # noqa: BLE001 (each scorer's own error type; the message says the fix)
-        raise SystemExit(f"radrl reward-server: {type(e).__name__}: {e}") from e
+        raise ValueError(f"{type(e).__name__}: {e}") from e
+
+
+def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8765, workers: int = 1,
+          log_level: str = "info") -> None:
+    """Run the server until interrupted: ``workers`` uvicorn worker processes (each loads every scorer once)
+    sharing one socket on ``host:port``. Call ``check_config`` first."""
     os.environ[CONFIG_ENV] = json.dumps(asdict(config))
     import uvicorn
 
-    print(f"radrl reward-server: {a.workers} worker(s) serving {config.metrics + list(scorers)} on "
-          f"http://{a.host}:{a.port} ({'token required' if token else 'no token'})", file=sys.stderr, flush=True)
-    config = uvicorn.Config("radrl.rewards.server:create_app", factory=True, host=a.host, port=a.port,
-                            workers=a.workers, log_level=a.log_level, access_log=False, timeout_graceful_shutdown=5)
-    if a.workers == 1:
-        uvicorn.Server(config).run()
+    uv_config = uvicorn.Config("radrl.rewards.server:create_app", factory=True, host=host, port=port,
+                               workers=workers, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
+    if workers == 1:
+        uvicorn.Server(uv_config).run()
         return
     # the supervisor uvicorn.run uses for workers > 1; it restarts dead workers (uvicorn >= 0.30). Older
     # versions (0.37 among them) take the worker function as target=; 0.54 builds it itself.
@@ -415,8 +387,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from uvicorn.supervisors import Multiprocess
 
-    target = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
-    Multiprocess(config, sockets=[_listen(a.host, a.port)], **target).run()
+    target = {"target": uvicorn.Server(uv_config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
+    Multiprocess(uv_config, sockets=[_listen(host, port)], **target).run()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -430,5 +402,5 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
     except OSError as e:
-        raise SystemExit(f"radrl reward-server: cannot bind {host}:{port}: {e}") from e
+        raise ValueError(f"cannot bind {host}:{port}: {e}") from e
     return sock

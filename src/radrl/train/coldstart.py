@@ -21,17 +21,18 @@ so that local and remote teachers share one client: concurrency, retries, timeou
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import random
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from radrl.data.instructions import THINK_SUFFIX, build_conversations
 from radrl.data.schema import read_jsonl
+
+log = logging.getLogger(__name__)
 
 # Our own systematic reading guide, in the order a radiologist reads a frontal chest film.
 READING_GUIDE = """Read the radiograph systematically, in this order:
@@ -138,7 +139,7 @@ def read_traces(path: Path) -> dict[str, dict]:
     lines = raw.split("\n")
     if lines and lines[-1] and not raw.endswith("\n"):
         path.write_text(raw[: len(raw) - len(lines[-1])])
-        print(f"{path}: dropped a last line cut off mid-write; its row is asked for again", file=sys.stderr)
+        log.warning("%s: dropped a last line cut off mid-write; its row is asked for again", path)
         lines = lines[:-1]
     done = {}
     for n, line in enumerate(lines, 1):
@@ -177,7 +178,7 @@ def ask_teacher(client, rows: list[dict], path: Path, max_tokens: int, temperatu
                 text = fut.result()
             except (EndpointError, ValueError) as e:
                 counts["failed"] += 1
-                print(f"row {row['id']}: {e}", file=sys.stderr)
+                log.warning("row %s: %s", row["id"], e)
             else:
                 out.write(json.dumps({"id": row["id"], "task": row["task"], "trace": text}) + "\n")
                 out.flush()  # one whole line per reply: a kill loses at most the line being written
@@ -245,111 +246,44 @@ def _thinking_row(row: dict, verdict: Verdict) -> dict:
             "completion": [{"role": "assistant", "content": [{"type": "text", "text": text}]}]}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="radrl coldstart", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", help="YAML whose keys are these options' names (underscores); flags override it")
-    p.add_argument("--data", help="samples JSONL (radrl.data.schema rows) to write traces for")
-    p.add_argument("--out", help="output folder: traces.jsonl, coldstart.jsonl, summary.json")
-    p.add_argument("--tasks", nargs="+", default=["report", "grounding"], choices=["report", "grounding"])
-    p.add_argument("--teacher", help="local checkpoint folder served on loopback as the teacher")
-    p.add_argument("--endpoint", help="OpenAI-compatible base URL ending in /v1 (e.g. a vLLM server)")
-    p.add_argument("--teacher_model", help="model name the endpoint serves (default: the first it lists)")
-    p.add_argument("--device", default="cpu", help="device of a local teacher")
-    p.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
-    p.add_argument("--max_retries", type=int, default=4)
-    p.add_argument("--max_tokens", type=int, default=2048)
-    p.add_argument("--temperature", type=float, default=0.7, help="the paper sampled its teacher at 0.7")
-    p.add_argument("--seed", type=int, default=0, help="request phrasings, mixing and sampling seed")
-    p.add_argument("--max_rows", type=int, default=None, help="only the first N conversation rows")
-    p.add_argument("--min_think_chars", type=int, default=20)
-    p.add_argument("--min_reward", type=float, default=None,
-                   help="keep a trace only if its final answer scores at least this with the task's reward "
-                        f"({FILTER_REWARDS}); unset: no reward filter (as in the paper)")
-    p.add_argument("--filter_rewards", nargs="+", default=None,
-                   help="rewards for --min_reward, one per task, from radrl.rewards.REWARDS (e.g. report_radcliq "
-                        "grounding_soft_f1); min_reward is in the reward's own units")
-    p.add_argument("--direct_ratio", type=float, default=1.0, help="direct-answer rows per accepted trace")
-    p.add_argument("--box_format", default="paper", choices=["paper", "qwen"])
-    return p
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Options from ``--config`` YAML, then the command line; unknown YAML keys are named."""
-    import yaml
-
-    p = parser()
-    first, _ = p.parse_known_args(argv)
-    if first.config:
-        values = yaml.safe_load(Path(first.config).read_text()) or {}
-        known = {a.dest for a in p._actions}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{first.config}: unknown key(s) {unknown}; see `radrl coldstart --help`")
-        p.set_defaults(**values)
-    args = p.parse_args(argv)
-    for name in ("data", "out"):
-        if not getattr(args, name):
-            p.error(f"--{name} is required (or set {name} in --config)")
-    if bool(args.teacher) == bool(args.endpoint):
-        p.error("give exactly one teacher: --teacher PATH (local checkpoint) or --endpoint URL")
-    if args.filter_rewards:
-        from radrl.rewards import REWARDS
-
-        unknown = [r for r in args.filter_rewards if r not in REWARDS]
-        if unknown:
-            p.error(f"unknown reward(s) {unknown} in --filter_rewards; choose from {sorted(REWARDS)}")
-        tasks = [REWARDS[r].task for r in args.filter_rewards]
-        if len(set(tasks)) != len(tasks) or "" in tasks:
-            p.error(f"--filter_rewards needs one task reward per task, got {dict(zip(args.filter_rewards, tasks))}")
-        args.filter_rewards = {**FILTER_REWARDS, **dict(zip(tasks, args.filter_rewards))}
-    if not Path(args.data).is_file():
-        p.error(f"--data {args.data} does not exist; write samples with `radrl synth-data` or `radrl prepare`")
-    if args.min_reward is not None:  # the filter's scorers (weights on disk), checked before the teacher runs
-        from radrl.rewards import REWARDS, check_rewards
-
-        check_rewards([REWARDS[r] for r in (args.filter_rewards or FILTER_REWARDS).values()])
-    return args
-
-
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def run_coldstart(data: str, out: str, tasks: list[str] | tuple[str, ...] = ("report", "grounding"),
+                  teacher: str | None = None, endpoint: str | None = None, teacher_model: str | None = None,
+                  device: str = "cpu", concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4,
+                  max_tokens: int = 2048, temperature: float = 0.7, seed: int = 0, max_rows: int | None = None,
+                  min_think_chars: int = 20, min_reward: float | None = None,
+                  filter_rewards: dict[str, str] | None = None, direct_ratio: float = 1.0,
+                  box_format: str = "paper") -> dict:
+    """The whole stage (``radrl coldstart``): conversation rows of ``data`` -> traces from one teacher (a local
+    checkpoint ``teacher`` served on loopback, or an OpenAI-compatible ``endpoint``) appended to
+    ``out/traces.jsonl`` -> ``build_coldstart`` -> ``out/coldstart.jsonl`` and ``out/summary.json``; returns the
+    summary (``failed``: requests that failed after retries; a rerun asks for them again)."""
     from radrl.models.endpoint import ChatClient, LocalServer
     from radrl.train.common import check_images
 
-    rows = build_conversations(read_jsonl(args.data), tasks=args.tasks, seed=args.seed, box_format=args.box_format)
-    rows = rows[: args.max_rows] if args.max_rows else rows
-    check_images(args.data, [(r["id"], p) for r in rows for p in r["images"]])
-    out = Path(args.out)
-    server = LocalServer(args.teacher, device=args.device, max_batch=args.concurrency).start() if args.teacher \
-        else None
+    if bool(teacher) == bool(endpoint):
+        raise ValueError("give exactly one teacher: --teacher PATH (local checkpoint) or --endpoint URL")
+    rows = build_conversations(read_jsonl(data), tasks=tasks, seed=seed, box_format=box_format)
+    rows = rows[:max_rows] if max_rows else rows
+    check_images(data, [(r["id"], p) for r in rows for p in r["images"]])
+    out = Path(out)
+    server = LocalServer(teacher, device=device, max_batch=concurrency).start() if teacher else None
     try:
-        base_url = server.base_url if server else args.endpoint
-        with ChatClient(base_url, model=args.teacher_model or "", timeout=args.timeout, max_retries=args.max_retries,
-                        concurrency=args.concurrency) as client:
+        base_url = server.base_url if server else endpoint
+        with ChatClient(base_url, model=teacher_model or "", timeout=timeout, max_retries=max_retries,
+                        concurrency=concurrency) as client:
             if not client.model:
                 served = client.models()
                 if not served:
                     raise ValueError(f"{base_url}/models lists no model; pass --teacher_model NAME")
                 client.model = served[0]
-            counts = ask_teacher(client, rows, out / "traces.jsonl", args.max_tokens, args.temperature, args.seed)
+            counts = ask_teacher(client, rows, out / "traces.jsonl", max_tokens, temperature, seed)
     finally:
         if server:
             server.stop()
-    mixed, summary = build_coldstart(rows, read_traces(out / "traces.jsonl"), args.direct_ratio, args.min_reward,
-                                     args.min_think_chars, args.seed, args.filter_rewards)
+    mixed, summary = build_coldstart(rows, read_traces(out / "traces.jsonl"), direct_ratio, min_reward,
+                                     min_think_chars, seed, filter_rewards)
     summary = {**counts, **summary}
     with (out / "coldstart.jsonl").open("w") as f:
         f.writelines(json.dumps(r) + "\n" for r in mixed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary))
-    if counts["failed"]:
-        print(f"{counts['failed']} requests failed after retries; rerun the same command to ask for them again",
-              file=sys.stderr)
-    print(f"cold-start SFT rows: {out / 'coldstart.jsonl'} (train with `radrl sft --train_data` on it)")
     return summary
-
-
-if __name__ == "__main__":
-    main()

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from radrl.data.instructions import build_conversations, build_task_mix, to_dataset
 from radrl.data.schema import read_jsonl
 from radrl.models import load
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,8 +153,8 @@ def _read_llava(path: str) -> list[dict]:
     for r in read_llava(path):
         (rows if isinstance(r, dict) else skipped).append(r)
     if skipped:
-        print(f"{path}: skipped {len(skipped)} unusable entries (first: {skipped[0].where}: {skipped[0].reason}, "
-              f"{skipped[0].detail})", file=sys.stderr)
+        log.warning("%s: skipped %d unusable entries (first: %s: %s, %s)", path, len(skipped), skipped[0].where,
+                    skipped[0].reason, skipped[0].detail)
     return rows
 
 

@@ -1,7 +1,7 @@
 """The paper's matched four-way GRPO experiment from one command: {general, domain} x {direct, thinking}.
 
-    python -m radrl.train.experiment --config recipes/demo/four_way.yaml
-    python -m radrl.train.experiment --config recipes/qwen3vl-8b/four_way_report.yaml
+    radrl experiment --config recipes/demo/four_way.yaml
+    radrl experiment --config recipes/qwen3vl-8b/four_way_report.yaml
 
 Every arm runs the same GRPO recipe (same rewards, data, steps, seed); only the starting checkpoint
 and ``thinking`` differ, which is what makes the four runs comparable. For each arm, in order:
@@ -15,23 +15,27 @@ A rerun skips every step whose output is complete (GRPO: ``log_history.json``; e
 ``metrics.json``), so an interrupted experiment continues with the arm it stopped in (GRPO itself
 resumes from its last checkpoint with ``resume_from_checkpoint: last`` in ``grpo_args``).
 
-Steps run in this process by default (``launcher`` unset), or each as a subprocess under a
+Steps run in this process by default (``launcher`` unset; ``run_verb`` runs a step's ``radrl``
+command line, the ``radrl experiment`` command passes its own verbs), or each as a subprocess under a
 launcher, e.g. ``launcher: [accelerate, launch, --config_file, recipes/accelerate/deepspeed_zero2.yaml,
 -m, radrl.cli]`` for GPUs (evaluations always run as plain ``python -m radrl.cli eval`` then).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from radrl.metrics import metric_spec
+
+log = logging.getLogger(__name__)
 
 # The headline metric columns of the 2 x 2 table, per task (keys of radrl eval's metrics.json).
 HEADLINE = {"report": ("clinical", "rouge_l"), "grounding": ("soft_f1", "map50")}
@@ -102,35 +106,34 @@ def check_scorers(steps: list[Step]) -> None:
     """Every GRPO step's rewards and every eval step's report metrics can score (weights on disk, a judge set,
     reward servers serving them), checked before the first model loads: a missing scorer must not surface
     after the first arm has trained for hours, nor hide behind the floor of answers too short to score."""
-    from trl import TrlParser
-
     from radrl.metrics import check_metrics
     from radrl.rewards import check_rewards
-    from radrl.train.grpo import RadrlGRPOConfig, reward_funcs
+    from radrl.train.grpo import parse_config, reward_funcs
 
     for step in steps:
         if step.done.exists():
             continue  # finished: nothing of it runs again
         if step.argv[0] == "grpo":
-            (cfg,) = TrlParser((RadrlGRPOConfig,)).parse_args_and_config(step.argv[1:])
-            check_rewards(reward_funcs(cfg)[0])
+            check_rewards(reward_funcs(parse_config(step.argv[1:]))[0])
         elif step.argv[0] == "eval" and "--metrics" in step.argv:  # as `radrl eval --metrics A B` reads them
             after = step.argv[step.argv.index("--metrics") + 1:]
             check_metrics(next((after[:i] for i, a in enumerate(after) if a.startswith("-")), after))
 
 
-def run_step(step: Step) -> bool:
-    """Run one step unless its output exists; returns whether it ran."""
+def run_step(step: Step, run_verb: Callable[[list[str]], object] | None = None) -> bool:
+    """Run one step unless its output exists; returns whether it ran. ``run_verb(argv)`` runs the step's
+    command line (``["grpo", "--config", ...]``) in this process, as ``radrl`` would (``radrl experiment``
+    passes its own verbs); a step with a launcher, or any step without ``run_verb``, runs as a subprocess
+    (``python -m radrl.cli``)."""
     if step.done.exists():
-        print(f"[four-way] {step.name}: done already ({step.done})", flush=True)
+        log.info("[four-way] %s: done already (%s)", step.name, step.done)
         return False
-    print(f"[four-way] {step.name}: {' '.join(step.argv)}", flush=True)
-    if step.subprocess_prefix:
-        subprocess.run([*step.subprocess_prefix, *step.argv], check=True)
+    log.info("[four-way] %s: %s", step.name, " ".join(step.argv))
+    if step.subprocess_prefix or run_verb is None:
+        prefix = step.subprocess_prefix or [sys.executable, "-m", "radrl.cli"]
+        subprocess.run([*prefix, *step.argv], check=True)
     else:
-        from radrl.cli import VERBS
-
-        VERBS[step.argv[0]](step.argv[1:])
+        run_verb(step.argv)
     if not step.done.exists():
         raise RuntimeError(f"{step.name} finished without writing {step.done}")
     return True
@@ -168,20 +171,15 @@ def _aggregate(path: Path, task: str) -> dict | None:
     return json.loads(path.read_text())["tasks"].get(task, {}).get("aggregate")
 
 
-def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(prog="radrl experiment", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="four-way experiment YAML (e.g. recipes/demo/four_way.yaml)")
-    p.add_argument("--dry-run", action="store_true", help="print the steps and exit")
-    a = p.parse_args(argv)
-    cfg = load_config(a.config)
-    steps = plan(cfg)
-    if a.dry_run:
-        for step in steps:
-            print(f"{step.name}: {' '.join([*(step.subprocess_prefix or ['radrl']), *step.argv])}")
-        return Path(cfg["out"])
+def run_experiment(cfg: dict, run_verb: Callable[[list[str]], object] | None = None,
+                   steps: list[Step] | None = None) -> Path:
+    """The whole experiment of a ``load_config`` config: check every scorer, run the steps not done yet
+    (``run_step``), compare every evaluation (``radrl compare``'s outputs in ``out/compare``), write the 2 x 2
+    table to ``out/four_way.md``; returns that path."""
+    steps = plan(cfg) if steps is None else steps
     check_scorers(steps)
     for step in steps:
-        run_step(step)
+        run_step(step, run_verb)
     from radrl.eval.compare import compare
 
     out = Path(cfg["out"])
@@ -191,10 +189,4 @@ def main(argv: list[str] | None = None) -> Path:
             vary=("decoding.thinking",))
     table = four_way_table(cfg)
     (out / "four_way.md").write_text(f"# Four-way GRPO experiment ({cfg['grpo_recipe']})\n\n{table}")
-    print(table)
-    print(f"written: {out / 'four_way.md'}, {out / 'compare' / 'leaderboard.md'}")
     return out / "four_way.md"
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,7 @@ before training, counted (``grpo_dataset``).
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -28,6 +28,8 @@ from radrl.train.common import (
     resume_checkpoint,
     save_outputs,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,9 +85,11 @@ def scored_tasks(funcs: list, tasks: list[str]) -> set[str]:
     return out & set(tasks)
 
 
-def main(argv: list[str] | None = None) -> str:
+def parse_config(argv: list[str] | None = None) -> RadrlGRPOConfig:
+    """The recipe (``--config YAML``) with command-line overrides, read by TRL's ``TrlParser``
+    (``radrl grpo`` is ``train(parse_config(argv))``)."""
     (cfg,) = TrlParser((RadrlGRPOConfig,)).parse_args_and_config(argv)
-    return train(cfg)
+    return cfg
 
 
 def train(cfg: RadrlGRPOConfig) -> str:
@@ -160,8 +164,8 @@ def grpo_dataset(cfg: RadrlGRPOConfig, funcs: list | None = None):
 
     Conversation files and RadVLM / LLaVA JSON also hold rows of other tasks (``imported`` conversations,
     classification, ...). Every reward returns None for those, TRL then gives all their rollouts the same
-    reward and zero advantage, and the step learns nothing from them, so they are dropped here, counted on
-    stderr; a file with no scored row at all is an error."""
+    reward and zero advantage, and the step learns nothing from them, so they are dropped here, counted in a
+    warning; a file with no scored row at all is an error."""
     dataset = conversation_dataset(cfg).remove_columns("completion")
     keep = scored_tasks(funcs if funcs is not None else reward_funcs(cfg)[0], cfg.tasks)
     dropped = Counter(t for t in dataset["task"] if t not in keep)
@@ -172,9 +176,8 @@ def grpo_dataset(cfg: RadrlGRPOConfig, funcs: list | None = None):
                          f"(rows by task: {dict(dropped)}; scored: {sorted(keep)}). GRPO needs report or grounding "
                          "rows with a solution: build them from a samples JSONL (`radrl prepare`, `radrl "
                          "synth-data`), or train these rows with `radrl sft`")
-    print(f"{cfg.train_data}: GRPO drops {sum(dropped.values())} of {len(dataset)} rows that no reward scores "
-          f"({dict(dropped)}); training on {len(dataset) - sum(dropped.values())} rows of {sorted(keep)}",
-          file=sys.stderr)
+    log.warning("%s: GRPO drops %d of %d rows that no reward scores (%s); training on %d rows of %s", cfg.train_data,
+                sum(dropped.values()), len(dataset), dict(dropped), len(dataset) - sum(dropped.values()), sorted(keep))
     return dataset.filter(lambda task: task in keep, input_columns="task")
 
 

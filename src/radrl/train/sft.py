@@ -37,9 +37,11 @@ class RadrlSFTConfig(RadrlArgs, SFTConfig):
         self.dataset_kwargs = {**(self.dataset_kwargs or {}), "skip_prepare_dataset": True}
 
 
-def main(argv: list[str] | None = None) -> str:
+def parse_config(argv: list[str] | None = None) -> RadrlSFTConfig:
+    """The recipe (``--config YAML``) with command-line overrides, read by TRL's ``TrlParser``
+    (``radrl sft`` is ``train(parse_config(argv))``)."""
     (cfg,) = TrlParser((RadrlSFTConfig,)).parse_args_and_config(argv)
-    return train(cfg)
+    return cfg
 
 
 def build_trainer(cfg: RadrlSFTConfig) -> tuple[SFTTrainer, object]:

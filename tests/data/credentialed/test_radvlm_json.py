@@ -139,9 +139,9 @@ def test_imported_rows_build_a_dataset(radvlm_file, tmp_path):
     assert len(ds) == 4 and ds[1]["images"][0].size == (16, 16)
 
 
-def test_export_main_writes_the_task_mix(tmp_path, capsys):
+def test_export_llava_writes_the_task_mix(tmp_path, capsys):
     from radrl.data.schema import write_jsonl
-    from radrl.data.sources.radvlm_json import export_main
+    from radrl.cli.export_llava import main as export_main
 
     samples = [Sample(id="m1", image=str(tmp_path / "img/m1.jpg"), source="mimic-cxr", findings="Clear lungs.",
                       labels={"No Finding": 1}),

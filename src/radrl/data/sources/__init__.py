@@ -84,7 +84,7 @@ GENERATED = ("radrl.data.synthetic",)
 def _modules() -> dict[str, str]:
     """Source name -> module path: every module of this package (names without a leading ``_``)
     and of ``GENERATED`` that declares ``SOURCE``. Importing the adapters is cheap: heavy
-    dependencies (pydicom, the metrics) are imported inside the functions that need them."""
+    dependencies (pydicom) are imported inside the functions that need them."""
     paths = [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
     found: dict[str, str] = {}
     for path in [*paths, *GENERATED]:

@@ -255,37 +255,3 @@ def export(rows: Iterable[dict], path: str | Path, image_root: str | Path | None
             n += 1
         f.write("\n]\n")
     return n
-
-
-def export_main(argv: list[str] | None = None) -> None:
-    """Samples JSONL file(s) -> the paper's task mix -> one LLaVA JSON file.
-
-        python -m radrl.data.sources.radvlm_json data/mimic/samples.jsonl data/ms-cxr/samples.jsonl \\
-            --out data/llava_train.json --image-root /data
-    """
-    import argparse
-    import itertools
-
-    from radrl.data.instructions import TASKS, build_task_mix
-    from radrl.data.schema import read_jsonl
-
-    p = argparse.ArgumentParser(prog="radrl export-llava", description=export_main.__doc__.splitlines()[0])
-    p.add_argument("samples", nargs="+", help="samples JSONL written by `radrl prepare` (or radrl synth-data)")
-    p.add_argument("--out", required=True, help="the LLaVA JSON file to write")
-    p.add_argument("--image-root", help="write image paths relative to this folder (default: absolute paths)")
-    p.add_argument("--tasks", nargs="*", choices=list(TASKS), help="keep only these tasks (default: the full mix)")
-    p.add_argument("--seed", type=int, default=0, help="seed for request phrasings and drawn regions")
-    p.add_argument("--thinking", action="store_true", help="append ' /think' to every request")
-    p.add_argument("--box-format", choices=["paper", "qwen"], default="paper", help="box text in answers")
-    a = p.parse_args(argv)
-    for path in a.samples:
-        if not Path(path).is_file():
-            p.error(f"{path} does not exist; write it with `radrl prepare SOURCE --root ... --out ...`")
-    samples = itertools.chain.from_iterable(read_jsonl(path) for path in a.samples)
-    rows = build_task_mix(samples, seed=a.seed, thinking=a.thinking, box_format=a.box_format, tasks=a.tasks)
-    n = export(rows, a.out, image_root=a.image_root)
-    print(f"wrote {n} conversations to {a.out}")
-
-
-if __name__ == "__main__":
-    export_main()

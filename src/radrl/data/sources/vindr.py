@@ -4,7 +4,7 @@ Why fuse: each VinDr-CXR training image was boxed independently by three of seve
 radiologists, so the raw CSV holds up to three slightly different boxes per finding.
 Training on all of them teaches duplicate boxes; the VinBigData competition winners
 merged them with weighted boxes fusion at IoU 0.1, which is what we do
-(``radrl.metrics.grounding.weighted_box_fusion``, per finding). The test set's boxes are
+(``radrl.data.boxes.weighted_box_fusion``, per finding). The test set's boxes are
 already a five-reader consensus (one reader in the CSV), so fusion leaves them unchanged.
 
 Layouts under ``root``::
@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from radrl.data.boxes import Box
+from radrl.data.boxes import Box, weighted_box_fusion
 from radrl.data.schema import Sample
 from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import (
@@ -109,10 +109,6 @@ def fuse(rows: list[tuple[str, dict[str, str]]], width: int, height: int,
         if isinstance(b, Skip):
             return b
         readers.setdefault((row.get("rad_id") or "").strip() or f"row{k}", []).append(b)
-    # imported here, not at the top: discovering the sources (radrl.data.sources.declared) must not load the
-    # metrics package, a higher layer (the fusion belongs in data.boxes; it lives in metrics for now)
-    from radrl.metrics.grounding import weighted_box_fusion
-
     fused = weighted_box_fusion(list(readers.values()), iou_threshold=iou) if readers else []
     findings = classes - {NO_FINDING_CLASS}
     return fused, observation_labels(findings, TO_CHEXPERT, normal=not findings)

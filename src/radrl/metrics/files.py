@@ -1,4 +1,4 @@
-"""``radrl score`` and ``radrl label``: the metrics on files of reports, outside training.
+"""Reports in files, outside training: read them, score them (``radrl score``), label them (``radrl label``).
 
 Why: a researcher comparing against a published system has two files of reports, not a
 radrl run; these verbs score them with exactly the code the rewards and ``radrl eval``
@@ -20,16 +20,14 @@ Input files (``read_reports``), chosen by extension:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 from radrl.data.schema import NEGATIVE, POSITIVE, UNCERTAIN
 
-__all__ = ["LABELER_COLUMNS", "label_main", "label_rows", "read_reports", "score_files", "score_main"]
+__all__ = ["LABELER_COLUMNS", "label_rows", "read_reports", "score_files", "write_per_sample"]
 
 # Column order of the CheXpert labeler's labeled_reports.csv (its CATEGORIES, with
 # "Airspace Opacity" written as "Lung Opacity"); note Lung Lesion before Lung Opacity.
@@ -165,39 +163,9 @@ def score_files(refs_path: str | Path, preds_path: str | Path, metrics: list[str
     return result, refs, preds
 
 
-def score_main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="radrl score", description="Score generated reports against references.")
-    p.add_argument("--refs", required=True, help="reference reports: text (one per line), .jsonl or .csv")
-    p.add_argument("--preds", required=True, help="generated reports, aligned with --refs, same formats")
-    p.add_argument("--metrics", default="text,chexpert",
-                   help="comma-separated names from radrl.metrics.METRICS (default: text,chexpert, the offline ones)")
-    p.add_argument("--column", help="JSONL field / CSV column holding the report in both files")
-    p.add_argument("--ref-column", help="field / column for --refs (overrides --column)")
-    p.add_argument("--pred-column", help="field / column for --preds (overrides --column)")
-    p.add_argument("--no-header", action="store_true", help="CSV files have no header: the report is column 1")
-    p.add_argument("--out", help="write per-sample values: .csv, else JSONL")
-    a = p.parse_args(argv)
-    metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]
-    try:
-        result, refs, preds = score_files(a.refs, a.preds, metrics, a.ref_column or a.column,
-                                          a.pred_column or a.column, header=not a.no_header)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"radrl score: {e}")
-    print(_table(result.aggregate))
-    if a.out:
-        _write_per_sample(Path(a.out), result.per_sample, refs, preds)
-        print(f"per-sample values written to {a.out}")
-
-
-def _table(aggregate: dict[str, float]) -> str:
-    width = max(len(k) for k in aggregate)
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    for k, v in aggregate.items():
-        lines.append(f"{k:<{width}}  {int(v) if k in ('n', 'empty_predictions') else f'{v:.4f}'}")
-    return "\n".join(lines)
-
-
-def _write_per_sample(path: Path, per_sample: dict[str, list[float]], refs: list[str], preds: list[str]) -> None:
+def write_per_sample(path: Path, per_sample: dict[str, list[float]], refs: list[str], preds: list[str]) -> None:
+    """One row per sample (index, reference, prediction, every per-sample value): CSV when ``path`` ends in
+    ``.csv``, else JSONL."""
     keys = list(per_sample)
     rows = [{"index": i, "reference": r, "prediction": h, **{k: per_sample[k][i] for k in keys}}
             for i, (r, h) in enumerate(zip(refs, preds, strict=True))]
@@ -228,31 +196,3 @@ def label_rows(reports: list[str]) -> list[dict[str, str]]:
 
     return [{"Reports": text, **{c: _CODES[labels[c]] if c in labels else "" for c in LABELER_COLUMNS}}
             for text, labels in zip(reports, label_reports(reports), strict=True)]
-
-
-def label_main(argv: list[str] | None = None) -> None:
-    from radrl.metrics.chexpert import LABELER_VERSION
-
-    p = argparse.ArgumentParser(prog="radrl label",
-                                description=f"CheXpert labels of reports with radrl's rule labeler ({LABELER_VERSION}); "
-                                            "CSV like the CheXpert labeler's labeled_reports.csv.")
-    p.add_argument("reports", help="reports: text (one per line), .jsonl or .csv")
-    p.add_argument("--column", help="JSONL field / CSV column holding the report")
-    p.add_argument("--no-header", action="store_true", help="CSV without header: the report is column 1")
-    p.add_argument("--out", default="-", help="output CSV (default: standard output)")
-    a = p.parse_args(argv)
-    try:
-        reports = read_reports(a.reports, a.column, header=not a.no_header)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"radrl label: {e}")
-    rows = label_rows(reports)
-    out = sys.stdout if a.out == "-" else open(a.out, "w", newline="", encoding="utf-8")  # noqa: SIM115
-    try:
-        writer = csv.DictWriter(out, fieldnames=["Reports", *LABELER_COLUMNS], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    if a.out != "-":
-        print(f"{len(rows)} reports labelled ({LABELER_VERSION}) -> {a.out}")

@@ -1,64 +1,12 @@
-"""``radrl <verb>``: one verb per pipeline stage.
-
-    radrl demo         the whole pipeline on synthetic data with the tiny model (CPU, minutes)
-    radrl synth-data   write synthetic chest X-rays with reports and boxes (samples JSONL)
-    radrl tiny-model   build a tiny random Qwen3-VL with a tokenizer trained on a corpus
-    radrl sft          supervised fine-tuning from a YAML recipe (+ overrides)
-    radrl grpo         GRPO from a YAML recipe (+ overrides)
-    radrl eval         generate, parse, score and write metrics for a model on a split
-    radrl prepare      read a dataset in its published layout into samples (radrl prepare --list)
-    radrl export-llava samples JSONL -> the paper's task mix -> LLaVA / RadVLM JSON
-    radrl coldstart    teacher thinking traces -> validated cold-start SFT data
-    radrl experiment   the four-way GRPO experiment ({general, domain} x {direct, thinking}) -> comparison table
-    radrl score        score a file of generated reports against references with chosen metrics
-    radrl label        CheXpert labels (1/0/-1/blank) for a file of reports, as CSV
-    radrl compare      several evaluation runs side by side (Markdown, CSV, JSON, HTML)
-    radrl reward-server  serve clinical scorers over HTTP to GRPO trainers
-"""
+"""``radrl eval``: generate, parse, score and write metrics for a model on a split (``radrl.eval.run``)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
-def _synth_data(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="radrl synth-data", description="Write synthetic chest X-rays, reports and boxes.")
-    p.add_argument("out")
-    p.add_argument("--train", type=int, default=400, help="training images")
-    p.add_argument("--test", type=int, default=60, help="held-out images")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    from radrl.data.synthetic import write_dataset
-
-    paths = write_dataset(a.out, n_train=a.train, n_test=a.test, seed=a.seed, size=a.size)
-    print("\n".join(f"{k}: {v}" for k, v in paths.items()))
-
-
-def _tiny_model(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="radrl tiny-model",
-                                description="Build a tiny random Qwen3-VL (tokenizer trained on the corpus).")
-    p.add_argument("out")
-    p.add_argument("--corpus", nargs="*", default=[],
-                   help="samples JSONL files whose requests and answers train the tokenizer "
-                        "(default: a fresh synthetic corpus)")
-    p.add_argument("--vocab-size", type=int, default=1024)
-    p.add_argument("--max-pixels", type=int, default=128 * 128, help="image pixel budget saved with the processor")
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    from radrl.models.tiny import build_tiny_model, count_parameters, demo_corpus
-
-    path = build_tiny_model(a.out, demo_corpus(a.corpus), vocab_size=a.vocab_size, seed=a.seed,
-                            max_pixels=a.max_pixels)
-    from radrl.models import load
-
-    model, _ = load(str(path), device="cpu")
-    print(f"tiny Qwen3-VL with {count_parameters(model):,} parameters written to {path}")
-
-
-def _eval(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="radrl eval", description="Evaluate a model on a samples JSONL split. Rerunning "
                                 "into the same --out resumes: rows already in predictions.jsonl are kept.")
     p.add_argument("--model", required=True,
@@ -112,7 +60,8 @@ def _eval(argv: list[str]) -> None:
         except yaml.YAMLError as e:
             p.error(f"--engine-arg {arg!r}: the value is not YAML ({str(e).splitlines()[0]}); quote strings that "
                     "YAML misreads, e.g. revision='\"0123\"'")
-    from radrl.eval.run import EVAL_PIXELS, evaluate, print_summary
+    from radrl.eval.report import summary_line
+    from radrl.eval.run import EVAL_PIXELS, evaluate
 
     aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,
                           max_new_tokens={"report": a.max_new_tokens_report,
@@ -126,64 +75,7 @@ def _eval(argv: list[str]) -> None:
                           api_key=os.environ.get(a.api_key_env), name=a.name,
                           engine_args=engine_args,
                           report_metrics=tuple(dict.fromkeys(["text", "chexpert", *a.metrics])))
-    print_summary(aggregates)
+    for task, agg in aggregates.items():
+        print(summary_line(task, agg))
     print(f"written to {a.out}")
-
-
-def _sft(argv: list[str]) -> None:
-    from radrl.train.sft import main
-
-    print(f"saved to {main(argv)}")
-
-
-def _grpo(argv: list[str]) -> None:
-    from radrl.train.grpo import main
-
-    print(f"saved to {main(argv)}")
-
-
-def _demo(argv: list[str]) -> None:
-    from radrl.demo import main
-
-    main(argv)
-
-
-def _lazy(module: str, function: str = "main"):
-    """A verb whose ``function(argv)`` lives in ``module`` (imported only when the verb runs)."""
-
-    def run(argv: list[str]) -> None:
-        import importlib
-
-        getattr(importlib.import_module(module), function)(argv)
-
-    return run
-
-
-VERBS = {"demo": _demo, "synth-data": _synth_data, "tiny-model": _tiny_model, "sft": _sft, "grpo": _grpo,
-         "eval": _eval, "prepare": _lazy("radrl.data.prepare"),
-         "export-llava": _lazy("radrl.data.sources.radvlm_json", "export_main"), "coldstart": _lazy("radrl.train.coldstart"),
-         "experiment": _lazy("radrl.train.experiment"),
-         "score": _lazy("radrl.metrics.cli", "score_main"), "label": _lazy("radrl.metrics.cli", "label_main"),
-         "compare": _lazy("radrl.eval.compare"), "reward-server": _lazy("radrl.rewards.server")}
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
-        print(__doc__)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"unknown verb {argv[0]!r}; choose one of: {', '.join(VERBS)}")
-            sys.exit(2)
-        return
-    try:
-        VERBS[argv[0]](argv[1:])
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        # Our errors name the file, the row and the fix; a traceback would bury that line. RADRL_DEBUG=1 keeps it.
-        if os.environ.get("RADRL_DEBUG"):
-            raise
-        print(f"radrl {argv[0]}: error: {e}\n(set RADRL_DEBUG=1 for the traceback)", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
+    return aggregates

@@ -1,0 +1,27 @@
+"""``radrl tiny-model OUT``: a tiny random Qwen3-VL with a tokenizer trained on a corpus (``radrl.models.tiny``)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None):
+    p = argparse.ArgumentParser(prog="radrl tiny-model",
+                                description="Build a tiny random Qwen3-VL (tokenizer trained on the corpus).")
+    p.add_argument("out")
+    p.add_argument("--corpus", nargs="*", default=[],
+                   help="samples JSONL files whose requests and answers train the tokenizer "
+                        "(default: a fresh synthetic corpus)")
+    p.add_argument("--vocab-size", type=int, default=1024)
+    p.add_argument("--max-pixels", type=int, default=128 * 128, help="image pixel budget saved with the processor")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from radrl.models.tiny import build_tiny_model, count_parameters, demo_corpus
+
+    path = build_tiny_model(a.out, demo_corpus(a.corpus), vocab_size=a.vocab_size, seed=a.seed,
+                            max_pixels=a.max_pixels)
+    from radrl.models import load
+
+    model, _ = load(str(path), device="cpu")
+    print(f"tiny Qwen3-VL with {count_parameters(model):,} parameters written to {path}")
+    return path
