@@ -1,12 +1,13 @@
 # make demo: virtual environment + install + the CPU demo (report in runs/demo/report.md)
-# make test: virtual environment + install + the tests
+# make test: virtual environment + install + lint (ruff, rules in pyproject.toml) + the tests
+# make lint: lint only
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS ?= constraints/cpu.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,7 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/radrl demo --out runs/demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+test: lint
 	$(PY) -m pytest -q tests --doctest-modules src/radrl
 
 clean:

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import yaml
 
+from radrl.demo import pixel_budget  # the budget the recipes train at; they must agree
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "demo"
 RESULTS = ROOT / "bench" / "results"
@@ -56,28 +58,12 @@ TASKS = ("report", "grounding")
 MAX_NEW_TOKENS = {"report": 128, "grounding": 96}
 EVAL_BATCH = 32
 TARGET = {"report": "clinical", "grounding": "soft_f1"}
-UNTARGETED = {"report": ("rouge_l", "chexpert_sample_f1", "avg_chars"), "grounding": ("map50", "mean_iou", "acc50")}
+UNTARGETED = {"report": ("rouge_l", "chexpert_rules_sample_f1", "avg_chars"),
+              "grounding": ("map50", "mean_iou", "acc50")}
 ALPHA = 0.05
-DEFAULT_EVAL_PIXELS = (1024, 451584)  # radrl.eval.run.EVAL_PIXELS, used only where a recipe leaves a bound unset
 
 
 # ---------------------------------------------------------------- planning
-
-
-def pixel_budget(recipes: list[str | Path]) -> tuple[int, int]:
-    """The (min, max) pixels the recipes train at (as ``radrl.demo.pixel_budget``); they must agree."""
-    try:
-        from radrl.eval.run import EVAL_PIXELS
-    except ImportError:  # pragma: no cover - only while the package is mid-refactor
-        EVAL_PIXELS = DEFAULT_EVAL_PIXELS
-    budgets = {}
-    for recipe in recipes:
-        cfg = yaml.safe_load(Path(recipe).read_text()) or {}
-        budgets[str(recipe)] = (cfg.get("min_pixels") or EVAL_PIXELS[0], cfg.get("max_pixels") or EVAL_PIXELS[1])
-    if len(set(budgets.values())) != 1:
-        raise ValueError(f"the recipes train at different pixel budgets {budgets}; every model must be evaluated at "
-                         "one budget, the one it trained at")
-    return next(iter(budgets.values()))
 
 
 def grpo_name(task: str, seed: int, tag: str = "") -> str:
@@ -274,8 +260,8 @@ def markdown(results: dict) -> str:
                    f"{'met' if v['issue13_goal_met'] else 'not met'}."), ""]
         train = res.get("training", {})
         if train:
-            lines += ["Training reward (sampled rollouts), first -> last quarter of logged steps; completion "
-                      "tokens; final KL:", "", "| run | first logged reward | reward | length (tokens) | KL |",
+            lines += [("Training reward (sampled rollouts), first -> last quarter of logged steps; completion "
+                       "tokens; final KL:"), "", "| run | first logged reward | reward | length (tokens) | KL |",
                       "|---|---|---|---|---|"]
             for name, t in train.items():
                 def f(x, d=3):
@@ -498,7 +484,7 @@ def _command_times(log: Path, prefix: str) -> dict | None:
 
 def _aggregate(eval_dir: Path, task: str) -> dict:
     """The run's aggregate metrics for ``task``, plus the per-sample mean of any shown key the aggregate lacks
-    (``chexpert_sample_f1`` is per-sample only: the mean the paired test compares)."""
+    (``chexpert_rules_sample_f1`` is per-sample only: the mean the paired test compares)."""
     agg = dict(json.loads((eval_dir / "metrics.json").read_text())["tasks"][task]["aggregate"])
     rows = [json.loads(line) for line in (eval_dir / "per_sample.jsonl").read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("task") == task]

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
                                                          f"{os.cpu_count()} cores visible, shared machine)",
         "torch": torch.__version__, "results": results,
         "repeats": a.repeats,
-        "speedup_vs_first": {k: {"wall": round(base["wall_s"] / v["wall_s"], 2), "cpu": round(base["cpu_s"] / v["cpu_s"], 2)}
+        "speedup_vs_first": {k: {"wall": round(base["wall_s"] / v["wall_s"], 2),
+                                 "cpu": round(base["cpu_s"] / v["cpu_s"], 2)}
                              for k, v in results.items()},
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

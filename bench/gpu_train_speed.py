@@ -151,7 +151,7 @@ def text_ids(config, batch: int, seq: int, image_tokens: int, device: str, gener
         sys.exit(f"--seq {seq} leaves no text after {image_tokens} image tokens; raise --seq or lower --image")
     vocab = config.text_config.vocab_size
     special = {config.image_token_id, config.video_token_id, config.vision_start_token_id, config.vision_end_token_id}
-    high = min(vocab, min(special)) if min(special) > 1000 else vocab
+    high = min(vocab, *special) if min(special) > 1000 else vocab
     text = torch.randint(10, high, (batch, seq - image_tokens - 2), generator=generator)
     text[torch.isin(text, torch.tensor(sorted(special)))] = 10
     head = torch.tensor([config.vision_start_token_id] + [config.image_token_id] * image_tokens
@@ -198,7 +198,8 @@ def reward_batches(n: int) -> tuple[dict, dict]:
     refs, preds = rs.report_rows(data)
     grounding = {"completions": [g[i % len(g)][0] for i in range(n)], "solution": [g[i % len(g)][1] for i in range(n)],
                  "task": ["grounding"] * n, "thinking": [False] * n}
-    report = {"completions": [preds[i % len(preds)] for i in range(n)], "solution": [refs[i % len(refs)] for i in range(n)],
+    report = {"completions": [preds[i % len(preds)] for i in range(n)],
+              "solution": [refs[i % len(refs)] for i in range(n)],
               "task": ["report"] * n, "thinking": [False] * n}
     return grounding, report
 
@@ -217,7 +218,8 @@ def grpo(model, config, args, device, dtype) -> dict:
 
     def generate():
         out["sequences"] = model.generate(input_ids=rollout_ids, pixel_values=rollout_pixels,
-                                          image_grid_thw=rollout_grid, mm_token_type_ids=mm_types(config, rollout_ids), do_sample=True, temperature=1.0,
+                                          image_grid_thw=rollout_grid, mm_token_type_ids=mm_types(config, rollout_ids),
+                                          do_sample=True, temperature=1.0,
                                           max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
                                           pad_token_id=0)
 
@@ -283,7 +285,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.tiny:
-        args.image, args.seq, args.prompt_tokens = min(args.image, 64 * 64), min(args.seq, 64), min(args.prompt_tokens, 32)
+        args.image, args.seq = min(args.image, 64 * 64), min(args.seq, 64)
+        args.prompt_tokens = min(args.prompt_tokens, 32)
         args.new_tokens, args.batch = min(args.new_tokens, 8), min(args.batch, 2)
         args.prompts, args.generations = min(args.prompts, 2), min(args.generations, 2)
 

@@ -225,13 +225,15 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup_n_clients_vs_in_process": round(phases[f"server_{args.clients}_clients"]["pairs_per_s"]
                                                  / base["pairs_per_s"], 2),
         "server_scorer_calls_one_worker": stats["calls"], "server_pairs_one_worker": stats["pairs"],
-        "machine": {"cpu": benchlib.cpu_model(), "cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+        "machine": {"cpu": benchlib.cpu_model(), "cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
+                    "python": platform.python_version(),
                     "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"reward_server_{args.metric}_{args.workers}w_{args.clients}c{'_cache' if args.cache_size else ''}.json"
+    cache = "_cache" if args.cache_size else ""
+    path = out / f"reward_server_{args.metric}_{args.workers}w_{args.clients}c{cache}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print("| phase | requests/s | pairs/s | p50 ms | p95 ms | p99 ms |\n| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, p in phases.items():

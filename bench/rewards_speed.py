@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "command": "python bench/rewards_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpu": benchlib.cpu_model(), "python": platform.python_version(), "one_core": True, "torch_threads": 1,
+        "machine": {"cpu": benchlib.cpu_model(), "python": platform.python_version(), "one_core": True,
+                    "torch_threads": 1,
                     "load_average_at_end": os.getloadavg()},
         "data": {"grounding_images": len(g_rows), "one_box_pairs": len(one), "multi_box_pairs": len(multi),
                  "report_pairs": len(refs), "reward_batch": BATCH, "group": GROUP},
@@ -226,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<40} {'-':>12} {'-':>12}  ({r['not_measured']})")
         else:
             print(f"{name:<40} {r['samples_per_s']:>12,.0f} {r['median']:>12,.0f}")
-    print(f"soft-F1 target {TARGET:,}/s: {'met' if soft >= TARGET else 'MISSED'}; written to {out / 'rewards_speed.json'}")
+    verdict = "met" if soft >= TARGET else "MISSED"
+    print(f"soft-F1 target {TARGET:,}/s: {verdict}; written to {out / 'rewards_speed.json'}")
 
 
 if __name__ == "__main__":

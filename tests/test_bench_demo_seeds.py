@@ -33,7 +33,7 @@ def opts(name):
     while i < len(args) and not args[i].startswith("--"):
         vals.append(args[i]); i += 1
     return vals
-KEYS = {"report": ["clinical", "rouge_l", "chexpert_sample_f1", "avg_chars"],
+KEYS = {"report": ["clinical", "rouge_l", "chexpert_rules_sample_f1", "avg_chars"],
         "grounding": ["soft_f1", "map50", "mean_iou", "acc50", "avg_chars"]}
 if verb in ("sft", "grpo"):
     out = Path(opt("--output_dir")); out.mkdir(parents=True)
@@ -57,7 +57,7 @@ elif verb == "eval":
                         + 0.01 * (i % 3))
             rows.append(r)
         tasks[task] = {"aggregate": {k: sum(r[k] for r in rows if r["task"] == task) / 20
-                                     for k in KEYS[task] if k != "chexpert_sample_f1"}}
+                                     for k in KEYS[task] if k != "chexpert_rules_sample_f1"}}
     (out / "per_sample.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / "metrics.json").write_text(json.dumps({"tasks": tasks}))
 elif verb == "compare":
@@ -135,7 +135,7 @@ def test_runs_plans_aggregates_and_resumes(tmp_path, fake_radrl, demo_dir):
     # shorter reports are a "change", not a loss, and never count against the verdict
     assert res["tasks"]["report"]["models"]["grpo-report-s1"]["avg_chars"]["verdict"] == "change"
     assert res["tasks"]["report"]["verdict"]["issue13_goal_met"]
-    assert "chexpert_sample_f1" in res["tasks"]["report"]["absolute"]["SFT"]  # per-sample mean filled in
+    assert "chexpert_rules_sample_f1" in res["tasks"]["report"]["absolute"]["SFT"]  # per-sample mean filled in
     md = results.with_suffix(".md").read_text()
     assert "| grpo-grounding-s2 |" in md and "3/3 seeds beat SFT" in md
     assert json.loads(results.read_text())["command"].startswith("python bench/demo_seeds.py")

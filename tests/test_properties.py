@@ -121,7 +121,7 @@ BOXES = st.lists(st.builds(Box, COORD, COORD, COORD, COORD), max_size=7)
 @given(pred=BOXES, ref=BOXES, extra=st.integers(0, 3), dup=st.booleans())
 def test_soft_f1_fast_path_is_bit_identical(pred, ref, extra, dup):
     if dup and pred:
-        pred = pred + [pred[0]]  # duplicates make ties in the assignment
+        pred = [*pred, pred[0]]  # duplicates make ties in the assignment
     value = soft_f1(pred, ref, extra_fp=extra)
     assert value == _soft_f1_reference(pred, ref, extra) and type(value) is float
     assert 0.0 <= value <= 1.0

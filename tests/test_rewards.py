@@ -104,7 +104,7 @@ def test_grounding_reward_uses_full_precision_reference_boxes():
     row = {"id": "n", "task": "grounding", "solution": text, "ref_boxes": [nodule]}
     assert score([row], [answer])["grounding"].per_sample["soft_f1"] == reward([answer], **{
         k: [row[k]] for k in ("task", "solution", "ref_boxes")})
-    with pytest.raises(ValueError, match="grounding_soft_f1.*ref_boxes entry"):
+    with pytest.raises(ValueError, match=r"grounding_soft_f1.*ref_boxes entry"):
         reward([answer], task=["grounding"], solution=[text], ref_boxes=[[[0.5, 0.5, 0.4, 0.6]]])  # inverted
     with pytest.raises(ValueError, match="column 'ref_boxes' has 2 values for 1 completions"):
         reward([answer], task=["grounding"], solution=[text], ref_boxes=[[nodule], [nodule]])
@@ -267,7 +267,7 @@ def test_no_scorer_call_when_every_row_is_floored(fake_metrics):
     ("report_gleu", "text", "gleu"),
     ("report_rouge_l", "text", "rouge_l"),
     ("report_clinical", "chexpert", "clinical"),
-    ("report_chexpert_f1", "chexpert", "chexpert_sample_f1"),
+    ("report_chexpert_f1", "chexpert", "chexpert_rules_sample_f1"),
 ])
 def test_offline_rewards_equal_their_metric(name, metric, key):
     hyps = ["Mild cardiomegaly. No effusion.", "No acute cardiopulmonary process.", REPORT_REF]
@@ -292,7 +292,7 @@ def test_scorer_failure_names_the_reward(monkeypatch):
         raise FileNotFoundError("put the RadGraph weights in /models/radgraph")
 
     monkeypatch.setitem(METRICS, "radgraph", broken)
-    with pytest.raises(FileNotFoundError, match="reward report_radgraph .metric 'radgraph'. failed: put the RadGraph"):
+    with pytest.raises(FileNotFoundError, match=r"reward report_radgraph .metric 'radgraph'. failed: put the RadGraph"):
         REWARDS["report_radgraph"]([LONG], task=["report"], solution=[REPORT_REF])
 
 
@@ -418,7 +418,7 @@ def test_scorer_failure_of_an_unbuildable_type_still_names_the_reward(monkeypatc
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
     monkeypatch.setitem(METRICS, "radgraph", broken)
-    with pytest.raises(RuntimeError, match="reward report_radgraph .metric 'radgraph'. failed: UnicodeDecodeError"):
+    with pytest.raises(RuntimeError, match=r"reward report_radgraph .metric 'radgraph'. failed: UnicodeDecodeError"):
         REWARDS["report_radgraph"]([LONG], task=["report"], solution=[REPORT_REF])
 
 

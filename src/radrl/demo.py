@@ -141,7 +141,7 @@ def pixel_budget(recipes: list[str]) -> tuple[int, int]:
 
 # Paired differences shown per task (GRPO minus SFT): the targeted reward first, then untargeted metrics, length.
 PAIRED_SHOWN = {"grounding": ("soft_f1", "map50", "mean_iou", "acc50"),
-                "report": ("clinical", "rouge_l", "chexpert_sample_f1", "avg_chars")}
+                "report": ("clinical", "rouge_l", "chexpert_rules_sample_f1", "avg_chars")}
 
 
 def paired_table(paired: dict) -> str:
@@ -185,7 +185,7 @@ def write_report(out: Path, results: dict, paired: dict, settings: dict, times: 
              ("Leaderboard with paired bootstrap tests: [compare/leaderboard.md](compare/leaderboard.md); "
               "everything with images in one page: [compare/report.html](compare/report.html)."), ""]
     for task in ("grounding", "report"):
-        lines += [f"## {task}", "", markdown_table({n: r for n, r in results.items()}, task), ""]
+        lines += [f"## {task}", "", markdown_table(dict(results), task), ""]
     lines += ["## GRPO minus SFT, paired on identical rows", "", paired_table(paired), "",
               ("Same images, requests, pixel budget and decoding on both sides (checked by `radrl compare`); "
                "95% percentile bootstrap interval and two-sided p over 2,000 paired resamples."), ""]
@@ -215,8 +215,8 @@ def write_report(out: Path, results: dict, paired: dict, settings: dict, times: 
 README_COLUMNS = {
     "grounding": (("soft_f1", "soft F1"), ("map50", "mAP@0.5"), ("mean_iou", "mean IoU"), ("acc50", "acc@0.5")),
     "report": (("clinical", "clinical (reward)"), ("rouge_l", "ROUGE-L"), ("bleu", "BLEU-4"),
-               ("chexpert_micro_f1_14", "CheXpert-rules micro-F1 (14)"),
-               ("chexpert_macro_f1_5", "CheXpert-rules macro-F1 (5)"), ("avg_chars", "avg chars")),
+               ("chexpert_rules_micro_f1_14", "CheXpert-rules micro-F1 (14)"),
+               ("chexpert_rules_macro_f1_5", "CheXpert-rules macro-F1 (5)"), ("avg_chars", "avg chars")),
 }
 
 

@@ -50,7 +50,8 @@ _LABEL_RE = re.compile(r'"label"\s*:\s*"((?:[^"\\]|\\.)*)"')
 # Words between a phrase and its box ("Cardiomegaly is located at [..]") and between
 # boxes ("[a], [b] and [c]"); stripped to leave the phrase itself.
 _TRAILING_WORDS = frozenset(
-    ["is", "are", "was", "were", "located", "seen", "found", "shown", "visible", "at", "in", "within", "on", "bounding", "boxes", "box", "coordinates", "coordinate", "region", "regions"])
+    ["is", "are", "was", "were", "located", "seen", "found", "shown", "visible", "at", "in", "within", "on",
+     "bounding", "boxes", "box", "coordinates", "coordinate", "region", "regions"])
 _LEADING_WORDS = frozenset({"and", "&"})
 _SENTENCE_END_RE = re.compile(r"[.;!?](?=\s|$)|\n")
 _MAX_LABEL_CHARS = 120

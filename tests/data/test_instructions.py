@@ -109,7 +109,8 @@ def _mscxr():
 
 
 def _vindr(boxes=True):
-    return Sample(id="v" if boxes else "w", image="v.png", source="vindr-cxr", labels={} if boxes else {"No Finding": 1},
+    return Sample(id="v" if boxes else "w", image="v.png", source="vindr-cxr",
+                  labels={} if boxes else {"No Finding": 1},
                   boxes=[Box(0.3, 0.5, 0.7, 0.8, "Cardiomegaly"), Box(0.1, 0.2, 0.2, 0.3, "Nodule/Mass"),
                          Box(0.6, 0.2, 0.7, 0.3, "Nodule/Mass")] if boxes else [])
 
@@ -270,7 +271,8 @@ def test_dicom_images_are_refused_with_the_fix():
 def _many_samples(n=12):
     labels = ("Cardiomegaly", "Pleural Effusion", "Nodule/Mass", "Pneumothorax")
     return [Sample(id=f"p{i}", image=f"p{i}.png", findings=f"Finding {i}.", labels={"Cardiomegaly": 1},
-                   boxes=[Box(0.1 + 0.01 * i, 0.2, 0.5, 0.6, labels[i % 4]), Box(0.6, 0.1, 0.9, 0.4, labels[(i + 1) % 4])])
+                   boxes=[Box(0.1 + 0.01 * i, 0.2, 0.5, 0.6, labels[i % 4]),
+                          Box(0.6, 0.1, 0.9, 0.4, labels[(i + 1) % 4])])
             for i in range(n)]
 
 
@@ -300,7 +302,7 @@ def test_request_is_the_same_whatever_else_is_built():
 
 def test_task_mix_repeat_zero_asks_what_build_conversations_asks():
     samples = [Sample(id="v1", image="v.png", source="vindr-cxr", boxes=[Box(0.1, 0.1, 0.4, 0.4, "Nodule/Mass")])]
-    mix = [r for r in build_task_mix(samples, seed=2, tasks=["grounding"])]
+    mix = list(build_task_mix(samples, seed=2, tasks=["grounding"]))
     plain = build_conversations(samples, tasks=("grounding",), seed=2)
     assert [r["id"] for r in mix] == ["v1-ground-nodule/mass", "v1-ground-nodule/mass-r1", "v1-ground-nodule/mass-r2"]
     assert _text(mix[0]) == _text(plain[0])

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from radrl.cli.compare import main
 from radrl.data.boxes import Box
 from radrl.data.instructions import grounding_answer
-from radrl.cli.compare import main
 from radrl.eval.compare import PUBLISHED, compare
 from radrl.eval.contract import ContractError, mismatches
 from radrl.eval.generate import write_predictions
@@ -228,8 +228,8 @@ REFUSED = [
     ("other metric version", {"block": _set("tasks.grounding.metric_versions.map50", "other")},
      'A vs B: grounding: metric_versions.map50: '),
     ("run made before the contract", {"block": lambda b: None},
-     "B: manifest.json has no `comparable` block (evaluated before radrl checked comparisons); re-run `radrl eval` "
-     "into a new folder"),
+     ("B: manifest.json has no `comparable` block (evaluated before radrl checked comparisons); re-run `radrl eval` "
+      "into a new folder")),
 ]
 
 
@@ -273,15 +273,15 @@ FOLLOWS = [
     ("fewer rows: other ids and requests follow", {"tasks": {"report": {**A["tasks"]["report"], "rows": 1,
                                                                       "row_ids_sha256": "j", "requests_sha256": "s"}}},
      ["A vs B: report: rows: 2 vs 1"]),
-    ("other pixels: other image tokens follow", {"pixels": {"max_pixels": 8},
-                                                 "tasks": {"report": {**A["tasks"]["report"], "mean_image_tokens": 9.0}}},
+    ("other pixels: other image tokens follow",
+     {"pixels": {"max_pixels": 8}, "tasks": {"report": {**A["tasks"]["report"], "mean_image_tokens": 9.0}}},
      ["A vs B: pixels.max_pixels: 4 vs 8"]),
     ("a metric only B scored (shown as '-' for A)",
      {"tasks": {"report": {**A["tasks"]["report"], "metric_versions": {"bertscore": "roberta-large L17"}}}}, []),
     ("same pixels, other image tokens", {"tasks": {"report": {**A["tasks"]["report"], "mean_image_tokens": 9.0}}},
      ["A vs B: report: mean_image_tokens: 8.0 vs 9.0"]),
-    ("another contract version", {"contract": 2}, ["B: comparison contract 2, this radrl reads 1; re-run "
-                                                   "`radrl eval` with this radrl into a new folder"]),
+    ("another contract version", {"contract": 2}, [("B: comparison contract 2, this radrl reads 1; re-run "
+                                                    "`radrl eval` with this radrl into a new folder")]),
 ]
 
 
@@ -296,7 +296,7 @@ def test_allow_mismatch_writes_the_differences_atop_every_output(runs, tmp_path)
     args = [f"A={runs[0]}", f"B={other}", "--out", str(out), "--examples", "1"]
     with pytest.raises(ContractError):
         main(args)
-    main(args + ["--allow-mismatch"])
+    main([*args, "--allow-mismatch"])
     md = (out / "leaderboard.md").read_text().splitlines()
     assert md[2].startswith("> **NOT COMPARABLE (written with --allow-mismatch): 2 difference(s)")
     assert md[4] == "> - A vs B: pixels.max_pixels: 451584 vs 200704"
@@ -356,7 +356,7 @@ def test_html_pieces_bars_curves_and_findings(tmp_path):
     chips = _findings("Cardiomegaly. Small left pleural effusion.", "Cardiomegaly. Right pneumothorax.")
     assert "&#10003; Cardiomegaly" in chips and "missed Pleural Effusion" in chips and "added Pneumothorax" in chips
     (tmp_path / "log_history.json").write_text("{broken")
-    with pytest.raises(ValueError, match="log_history.json"):
+    with pytest.raises(ValueError, match=r"log_history.json"):
         _log_series(tmp_path)
 
 

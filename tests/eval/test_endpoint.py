@@ -142,7 +142,7 @@ def test_conversations_may_be_built_lazily():
 
 
 def test_bad_url_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match="http://127.0.0.1:8000/v1"):
+    with pytest.raises(ValueError, match=r"http://127.0.0.1:8000/v1"):
         ChatClient("localhost:8000", "m")
 
 
@@ -165,8 +165,9 @@ def test_loopback_server_matches_local_generation_and_evaluates(tiny_model_dir, 
         assert client.models() == ["tiny"]
         assert client.complete_many([messages_with_images(r) for r in rows], max_tokens=12) == local
         with pytest.raises(EndpointError, match="400"):  # a broken image is the caller's error, not retried
-            client._request("POST", "/chat/completions", {"model": "tiny", "messages": [
-                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,xx"}}]}]})
+            image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,xx"}}
+            client._request("POST", "/chat/completions",
+                            {"model": "tiny", "messages": [{"role": "user", "content": [image]}]})
         # The budget the server's processor applies (the checkpoint's 64 x 64): through an endpoint radrl can
         # only shrink images before sending them, so the run's budget must not exceed the server's.
         via_http = evaluate("tiny", str(synth_data["test"]), str(tmp_path / "http"), endpoint=server.base_url,

@@ -211,7 +211,7 @@ def test_batched_generation_matches_one_at_a_time(tiny_model_dir, synth_data):
 
 def test_eval_refuses_unknown_metric_and_bad_budget_before_generating(tmp_path, synth_data, monkeypatch):
     # Cheap checks first: nothing is generated (the backend would fail the test) for a typo or a bad budget.
-    import radrl.eval.run as run
+    from radrl.eval import run
 
     monkeypatch.setattr(run, "make_backend", lambda *a, **k: pytest.fail("generation started"))
     with pytest.raises(ValueError, match="did you mean 'bertscore'"):

@@ -24,7 +24,7 @@ def _run(folder: Path, name: str, hyps: list[str], per_sample: dict, aggregate: 
     rows = [{"id": f"r{i}", "task": "report", "solution": r, "prompt": prompt, "images": []}
             for i, r in enumerate(REFS)]
     rows += [{"id": f"g{i}", "task": "grounding", "solution": BOX, "prompt": prompt, "images": []} for i in range(2)]
-    completions = hyps + [BOX, "Cardiomegaly at [0.35, 0.50, 0.70, 0.80]"]
+    completions = [*hyps, BOX, "Cardiomegaly at [0.35, 0.50, 0.70, 0.80]"]
     results = score(rows, completions)
     for k, v in per_sample.items():
         results["report"].per_sample[k] = v
@@ -78,7 +78,8 @@ def test_model_based_and_unknown_keys_reach_every_table(runs, tmp_path):
 def test_rule_labeler_never_fills_a_chexbert_column(runs):
     loaded = [load_run(f"A={runs[0]}"), load_run(f"B={runs[1]}")]
     header, rows = report_table(loaded, published=True)
-    rules = json.loads((runs[0] / "metrics.json").read_text())["tasks"]["report"]["aggregate"]["chexpert_micro_f1_14"]
+    report = json.loads((runs[0] / "metrics.json").read_text())["tasks"]["report"]
+    rules = report["aggregate"]["chexpert_rules_micro_f1_14"]
     assert _column(header, rows, "CheXbert micro-F1 (14)", "A") == "-"  # no CheXbert ran for A
     assert _column(header, rows, "CheXpert-rules micro-F1 (14)", "A") == f"{100 * rules:.1f}"
     assert _column(header, rows, "CheXbert micro-F1 (14)", "B") == "42.0"  # B's CheXbert scorer keys
@@ -92,7 +93,7 @@ def test_rule_labeler_never_fills_a_chexbert_column(runs):
 def test_paired_tests_cover_every_shared_per_sample_key_with_its_direction(runs):
     a, b = load_run(f"A={runs[0]}"), load_run(f"B={runs[1]}")
     tests = paired_tests(a, b, n_resamples=200)
-    assert {"rouge_l", "bleu", "clinical", "chexpert_sample_f1", "bertscore", "radcliq_v1", "future_score",
+    assert {"rouge_l", "bleu", "clinical", "chexpert_rules_sample_f1", "bertscore", "radcliq_v1", "future_score",
             "avg_chars"} <= set(tests["report"])
     assert "bleu4" not in tests["report"]  # the same numbers as bleu
     assert {"soft_f1", "map50", "mean_iou", "acc50"} <= set(tests["grounding"])

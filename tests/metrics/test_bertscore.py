@@ -104,7 +104,7 @@ def test_unknown_model_uses_its_last_layer(minilm):
     assert "layer 6" in raw([REF], [REF], minilm).versions["bertscore"]
     r = raw([REF], [REF], minilm, num_layers=3)
     assert "layer 3" in r.versions["bertscore"] and r.per_sample["bertscore"] == pytest.approx([1.0], abs=1e-5)
-    with pytest.raises(ValueError, match="0..6"):
+    with pytest.raises(ValueError, match=r"0..6"):
         raw([REF], [REF], minilm, num_layers=7)
 
 
@@ -134,10 +134,10 @@ def test_missing_model_says_what_to_download(no_env):
 
 
 def test_missing_folder_and_incomplete_folder(no_env, tmp_path):
-    with pytest.raises(BertScoreModelMissing, match="does not exist.*distilroberta-base.*RADRL_BERTSCORE_MODEL"):
+    with pytest.raises(BertScoreModelMissing, match=r"does not exist.*distilroberta-base.*RADRL_BERTSCORE_MODEL"):
         bertscore([REF], [REF], model=tmp_path / "nowhere")
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(BertScoreModelMissing, match="lacks model weights.*tokenizer files"):
+    with pytest.raises(BertScoreModelMissing, match=r"lacks model weights.*tokenizer files"):
         bertscore([REF], [REF], model=tmp_path)
 
 

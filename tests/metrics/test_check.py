@@ -79,7 +79,7 @@ def test_checks_read_files_without_loading_models(no_weights, monkeypatch, tmp_p
     with pytest.raises(BertScoreModelMissing, match="RADRL_BERTSCORE_MODEL unset"):
         check_metrics(["radcliq"])
     (chexbert / "chexbert.pth").unlink()
-    with pytest.raises(CheXbertModelMissing, match="lacks chexbert.pth"):
+    with pytest.raises(CheXbertModelMissing, match=r"lacks chexbert.pth"):
         check_metrics(["chexbert"])
     (tmp_path / "radgraph-xl" / "encoder" / "vocab.txt").unlink()
     with pytest.raises(RadGraphModelMissing, match="encoder files not found"):

@@ -45,7 +45,8 @@ def test_labels_and_similarity_match_radeval(tiny_chexbert, reference, tiny_clin
     # chexbert_reference.json (make_chexbert_reference.py): RadEval's BaseBertLabeler / get_labels / get_embeddings
     # on the same tiny checkpoint; pairs include an empty reference and a report cut at 512 word pieces
     labels = label_reports(reference["refs"] + reference["hyps"], model=tiny_chexbert, device="cpu")
-    assert [as_rrg(x, tiny_clinical.CHEXBERT_CONDITIONS) for x in labels] == reference["ref_labels"] + reference["hyp_labels"]
+    want = reference["ref_labels"] + reference["hyp_labels"]
+    assert [as_rrg(x, tiny_clinical.CHEXBERT_CONDITIONS) for x in labels] == want
     r = chexbert(reference["refs"], reference["hyps"], model=tiny_chexbert, device="cpu", batch_size=5)
     assert r.per_sample["chexbert_similarity"] == pytest.approx(reference["chexbert_similarity"], abs=1e-5)
     for key in ("chexbert_f1_micro_14", "chexbert_f1_macro_14", "chexbert_f1_micro_5", "chexbert_f1_macro_5"):
@@ -93,7 +94,7 @@ def test_missing_model_says_what_to_download(no_env, tmp_path):
     with pytest.raises(CheXbertModelMissing, match="does not exist"):
         chexbert(["a"], ["a"], model=tmp_path / "nowhere")
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(CheXbertModelMissing, match="lacks chexbert.pth, vocab.txt"):
+    with pytest.raises(CheXbertModelMissing, match=r"lacks chexbert.pth, vocab.txt"):
         chexbert(["a"], ["a"], model=tmp_path)
 
 

@@ -191,14 +191,14 @@ def test_chexpert_f1_keys_and_conventions():
     refs = ["Moderate cardiomegaly. Small left pleural effusion.", "No acute disease.", "Possible pneumonia."]
     hyps = ["Cardiomegaly. No effusion.", "No acute disease.", "Pneumonia in the right lower lobe."]
     r = chexpert_f1(refs, hyps)
-    assert set(r.aggregate) == {"chexpert_micro_f1_14", "chexpert_macro_f1_14", "chexpert_micro_f1_5",
-                                "chexpert_macro_f1_5", "clinical"}
+    assert set(r.aggregate) == {"chexpert_rules_micro_f1_14", "chexpert_rules_macro_f1_14", "chexpert_rules_micro_f1_5",
+                                "chexpert_rules_macro_f1_5", "clinical"}
     # positives (uncertain counts as positive): ref {Card, Eff}, {NoFinding}, {Pneumonia};
     # hyp {Card}, {NoFinding}, {Pneumonia} -> TP 3, FN 1, FP 0 -> micro 6/7
-    assert r.aggregate["chexpert_micro_f1_14"] == pytest.approx(6 / 7)
+    assert r.aggregate["chexpert_rules_micro_f1_14"] == pytest.approx(6 / 7)
     # 5 common: Cardiomegaly found, Pleural Effusion missed -> micro 2/3; macro: Card 1, Eff 0, three empty 0
-    assert r.aggregate["chexpert_micro_f1_5"] == pytest.approx(2 / 3)
-    assert r.aggregate["chexpert_macro_f1_5"] == pytest.approx(1 / 5)
+    assert r.aggregate["chexpert_rules_micro_f1_5"] == pytest.approx(2 / 3)
+    assert r.aggregate["chexpert_rules_macro_f1_5"] == pytest.approx(1 / 5)
     assert len(r.per_sample["clinical"]) == 3
     assert r.per_sample["clinical"][1] == 1.0  # both state nothing but No Finding
     assert r.per_sample["clinical"][2] == 0.0  # uncertain vs positive

@@ -170,7 +170,7 @@ def test_endpoint_from_environment(endpoint, no_env, monkeypatch):
 def test_endpoint_errors_name_the_url(endpoint, no_env):
     with pytest.raises(RuntimeError, match=r"/v1/chat/completions answered HTTP 500"):
         green(["x"], ["server error"], endpoint=endpoint)
-    with pytest.raises(ConnectionError, match="unreachable.*RADRL_GREEN_ENDPOINT"):
+    with pytest.raises(ConnectionError, match=r"unreachable.*RADRL_GREEN_ENDPOINT"):
         green(["x"], ["y"], endpoint="http://127.0.0.1:9/v1", model_name="m", timeout=2)
 
 
@@ -180,7 +180,7 @@ def test_no_judge_says_what_to_do(no_env, tmp_path):
     msg = str(e.value)
     assert "StanfordAIMI/GREEN-radllama2-7b" in msg and ENV_MODEL in msg and ENV_ENDPOINT in msg
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(GreenJudgeMissing, match="lacks model weights.*tokenizer files"):
+    with pytest.raises(GreenJudgeMissing, match=r"lacks model weights.*tokenizer files"):
         green(["a"], ["a"], model=tmp_path)
 
 

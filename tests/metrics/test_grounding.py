@@ -102,7 +102,7 @@ def test_extra_fp_counts_dropped_boxes():
 
 def test_degenerate_and_nan_boxes():
     assert iou(Box(0.2, 0.2, 0.2, 0.4), A) == 0.0  # no area
-    with pytest.raises(ValueError, match="radrl.parsing.parse"):
+    with pytest.raises(ValueError, match=r"radrl.parsing.parse"):
         iou(Box(math.nan, 0, 1, 1), A)
 
 
@@ -364,7 +364,7 @@ def test_weighted_box_fusion_errors_say_the_fix():
         weighted_box_fusion([[N1], [N2]], scores=[[1.0], []])
     with pytest.raises(ValueError, match="scores must be >= 0"):
         weighted_box_fusion([[N1]], scores=[[math.nan]])
-    with pytest.raises(ValueError, match="radrl.parsing.parse"):
+    with pytest.raises(ValueError, match=r"radrl.parsing.parse"):
         weighted_box_fusion([[Box(math.nan, 0, 1, 1, "x")]])
 
 
@@ -383,7 +383,7 @@ def test_weighted_box_fusion_equals_ensemble_boxes_snapshot():
     # thresholds varied) fused by ensemble-boxes 1.0.9 (fixtures/make_wbf_cases.py): same boxes, same order,
     # bit-identical corners (both average merged boxes in float32)
     for i, case in enumerate(_fixture_cases()):
-        got = [list(b.coords) + [b.label] for b in _fuse(case)]
+        got = [[*b.coords, b.label] for b in _fuse(case)]
         assert got == case["fused"], f"case {i}"
 
 
@@ -405,5 +405,5 @@ def test_weighted_box_fusion_equals_ensemble_boxes_live():
                                          weights=case["weights"], iou_thr=case["iou_threshold"],
                                          skip_box_thr=case["skip_threshold"])
         want = [[float(v) for v in box] + [make.LABELS[int(lab)]] for box, lab in zip(boxes, labels)]
-        assert [list(b.coords) + [b.label] for b in _fuse(case)] == want
+        assert [[*b.coords, b.label] for b in _fuse(case)] == want
 

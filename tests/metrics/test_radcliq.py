@@ -67,7 +67,7 @@ def test_lower_is_better():
 
 def test_empty_and_misaligned_inputs():
     assert radcliq_from_components([], [], [], []).aggregate["radcliq_v1"] == 0.0
-    with pytest.raises(ValueError, match="aligned.*bertscore=1"):
+    with pytest.raises(ValueError, match=r"aligned.*bertscore=1"):
         radcliq_v1([0.5, 0.5], [0.5], [0.5, 0.5], [0.5, 0.5])
     with pytest.raises(ValueError, match="sample 0: non-finite chexbert_sim"):
         radcliq_v1([0.5], [0.5], [float("nan")], [0.5])
@@ -134,7 +134,7 @@ def test_radcliq_names_the_missing_model(models, monkeypatch):
     from radrl.metrics.radcliq import radcliq
 
     monkeypatch.delenv("RADRL_CHEXBERT_MODEL", raising=False)
-    with pytest.raises(CheXbertModelMissing, match="chexbert.pth"):
+    with pytest.raises(CheXbertModelMissing, match=r"chexbert.pth"):
         radcliq(REFS[:1], HYPS[:1], radgraph_model=models["radgraph_model"],
                 bertscore_model=models["bertscore_model"], device="cpu")
 

@@ -140,7 +140,7 @@ def test_missing_model_says_what_to_download(no_env, tmp_path):
     with pytest.raises(RadGraphModelMissing, match="does not exist"):
         radgraph(["a"], ["a"], model=tmp_path / "nowhere")
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(RadGraphModelMissing, match="lacks weights.th, vocabulary"):
+    with pytest.raises(RadGraphModelMissing, match=r"lacks weights.th, vocabulary"):
         radgraph(["a"], ["a"], model=tmp_path)
 
 
@@ -149,7 +149,7 @@ def test_missing_encoder_files(no_env, tiny_radgraph, tmp_path):
     folder = tmp_path / "radgraph-xl"
     shutil.copytree(tiny_radgraph, folder)
     shutil.rmtree(folder / "encoder")
-    with pytest.raises(RadGraphModelMissing, match="BiomedNLP-BiomedBERT.*RADRL_RADGRAPH_ENCODER"):
+    with pytest.raises(RadGraphModelMissing, match=r"BiomedNLP-BiomedBERT.*RADRL_RADGRAPH_ENCODER"):
         load_radgraph(folder, device="cpu")
 
 
@@ -169,7 +169,7 @@ def test_mismatched_archive_fails_naming_the_tensor(no_env, tiny_radgraph, tmp_p
     shutil.copytree(tiny_radgraph, folder)
     labels = folder / "vocabulary" / "radgraph-xl__ner_labels.txt"
     labels.write_text(labels.read_text() + "Extra::label\n")
-    with pytest.raises(ValueError, match="_ner._ner_scorers.radgraph-xl__ner_labels.1._module.weight"):
+    with pytest.raises(ValueError, match=r"_ner._ner_scorers.radgraph-xl__ner_labels.1._module.weight"):
         load_radgraph(folder, device="cpu")
     # a state dict with a foreign tensor is not taken for RadGraph
     folder2 = tmp_path / "other"
@@ -177,7 +177,7 @@ def test_mismatched_archive_fails_naming_the_tensor(no_env, tiny_radgraph, tmp_p
     state = torch.load(folder2 / "weights.th", weights_only=True)
     state["classifier.weight"] = torch.zeros(2, 2)
     torch.save(state, folder2 / "weights.th")
-    with pytest.raises(ValueError, match="classifier.weight"):
+    with pytest.raises(ValueError, match=r"classifier.weight"):
         load_radgraph(folder2, device="cpu")
 
 

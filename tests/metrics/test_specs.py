@@ -19,8 +19,8 @@ def _undeclared(result: MetricResult) -> set[str]:
 def _offline_results() -> dict[str, MetricResult]:
     """Every scorer that runs without model files, on a tiny input, plus the keys radrl eval adds."""
     from radrl.eval.score import score
-    from radrl.metrics.chexpert import chexpert_f1
     from radrl.metrics import grounding
+    from radrl.metrics.chexpert import chexpert_f1
     from radrl.metrics.grounding import score_grounding
     from radrl.metrics.radcliq import radcliq_from_components
     from radrl.metrics.text import score_gleu, score_rouge_l, score_text
@@ -32,7 +32,8 @@ def _offline_results() -> dict[str, MetricResult]:
     # images without findings: normal_correct, false_positive
     normal = grounding.score_normal(["No abnormalities.", "Nodule at [0.1, 0.1, 0.2, 0.2]"],
                                     [[], [Box(0.1, 0.1, 0.2, 0.2)]])
-    return {"normal": normal, "text": score_text(REFS, HYPS), "rouge_l": score_rouge_l(REFS, HYPS), "gleu": score_gleu(REFS, HYPS),
+    return {"normal": normal, "text": score_text(REFS, HYPS), "rouge_l": score_rouge_l(REFS, HYPS),
+            "gleu": score_gleu(REFS, HYPS),
             "chexpert": chexpert_f1(REFS, HYPS), "grounding": score_grounding([[box]], [[box]]),
             "radcliq_v1": radcliq_from_components([0.5], [0.5], [0.5], [0.5]),
             "eval report": scored["report"], "eval grounding": scored["grounding"]}
@@ -79,8 +80,9 @@ def test_every_scorer_module_declares_its_keys_and_only_specs():
 
 # (key, what its display name must say)
 NAMES = [
-    ("chexpert_micro_f1_14", "CheXpert-rules micro-F1 (14)"),  # the rule labeler, named as such, with its label count
-    ("chexpert_macro_f1_5", "CheXpert-rules macro-F1 (5)"),
+    # the rule labeler, named as such, with its label count
+    ("chexpert_rules_micro_f1_14", "CheXpert-rules micro-F1 (14)"),
+    ("chexpert_rules_macro_f1_5", "CheXpert-rules macro-F1 (5)"),
     ("chexbert_f1_micro_14", "CheXbert micro-F1 (14)"),  # only CheXbert's own keys carry CheXbert's name
     ("radcliq_v1", "RadCliQ-v1 (lower better)"),  # the raw score, with its direction
     ("false_positive_rate", "false-positive rate (lower better)"),

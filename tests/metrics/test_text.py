@@ -41,7 +41,7 @@ CASES = [
     # one word, different
     ("one_word_miss", "cardiomegaly", "effusion", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0}),
     # non-ASCII, identical: every metric still 1 (rouge-score drops the non-ASCII letters on both sides)
-    ("non_ascii", "Größe normal – kein Erguss.", "Größe normal – kein Erguss.",
+    ("non_ascii", "Größe normal – kein Erguss.", "Größe normal – kein Erguss.",  # noqa: RUF001 (non-ASCII on purpose)
      {"rouge_l": 1, "bleu": 1, "gleu": 1}),
     # non-ASCII, one word differs ("größe" / "grösse"): BLEU-1 3 of 4 words; GLEU 7 of 14 n-grams
     ("non_ascii_miss", "kein erguss, größe normal", "kein erguss, grösse normal", {"bleu1": 0.75, "gleu": 0.5}),
@@ -139,7 +139,7 @@ TOKEN_CASES = [
     # case is kept; HTML entities are decoded first
     ("entities", "A &amp; B &lt;C&gt;", ["A", "&", "B", "<", "C", ">"]),
     # non-ASCII letters and dashes are not split
-    ("non_ascii", "Größe – normal", ["Größe", "–", "normal"]),
+    ("non_ascii", "Größe – normal", ["Größe", "–", "normal"]),  # noqa: RUF001 (non-ASCII on purpose)
     ("empty", "", []),
 ]
 
@@ -155,7 +155,7 @@ def test_tokenize_13a_equals_sacrebleu():
 
     sacrebleu_13a = Tokenizer13a()
     rng = random.Random(0)
-    alphabet = string.printable + "äöü–—…ß€\u00a0é"
+    alphabet = string.printable + "äöü–—…ß€\u00a0é"  # noqa: RUF001 (non-ASCII on purpose)
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
     for t in texts + [c[1] for c in TOKEN_CASES]:
         assert tokenize_13a(t) == sacrebleu_13a(t).split(), repr(t)
@@ -245,7 +245,7 @@ def test_meteor_without_java_says_what_to_install(monkeypatch, fresh_meteor_cach
 
 def test_meteor_without_pycocoevalcap_says_what_to_install(monkeypatch, fresh_meteor_caches):
     monkeypatch.setitem(__import__("sys").modules, "pycocoevalcap.meteor.meteor", None)
-    with pytest.raises(ImportError, match="pip install pycocoevalcap==1.2"):
+    with pytest.raises(ImportError, match=r"pip install pycocoevalcap==1.2"):
         score_meteor(["no effusion"], ["no effusion"])
 
 

@@ -46,7 +46,7 @@ def test_saved_processor_is_a_stock_qwen3vl_processor(tiny_model_dir):
 def test_tokenizer_has_qwen_chat_tokens_and_think_survives_decoding(tiny_model_dir):
     _, processor = load(str(tiny_model_dir), device="cpu")
     tok = processor.tokenizer
-    for t in SPECIAL_TOKENS + ["<think>", "</think>"]:
+    for t in [*SPECIAL_TOKENS, "<think>", "</think>"]:
         assert tok.convert_tokens_to_ids(t) != tok.unk_token_id and tok.convert_tokens_to_ids(t) is not None, t
     ids = tok("<think>look</think>Cardiomegaly at [0.38, 0.47, 0.76, 0.62]<|im_end|>")["input_ids"]
     assert tok.decode(ids, skip_special_tokens=True) == "<think>look</think>Cardiomegaly at [0.38, 0.47, 0.76, 0.62]"
@@ -78,11 +78,13 @@ def test_pixel_budget_override_changes_image_tokens(tiny_model_dir):
 def test_chat_template_and_generation(tiny_model_dir):
     model, processor = load(str(tiny_model_dir), device="cpu", max_pixels=64 * 64)
     image = Image.new("RGB", (200, 160), (90, 90, 90))
-    messages = [[{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "Describe."}]}]]
+    content = [{"type": "image", "image": image}, {"type": "text", "text": "Describe."}]
+    messages = [[{"role": "user", "content": content}]]
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
                                            return_tensors="pt")
     text = processor.tokenizer.decode(inputs["input_ids"][0])
-    assert text.startswith("<|im_start|>user\n<|vision_start|><|image_pad|>") and text.endswith("<|im_start|>assistant\n")
+    assert text.startswith("<|im_start|>user\n<|vision_start|><|image_pad|>")
+    assert text.endswith("<|im_start|>assistant\n")
     n_image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
     assert n_image_tokens == int(inputs["image_grid_thw"].prod()) // 4  # 2x2 merge
     out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
@@ -100,5 +102,5 @@ def test_missing_checkpoint_says_what_to_do(tmp_path, monkeypatch):
         load("runs/sftx")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
+    with pytest.raises(FileNotFoundError, match=r"preprocessor_config.json"):
         load(str(tmp_path / "half"))

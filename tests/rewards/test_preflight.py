@@ -30,7 +30,7 @@ def test_all_floored_rows_still_need_the_scorer(no_weights):
 
 def test_check_rewards_names_the_reward(no_weights):
     funcs, _ = build_rewards({"grounding_soft_f1": 1.0, "report_bertscore": 1.0})
-    with pytest.raises(BertScoreModelMissing, match="reward report_bertscore .* RADRL_BERTSCORE_MODEL unset"):
+    with pytest.raises(BertScoreModelMissing, match=r"reward report_bertscore .* RADRL_BERTSCORE_MODEL unset"):
         check_rewards(funcs)
     check_rewards([*build_rewards({"report_clinical": 1.0})[0], lambda completions, **kw: [None]])  # offline
 
@@ -38,7 +38,7 @@ def test_check_rewards_names_the_reward(no_weights):
 class _Ready(BaseHTTPRequestHandler):
     """A reward server's GET /ready, answering what the test put in ``server.reply``."""
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         status, body = self.server.reply
         data = json.dumps(body).encode()
         self.send_response(status)

@@ -8,10 +8,10 @@ import socket
 import pytest
 from trl import TrlParser
 
+from radrl.cli.reward_server import main as server_main
 from radrl.metrics import check_metrics
 from radrl.rewards import REWARDS, ReportMetric, build_rewards
 from radrl.rewards.remote import remote
-from radrl.cli.reward_server import main as server_main
 
 REF = "Moderate cardiomegaly. No pneumothorax. Small left pleural effusion."
 BOX = "Cardiomegaly at [0.38, 0.47, 0.76, 0.62]"
@@ -57,11 +57,11 @@ def test_inline_spec_is_a_report_metric():
 # (case, call raising ValueError, words of the message)
 BAD = [
     # a reward name with a typo: the closest registered one
-    ("reward_typo", lambda: build_rewards(["report_clincal"]), r"unknown reward 'report_clincal' \(did you mean "
-     r"'report_clinical'\?\)"),
+    ("reward_typo", lambda: build_rewards(["report_clincal"]),
+     r"unknown reward 'report_clincal' \(did you mean 'report_clinical'\?\)"),
     # a dotted typo of a name is tried as a module, and still gets the name it resembles
-    ("reward_dotted_typo", lambda: build_rewards(["report.clinical"]), r"cannot be imported.*did you mean "
-     r"'report_clinical'"),
+    ("reward_dotted_typo", lambda: build_rewards(["report.clinical"]),
+     r"cannot be imported.*did you mean 'report_clinical'"),
     # a module that does not exist
     ("bad_module", lambda: build_rewards(["no_such_module:reward"]),
      r"reward 'no_such_module:reward' cannot be imported: ModuleNotFoundError"),

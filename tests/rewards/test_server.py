@@ -7,8 +7,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from radrl.metrics import METRICS
 from radrl.cli import main as radrl_main
+from radrl.metrics import METRICS
 from radrl.rewards.server import TOKEN_ENV, ServerConfig, create_app
 
 OK = {"metrics": ["chexpert"], "references": ["No effusion."], "predictions": ["Small effusion."]}

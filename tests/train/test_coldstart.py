@@ -126,9 +126,9 @@ def canned_teacher():
 
 
 def test_endpoint_teacher_end_to_end_with_retry_and_resume(synth_data, tmp_path):
+    from radrl.cli.coldstart import main
     from radrl.data.instructions import build_conversations
     from radrl.data.schema import read_jsonl
-    from radrl.cli.coldstart import main
 
     n = 12
     rows = build_conversations(read_jsonl(synth_data["train"]), seed=0)[:n]

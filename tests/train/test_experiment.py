@@ -72,8 +72,8 @@ def test_four_way_table_names_and_formats_by_metric_spec(tmp_path):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"tasks": {"report": {"aggregate": {"clinical": clinical, "rouge_l": rouge}}}}))
     table = four_way_table({"out": str(tmp_path)})
-    assert "| start | thinking | clinical (CheXpert-rules) before | clinical (CheXpert-rules) after RL | change | " \
-           "ROUGE-L before |" in table
+    assert ("| start | thinking | clinical (CheXpert-rules) before | clinical (CheXpert-rules) after RL | change | "
+            "ROUGE-L before |") in table
     assert "| general | no | 25.0 | 37.5 | +12.5 | 10.0 | 20.0 | +10.0 |" in table
 
 

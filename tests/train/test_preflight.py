@@ -100,14 +100,14 @@ def test_coldstart_checks_its_filter_reward_before_asking_the_teacher(no_weights
 def test_a_scorer_failing_mid_run_stops_the_step(tiny_model_dir, synth_data, tmp_path, monkeypatch):
     # past the preflight (this stand-in scorer has no check), a scorer that raises stops TRL's step with its
     # message: no floor paid, no checkpoint saved
-    from radrl.metrics import METRICS
     from radrl.cli.grpo import main
+    from radrl.metrics import METRICS
 
     def broken(refs, hyps):
         raise FileNotFoundError("put the weights in /models/x")
 
     monkeypatch.setitem(METRICS, "radgraph", broken)
-    with pytest.raises(FileNotFoundError, match="reward report_radgraph .metric 'radgraph'. failed: put the weights"):
+    with pytest.raises(FileNotFoundError, match=r"reward report_radgraph .metric 'radgraph'. failed: put the weights"):
         main(["--model_name_or_path", str(tiny_model_dir), "--train_data", str(synth_data["train"]),
               "--output_dir", str(tmp_path / "grpo"), "--tasks", "report", "--rewards", "report_radgraph",
               "--reward_options", '{"report_radgraph": {"min_chars": 0}}', "--max_steps", "1",

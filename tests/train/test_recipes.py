@@ -59,7 +59,7 @@ def test_recipe_parses(path, tmp_path, synth_data):
 def test_unknown_reward_is_named(tmp_path, synth_data):
     from radrl.train.grpo import RadrlGRPOConfig
 
-    with pytest.raises(ValueError, match="unknown reward.*nope"):
+    with pytest.raises(ValueError, match=r"unknown reward.*nope"):
         RadrlGRPOConfig(output_dir=str(tmp_path), model_name_or_path=str(tmp_path), train_data=str(synth_data["train"]),
                         rewards=["nope"], bf16=False)
 

@@ -17,8 +17,8 @@ import torch
 
 pytestmark = pytest.mark.slow
 
-# Driver: what radrl's own `sft` / `grpo` entry points run, with one callback that SIGKILLs the process at the end of step
-# KILL_AT (before that step's checkpoint could be written): no cleanup, like an OOM kill or a lost node.
+# Driver: what radrl's own `sft` / `grpo` entry points run, with one callback that SIGKILLs the process at the end of
+# step KILL_AT (before that step's checkpoint could be written): no cleanup, like an OOM kill or a lost node.
 DRIVER = textwrap.dedent("""
     import os, signal, sys
     from transformers import TrainerCallback

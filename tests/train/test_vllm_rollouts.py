@@ -85,7 +85,7 @@ def test_a_different_image_expansion_in_vllm_stops_the_step_with_the_fix(tiny_mo
     ids = list(_prompt(processor, image))
     gen = RecordingGeneration(processor.image_token_id, expand=16)  # vLLM's processor at a larger budget
     fix_colocated_vllm_images(gen, processor)
-    with pytest.raises(RuntimeError, match="16 image tokens.*trainer has .*4.*preprocessor_config.json"):
+    with pytest.raises(RuntimeError, match=r"16 image tokens.*trainer has .*4.*preprocessor_config.json"):
         gen.generate([ids], [[image]], 1)
 
 
@@ -100,8 +100,9 @@ def test_colocated_vllm_rollouts_have_the_trainers_log_probabilities(vllm_tiny_m
     from radrl.cli.grpo import main
 
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on a CPU build; a GPU ignores it
-    main(["--model_name_or_path", str(vllm_tiny_model_dir), "--train_data", str(synth_data["train"]), "--tasks", "report",
-          "--rewards", "report_clinical", "--output_dir", str(tmp_path / "grpo"), "--max_steps", "3",
+    main(["--model_name_or_path", str(vllm_tiny_model_dir), "--train_data", str(synth_data["train"]),
+          "--tasks", "report", "--rewards", "report_clinical", "--output_dir", str(tmp_path / "grpo"),
+          "--max_steps", "3",
           "--num_generations", "4", "--per_device_train_batch_size", "8", "--max_completion_length", "24",
           "--learning_rate", "1e-3", "--bf16", "false", "--report_to", "none", "--max_pixels", "4096",
           "--logging_steps", "1", "--save_strategy", "no", "--use_vllm", "true", "--vllm_mode", "colocate",

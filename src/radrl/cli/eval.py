@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy decoding (the default)")
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--max-new-tokens-report", type=int, default=None, help="default 1024 (4096 with --thinking)")
-    p.add_argument("--max-new-tokens-grounding", type=int, default=None, help="default 4096; also detection rows (images without findings)")
+    p.add_argument("--max-new-tokens-grounding", type=int, default=None,
+                   help="default 4096; also detection rows (images without findings)")
     p.add_argument("--thinking", action="store_true", help="append ' /think' and score the answer after </think>")
     p.add_argument("--box-instruction", action="store_true",
                    help="spell out the box format in grounding requests (base models that never saw it)")

@@ -13,9 +13,10 @@ from radrl.metrics.files import LABELER_COLUMNS, label_rows, read_reports
 def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     from radrl.metrics.chexpert import LABELER_VERSION
 
-    p = argparse.ArgumentParser(prog="radrl label",
-                                description=f"CheXpert labels of reports with radrl's rule labeler ({LABELER_VERSION}); "
-                                            "CSV like the CheXpert labeler's labeled_reports.csv.")
+    p = argparse.ArgumentParser(
+        prog="radrl label",
+        description=f"CheXpert labels of reports with radrl's rule labeler ({LABELER_VERSION}); "
+                    "CSV like the CheXpert labeler's labeled_reports.csv.")
     p.add_argument("reports", help="reports: text (one per line), .jsonl or .csv")
     p.add_argument("--column", help="JSONL field / CSV column holding the report")
     p.add_argument("--no-header", action="store_true", help="CSV without header: the report is column 1")

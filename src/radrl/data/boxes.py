@@ -77,7 +77,8 @@ class Box:
         try:
             x1, y1, x2, y2 = (float(v) for v in d["box"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{where}: expected {{'box': [x1, y1, x2, y2], 'label': ...}} in 0-1 units, got {d!r}") from None
+            raise ValueError(f"{where}: expected {{'box': [x1, y1, x2, y2], 'label': ...}} in 0-1 units, "
+                             f"got {d!r}") from None
         box = cls(x1, y1, x2, y2, d.get("label"))
         if not box.is_valid:
             raise ValueError(f"{where}: box {box.coords} is not inside 0-1 with x1 < x2 and y1 < y2; "

@@ -166,7 +166,8 @@ def plan_sample(seed: int, index: int, split: str = "train") -> Plan:
     """Draw the anatomy and findings of one image from its own random stream."""
     rng = np.random.default_rng([seed, _split_key(split), index])
     names = set(rng.choice(FINDINGS, size=rng.choice(4, p=[0.22, 0.4, 0.26, 0.12]), replace=False))
-    j = lambda w: float(rng.uniform(-w, w))
+    def j(w):
+        return float(rng.uniform(-w, w))
     scale = rng.uniform(1.35, 1.55) if "Cardiomegaly" in names else rng.uniform(0.92, 1.05)
     lat, med = 0.135 + j(0.012), 0.46 + j(0.006)
     p = Plan(apex=0.13 + j(0.012), base=0.8 + j(0.012), lat=(lat, lat + j(0.01)), med=(med, med + j(0.005)),
@@ -175,7 +176,8 @@ def plan_sample(seed: int, index: int, split: str = "train") -> Plan:
              texture_seed=int(rng.integers(2**32)))
     free = {(s, z) for s in SIDES for z in ZONES}
     out: list[Finding] = []
-    fseed = lambda: int(rng.integers(2**32))
+    def fseed():
+        return int(rng.integers(2**32))
     if "Pneumothorax" in names:
         side = SIDES[rng.integers(2)]
         free -= {(side, z) for z in ZONES}
@@ -234,7 +236,7 @@ def _box(mask: np.ndarray, label: str, fallback: tuple[float, float, float, floa
     return Box.from_pixels(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, mask.shape[1], mask.shape[0], label)
 
 
-def _vessels(draw: ImageDraw.ImageDraw, S: int, x: float, y: float, ang: float, length: float, w: float,
+def _vessels(draw: ImageDraw.ImageDraw, S: int, x: float, y: float, ang: float, length: float, w: float,  # noqa: N803
              level: int, depth: int, rng) -> None:
     x2, y2 = x + length * math.cos(ang), y + length * math.sin(ang)
     draw.line([(x * S, y * S), (x2 * S, y2 * S)], fill=level, width=max(1, round(w * S / 256)))
@@ -270,7 +272,7 @@ def _draw_finding(p: Plan, f: Finding, u, v, lungs, lung_img, px: int):
     return lung_img + 0.36 * alpha, alpha > 0.25
 
 
-def _bones(S: int, rng) -> Image.Image:
+def _bones(S: int, rng) -> Image.Image:  # noqa: N803 (S: the image side in pixels, as in the drawing code)
     """Ribs (posterior arcs up and out from the spine, fainter anterior ones down and in) and clavicles."""
     bones = Image.new("L", (S, S), 0)
     draw = ImageDraw.Draw(bones)
@@ -290,7 +292,7 @@ def _bones(S: int, rng) -> Image.Image:
 
 def render(p: Plan, size: int = 256) -> Drawing:
     """Draw a plan: body, lungs with vessels, findings into the lung layer, heart, bones, blur, noise."""
-    S, px = size, max(1, round(size / 128))
+    S, px = size, max(1, round(size / 128))  # noqa: N806 (S: the image side in pixels, short in the formulas)
     rng = np.random.default_rng(p.texture_seed)   # textures only; findings use their own seeds
     v, u = (np.mgrid[0:S, 0:S].astype(np.float32) + 0.5) / S
     body = np.abs(u - 0.5) < 0.13 + 0.35 * np.clip((v - 0.02) / 0.18, 0, 1) ** 0.6
@@ -398,7 +400,8 @@ def _fill(template: str, f: Finding, pick) -> str:
 
 def _report(findings: tuple[Finding, ...], rng) -> tuple[str, str, dict[str, int]]:
     """Findings text, impression and CheXpert labels; every sentence is true of the drawing."""
-    pick = lambda xs: xs[int(rng.integers(len(xs)))]
+    def pick(xs):
+        return xs[int(rng.integers(len(xs)))]
     pos, imp = [], []                          # (group, sentence, labels it states), impression phrases
     for name in FINDINGS:
         fs = [f for f in findings if f.name == name]

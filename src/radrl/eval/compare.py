@@ -382,8 +382,8 @@ def leaderboard_markdown(runs: list[Run], payload: dict, published: bool) -> str
     header, rows = report_table(runs, published)
     if rows:
         parts += ["## Report generation", "", _md(header, rows), "",
-                  "Percent, except raw values (CIDEr-D; RadCliQ-v1, where lower is better) and counts; (14) and (5): the "
-                  "CheXpert labels an F1 averages over. CheXpert-rules columns come from our rule labeler "
+                  "Percent, except raw values (CIDEr-D; RadCliQ-v1, where lower is better) and counts; (14) and (5): "
+                  "the CheXpert labels an F1 averages over. CheXpert-rules columns come from our rule labeler "
                   f"({_labeler(runs)}), never from CheXbert: CheXbert, BERTScore, RadGraph and GREEN columns show "
                   "\"-\" unless their scorer ran."
                   + (" Rows marked (published) are the paper's numbers on MIMIC-CXR test, for reference only; its "
@@ -421,7 +421,8 @@ def leaderboard_markdown(runs: list[Run], payload: dict, published: bool) -> str
         parts += ["## Grounding per class (mAP@0.5 / soft-F1)", "", _md(["class", *names, "n"], rows), ""]
     lengths = payload["lengths"]
     rows = [[n, t, f"{s['mean']:.0f}", f"{s['median']:.0f}", f"{s['p90']:.0f}", f"{s['max']:.0f}",
-             f"{s['think_mean']:.0f}", f"{s['reference_mean']:.0f}"] for n, by in lengths.items() for t, s in by.items()]
+             f"{s['think_mean']:.0f}", f"{s['reference_mean']:.0f}"]
+            for n, by in lengths.items() for t, s in by.items()]
     if rows:
         parts += ["## Answer length (characters)", "",
                   _md(["model", "task", "mean", "median", "p90", "max", "thinking mean", "reference mean"], rows), ""]

@@ -90,7 +90,7 @@ def task_limits(max_new_tokens: dict[str, int] | int | None, thinking: bool = Fa
     """
     defaults = THINKING_MAX_NEW_TOKENS if thinking else DEFAULT_MAX_NEW_TOKENS
     if isinstance(max_new_tokens, int):
-        return {k: max_new_tokens for k in (*defaults, "detection")}
+        return dict.fromkeys((*defaults, "detection"), max_new_tokens)
     limits = {**defaults, **{k: v for k, v in (max_new_tokens or {}).items() if v is not None}}
     limits.setdefault("detection", limits["grounding"])
     return limits
@@ -133,8 +133,8 @@ class EndpointBackend:
         for task, idx in rows_by_task(rows).items():
             # built per request: images are decoded when sent, not all of a split at once
             self.client.complete_many([partial(messages_with_images, rows[i], self.max_pixels) for i in idx],
-                                      max_tokens=limits.get(task, 1024),
-                                      temperature=self.temperature, on_result=lambda k, t, idx=idx: on_result(idx[k], t),
+                                      max_tokens=limits.get(task, 1024), temperature=self.temperature,
+                                      on_result=lambda k, t, idx=idx: on_result(idx[k], t),
                                       **extra)
 
 
@@ -159,8 +159,8 @@ class VLLMBackend:
             raise ImportError("--engine vllm needs the vllm package (pip install vllm on a CUDA machine); "
                               "or use --engine hf") from None
         pixels = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
-        kwargs = {"limit_mm_per_prompt": {"image": 1, "video": 0}, **({"mm_processor_kwargs": pixels} if pixels else {}),
-                  **(engine_args or {})}
+        kwargs = {"limit_mm_per_prompt": {"image": 1, "video": 0},
+                  **({"mm_processor_kwargs": pixels} if pixels else {}), **(engine_args or {})}
         self.llm = LLM(model=path, **kwargs)
         self.sampling = SamplingParams
         self.temperature, self.top_p, self.chunk, self.progress = temperature, top_p, chunk, progress

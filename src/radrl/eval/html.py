@@ -67,7 +67,8 @@ def bars_svg(values: dict[str, dict[str, tuple[float, float | None, float | None
     plot_h = height - bottom - top
     group_w = (width - left) / len(metrics)
     bar_w = group_w * 0.8 / len(runs)
-    y = lambda v: top + plot_h * (1 - max(0.0, min(1.0, v)))
+    def y(v):
+        return top + plot_h * (1 - max(0.0, min(1.0, v)))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
     for t in (0, 0.25, 0.5, 0.75, 1.0):
         out.append(f'<line x1="{left}" x2="{width}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
@@ -84,13 +85,16 @@ def bars_svg(values: dict[str, dict[str, tuple[float, float | None, float | None
             if lo is not None and hi is not None:
                 cx = x + bar_w * 0.45
                 out.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="#000"/>'
-                           f'<line x1="{cx - 3:.1f}" x2="{cx + 3:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}" stroke="#000"/>'
-                           f'<line x1="{cx - 3:.1f}" x2="{cx + 3:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}" stroke="#000"/>')
+                           f'<line x1="{cx - 3:.1f}" x2="{cx + 3:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}" '
+                           'stroke="#000"/>'
+                           f'<line x1="{cx - 3:.1f}" x2="{cx + 3:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}" '
+                           'stroke="#000"/>')
         lx, ly = left + (i + 0.5) * group_w, height - bottom + 14
         out.append(f'<text x="{lx:.1f}" y="{ly}" font-size="11" text-anchor="end" '
                    f'transform="rotate(-35 {lx:.1f} {ly})">{_e(m)}</text>')
     for j, r in enumerate(runs):
-        out.append(f'<rect x="{left + j * 120}" y="{height - 14}" width="10" height="10" fill="{COLORS[j % len(COLORS)]}"/>'
+        out.append(f'<rect x="{left + j * 120}" y="{height - 14}" width="10" height="10" '
+                   f'fill="{COLORS[j % len(COLORS)]}"/>'
                    f'<text x="{left + j * 120 + 14}" y="{height - 5}" font-size="11">{_e(r)}</text>')
     return "".join(out) + "</svg>"
 
@@ -104,13 +108,16 @@ def curves_svg(series: dict[str, list[tuple[float, float]]], title: str, width: 
     y_min, y_max = min(p[1] for p in pts), max(p[1] for p in pts)
     x_span, y_span = (x_max - x_min) or 1.0, (y_max - y_min) or 1.0
     left, right, top, bottom = 50, 10, 20, 40
-    sx = lambda v: left + (width - left - right) * (v - x_min) / x_span
-    sy = lambda v: top + (height - top - bottom) * (1 - (v - y_min) / y_span)
+    def sx(v):
+        return left + (width - left - right) * (v - x_min) / x_span
+    def sy(v):
+        return top + (height - top - bottom) * (1 - (v - y_min) / y_span)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
            f'<text x="{left}" y="14" font-size="12">{_e(title)}</text>',
            f'<text x="{left - 4}" y="{sy(y_max) + 4:.1f}" font-size="10" text-anchor="end">{y_max:.3g}</text>',
            f'<text x="{left - 4}" y="{sy(y_min) + 4:.1f}" font-size="10" text-anchor="end">{y_min:.3g}</text>',
-           f'<text x="{width - right}" y="{height - bottom + 14}" font-size="10" text-anchor="end">step {x_max:g}</text>',
+           (f'<text x="{width - right}" y="{height - bottom + 14}" font-size="10" text-anchor="end">'
+            f'step {x_max:g}</text>'),
            (f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="none" '
            'stroke="#ccc"/>')]
     for j, (name, s) in enumerate(series.items()):
@@ -184,7 +191,7 @@ def write_html(runs: list, payload: dict, path: str | Path,
     """Write the report; ``runs`` are ``radrl.eval.compare.Run`` objects, ``payload`` ``compare``'s JSON,
     ``tables`` the leaderboard's ``(title, header, rows)`` tables (shown when they have rows) and ``markdown``
     the whole leaderboard.md. ``radrl.eval.compare`` builds both, so this module renders and never imports it."""
-    body = _banner(payload) + [f"<h1>radrl evaluation: {_e(', '.join(r.name for r in runs))}</h1>", "<h2>Runs</h2>"]
+    body = [*_banner(payload), f"<h1>radrl evaluation: {_e(', '.join(r.name for r in runs))}</h1>", "<h2>Runs</h2>"]
     rows = [[r.name, str(r.manifest.get("model", {}).get("id", r.metrics.get("model", "?"))),
              str(r.manifest.get("model", {}).get("engine", "hf")),
              str(r.manifest.get("data", {}).get("path", r.metrics.get("data", "?"))),

@@ -17,8 +17,8 @@ from radrl.metrics import MetricResult, all_specs, metric_spec
 TABLE_KEYS = {
     "grounding": ["soft_f1", "map50", "ap50_dataset", "mean_iou", "acc50", "normal_correct", "false_positive_rate"],
     "report": ["rouge_l", "bertscore", "chexbert_f1_micro_14", "chexbert_f1_macro_14", "radgraph_partial", "green",
-               "radcliq_v1", "chexpert_micro_f1_14", "chexpert_macro_f1_14", "chexpert_micro_f1_5",
-               "chexpert_macro_f1_5", "clinical", "bleu"],
+               "radcliq_v1", "chexpert_rules_micro_f1_14", "chexpert_rules_macro_f1_14", "chexpert_rules_micro_f1_5",
+               "chexpert_rules_macro_f1_5", "clinical", "bleu"],
 }
 
 

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from radrl.data.images import ImageError, QWEN3_VL_FACTOR, image_header, smart_resize
+from radrl.data.images import QWEN3_VL_FACTOR, ImageError, image_header, smart_resize
 from radrl.data.instructions import PROMPT_SCHEME, THINK_SUFFIX, build_conversations
 from radrl.data.schema import read_jsonl
 from radrl.eval.generate import (
@@ -173,13 +173,13 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
         "status": "complete",
         "data": {**manifest["data"], "rows": len(rows), "rows_per_task": _count(r["task"] for r in rows),
                  "rows_per_kind": _count(f"{r['task']}/{r['kind']}" for r in rows if r.get("kind"))},
-        "generation_runs": previous + [{"resumed": counts["resumed"], "generated": counts["generated"],
-                                        "load_s": round(t_load, 3), "generate_s": round(t_gen, 3),
-                                        "samples_per_s": round(counts["generated"] / t_gen, 3) if counts["generated"] else None,
-                                        "engine": engine, "engine_args": engine_args or {},
-                                        "batch_size": batch_size, "concurrency": concurrency,
-                                        "device": device, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                    time.gmtime())}],
+        "generation_runs": [*previous, {
+            "resumed": counts["resumed"], "generated": counts["generated"],
+            "load_s": round(t_load, 3), "generate_s": round(t_gen, 3),
+            "samples_per_s": round(counts["generated"] / t_gen, 3) if counts["generated"] else None,
+            "engine": engine, "engine_args": engine_args or {},
+            "batch_size": batch_size, "concurrency": concurrency,
+            "device": device, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}],
         "metrics": {"report_metrics": list(report_metrics),
                     "versions": {t: r.versions for t, r in results.items()},
                     "scorer_files": _scorer_files(results),

@@ -40,8 +40,8 @@ __all__ = ["CORPUS_LEVEL", "PER_SAMPLE_KEY", "bootstrap_ci", "bootstrap_corpus_c
 # with the set held fixed is not a bootstrap of the metric, although CIDEr's aggregate is
 # their mean. ``bootstrap_corpus_ci`` re-scores resamples for any of them.
 CORPUS_LEVEL = {
-    **{k: "corpus-level: n-gram counts pooled over the corpus" for k in
-       ("bleu", "bleu1", "bleu2", "bleu3", "bleu4", "gleu")},
+    **dict.fromkeys(("bleu", "bleu1", "bleu2", "bleu3", "bleu4", "gleu"),
+                    "corpus-level: n-gram counts pooled over the corpus"),
     "meteor": "corpus-level: METEOR 1.5 statistics pooled over segments",
     "cider": "corpus-level: per-sample values depend on the scored set (IDF)",
     "ap50_dataset": "dataset-level: one precision-recall curve over the boxes of all rows, no per-sample value "
@@ -103,7 +103,8 @@ def bootstrap_corpus_ci(scorer: Callable[[list, list], MetricResult | float], re
         value = scorer([refs[i] for i in row], [hyps[i] for i in row])
         if isinstance(value, MetricResult):
             if key is None or key not in value.aggregate:
-                raise ValueError(f"key={key!r} is not an aggregate of the scorer; pick one of {sorted(value.aggregate)}")
+                raise ValueError(f"key={key!r} is not an aggregate of the scorer; "
+                                 f"pick one of {sorted(value.aggregate)}")
             value = value.aggregate[key]
         stats.append(float(value))
     return _percentile(np.asarray(stats), alpha)

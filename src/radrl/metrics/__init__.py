@@ -72,7 +72,7 @@ class MetricSpec:
     ``labels``: for label F1s, how many CheXpert labels the micro/macro average is over. ``same_as``: a key
     with the same numbers (``bleu4`` is ``bleu``); a table shows only one of the two.
 
-    >>> metric_spec("chexpert_micro_f1_14").name
+    >>> metric_spec("chexpert_rules_micro_f1_14").name
     'CheXpert-rules micro-F1 (14)'
     >>> metric_spec("radcliq_v1").format(0.8642), metric_spec("my_new_key").name
     ('0.864', 'my_new_key')

@@ -129,9 +129,8 @@ class CheXbertModel:
     def _ids(self, text: str | None) -> list[int]:
         """f1chexbert's ``tokenize``: clean, word pieces, [CLS] ... [SEP], at most 512."""
         pieces = self.tokenizer.tokenize(re.sub(r"\s+", " ", (text or "").strip()))
-        ids = [self.tokenizer.cls_token_id] + self.tokenizer.convert_tokens_to_ids(pieces) + [
-            self.tokenizer.sep_token_id]
-        return ids[:511] + [self.tokenizer.sep_token_id] if len(ids) > 512 else ids
+        ids = [self.tokenizer.cls_token_id, *self.tokenizer.convert_tokens_to_ids(pieces), self.tokenizer.sep_token_id]
+        return [*ids[:511], self.tokenizer.sep_token_id] if len(ids) > 512 else ids
 
 
 def load_chexbert(model: str | os.PathLike | None = None, device: str | None = None) -> CheXbertModel:

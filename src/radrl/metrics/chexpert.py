@@ -79,12 +79,12 @@ NO_FINDING, SUPPORT_DEVICES = "No Finding", "Support Devices"
 _RULES = f"the rule labeler ({LABELER_VERSION}, not CheXbert; uncertain counts as positive)"
 _OVER = {14: "the 14 CheXpert labels incl. No Finding", 5: "the 5 common labels (COMMON5)"}
 SPECS = (
-    *(MetricSpec(f"chexpert_{avg}_f1_{n}", f"CheXpert-rules {avg}-F1 ({n})", labels=n,
+    *(MetricSpec(f"chexpert_rules_{avg}_f1_{n}", f"CheXpert-rules {avg}-F1 ({n})", labels=n,
                  description=f"{avg}-averaged F1 over {_OVER[n]} by {_RULES}; corpus-level")
       for n in (14, 5) for avg in ("micro", "macro")),
     MetricSpec("clinical", "clinical (CheXpert-rules)", description="F1 over the (observation, status) pairs the "
                "rule labeler finds, negations included (the report_clinical reward); mean over samples"),
-    MetricSpec("chexpert_sample_f1", "CheXpert-rules example F1 (14)", labels=14,
+    MetricSpec("chexpert_rules_sample_f1", "CheXpert-rules example F1 (14)", labels=14,
                description=f"per-report F1 of the two 14-label vectors by {_RULES}"),
 )
 
@@ -422,8 +422,8 @@ def clinical_score(ref_labels: dict[str, int], hyp_labels: dict[str, int]) -> fl
     >>> clinical_score({"Cardiomegaly": 1, "Pneumothorax": 0}, {"Cardiomegaly": 1})
     0.6666666666666666
     """
-    ref = {(k, v) for k, v in ref_labels.items()}
-    hyp = {(k, v) for k, v in hyp_labels.items()}
+    ref = set(ref_labels.items())
+    hyp = set(hyp_labels.items())
     if not ref and not hyp:
         return 1.0
     tp = len(ref & hyp)
@@ -439,22 +439,22 @@ def chexpert_f1(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
     F1, where a label with no positive on either side scores 0 (scikit-learn's
     ``zero_division`` default that ``classification_report`` uses). ``_5`` keys use the
     five common observations (``COMMON5``). Per sample: ``clinical`` (see
-    ``clinical_score``; aggregate = mean) and ``chexpert_sample_f1`` (F1 of the binary
+    ``clinical_score``; aggregate = mean) and ``chexpert_rules_sample_f1`` (F1 of the binary
     14-label vectors; 1.0 when both are all zero).
 
     >>> r = chexpert_f1(["Small left pleural effusion."], ["Left pleural effusion. No pneumothorax."])
-    >>> r.aggregate["chexpert_micro_f1_14"], r.per_sample["clinical"]
+    >>> r.aggregate["chexpert_rules_micro_f1_14"], r.per_sample["clinical"]
     (1.0, [0.6666666666666666])
     """
     check_aligned(refs, hyps)
     ref_labels, hyp_labels = label_reports(refs), label_reports(hyps)
     f1s, sample_f1 = label_f1(ref_labels, hyp_labels)
-    agg = {f"chexpert_{avg}_f1_{n}": v for (avg, n), v in f1s.items()}
+    agg = {f"chexpert_rules_{avg}_f1_{n}": v for (avg, n), v in f1s.items()}
     clinical = [clinical_score(r, h) for r, h in zip(ref_labels, hyp_labels)]
     agg["clinical"] = math.fsum(clinical) / len(clinical) if clinical else 0.0
     return MetricResult(
         aggregate=agg,
-        per_sample={"clinical": clinical, "chexpert_sample_f1": sample_f1},
+        per_sample={"clinical": clinical, "chexpert_rules_sample_f1": sample_f1},
         versions={"chexpert_labeler": LABELER_VERSION,
                   "chexpert_f1": f"rule labeler {LABELER_VERSION} (not CheXbert): uncertain->positive, 14 labels "
                                  "incl. No Finding and the 5 common ones; macro: empty label F1=0"},

@@ -133,7 +133,7 @@ def score_files(refs_path: str | Path, preds_path: str | Path, metrics: list[str
     >>> _ = open(os.path.join(d, "refs.txt"), "w").write("No effusion.\nMild cardiomegaly.\n")
     >>> _ = open(os.path.join(d, "preds.txt"), "w").write("No effusion.\n<think>big</think>Cardiomegaly.\n")
     >>> result, refs, preds = score_files(os.path.join(d, "refs.txt"), os.path.join(d, "preds.txt"), ["chexpert"])
-    >>> preds, result.aggregate["chexpert_micro_f1_14"], result.aggregate["n"]
+    >>> preds, result.aggregate["chexpert_rules_micro_f1_14"], result.aggregate["n"]
     (['No effusion.', 'Cardiomegaly.'], 1.0, 2.0)
     """
     from radrl.metrics import METRICS, MetricResult, named_error

@@ -286,8 +286,8 @@ def _generate_local(path: Path, prompts: list[str], batch_size: int, max_length:
                                          tokenize=False, add_generation_prompt=True) for p in prompts[i:i + batch_size]]
         enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length).to(device)
         with torch.no_grad():
-            gen = lm.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                              **limits)
+            gen = lm.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=False,
+                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **limits)
         out.extend(tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
     return out
 

@@ -180,7 +180,7 @@ class RadGraphModel:
                 pieces.extend(ids)
             width = (self.max_length or len(pieces) + 2) - 2
             for i in range(0, max(len(pieces), 1), width):
-                windows.append([cls] + pieces[i:i + width] + [sep])
+                windows.append([cls, *pieces[i:i + width], sep])
                 owners.append(r)
             word_spans.append(spans)
         longest = max(len(x) for x in windows)

@@ -194,7 +194,8 @@ class ChatClient:
                         return r.json()
                     except ValueError:
                         raise EndpointError(f"{method} {url} answered HTTP {r.status_code} with a body that is not "
-                                            f"JSON: {r.text[:200]!r}; is the URL an OpenAI-compatible /v1 base?") from None
+                                            f"JSON: {r.text[:200]!r}; is the URL an OpenAI-compatible /v1 "
+                                            "base?") from None
                 problem = f"HTTP {r.status_code}: {r.text[:300]}"
                 if r.status_code not in RETRY_STATUS:
                     raise EndpointError(f"{method} {url} failed with {problem}; check the model name, the API key "
@@ -363,7 +364,8 @@ class LocalServer:
         while not (self._server.started and self._ready.is_set()):
             if time.time() > deadline or not self._worker.is_alive():
                 self.stop()
-                if self._load_error is not None:  # the loader's own error (e.g. a missing checkpoint), not a generic one
+                # the loader's own error (e.g. a missing checkpoint), not a generic one
+                if self._load_error is not None:
                     raise self._load_error
                 raise RuntimeError(f"the loopback server for {self.model_path} did not start; check that the "
                                    "checkpoint loads with radrl.models.load")

@@ -79,7 +79,8 @@ def tiny_config(vocab_size: int, tokenizer: PreTrainedTokenizerFast, sizes: dict
         text_config={
             # sizes["vocab"] widens the embedding and output layer beyond the tokenizer (unused rows), so a
             # benchmark pays a real model's vocabulary cost (Qwen3-VL: 151,936) with the small tokenizer
-            "vocab_size": max(vocab_size, s.get("vocab", 0)), "hidden_size": s["hidden"], "intermediate_size": s["intermediate"],
+            "vocab_size": max(vocab_size, s.get("vocab", 0)), "hidden_size": s["hidden"],
+            "intermediate_size": s["intermediate"],
             "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"],
             "head_dim": head_dim, "max_position_embeddings": 4096, "tie_word_embeddings": False,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope,
@@ -87,7 +88,8 @@ def tiny_config(vocab_size: int, tokenizer: PreTrainedTokenizerFast, sizes: dict
             "pad_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"), "bos_token_id": None,
         },
         vision_config={
-            "depth": s["vision_layers"], "hidden_size": s["vision_hidden"], "intermediate_size": s["vision_intermediate"],
+            "depth": s["vision_layers"], "hidden_size": s["vision_hidden"],
+            "intermediate_size": s["vision_intermediate"],
             "num_heads": s["vision_heads"], "out_hidden_size": s["hidden"], "patch_size": 16, "spatial_merge_size": 2,
             "temporal_patch_size": 2, "num_position_embeddings": 256, "deepstack_visual_indexes": [0],
         },

@@ -70,7 +70,8 @@ class TaskReward:
         n = len(completions)
         tasks = _column(columns, "task", n, self.__name__)
         solutions = _column(columns, "solution", n, self.__name__)
-        thinking = _column(columns, "thinking", n, self.__name__) if columns.get("thinking") is not None else [False] * n
+        thinking = (_column(columns, "thinking", n, self.__name__) if columns.get("thinking") is not None
+                    else [False] * n)
         rows = [i for i in range(n) if self.applies(tasks[i], bool(thinking[i]))]
         out: list[float | None] = [None] * n
         if not rows:

@@ -59,7 +59,7 @@ def make_reward(entry: RewardEntry) -> Reward:
     if isinstance(entry, dict):
         return inline_reward(entry)
     if not isinstance(entry, str):
-        raise ValueError(f"reward {entry!r} is a {type(entry).__name__}; give {_FORMS}")
+        raise ValueError(f"reward {entry!r} is a {type(entry).__name__}; give {_FORMS}")  # noqa: TRY004 (a recipe error)
     if entry in REWARDS or not any(c in entry for c in ":."):
         return resolve(entry, REWARDS, "reward", fix=f"or give {_OTHERS}")
     try:
@@ -81,7 +81,7 @@ def imported_reward(path: str) -> Reward:
             raise ValueError(f"reward {path!r}: class {attr} cannot be built without arguments ({e}); point the "
                              "recipe at an instance instead (my_reward = MyReward(...) in your module)") from e
     if not callable(reward):
-        raise ValueError(f"reward {path!r} is a {type(reward).__name__}, not a callable "
+        raise ValueError(f"reward {path!r} is a {type(reward).__name__}, not a callable "  # noqa: TRY004
                          "f(completions, **columns) -> list[float | None]")
     if getattr(reward, "__name__", None) in (None, "task_reward"):  # none, or TaskReward's placeholder
         reward.__name__ = attr

@@ -225,7 +225,7 @@ REWARDS: dict[str, TaskReward] = {
     "report_gleu": ReportMetric("report_gleu", "gleu", "gleu"),
     # CheXpert labels: our rule labeler (offline) and CheXbert (needs its weights)
     "report_clinical": ReportMetric("report_clinical", "chexpert", "clinical"),
-    "report_chexpert_f1": ReportMetric("report_chexpert_f1", "chexpert", "chexpert_sample_f1"),
+    "report_chexpert_f1": ReportMetric("report_chexpert_f1", "chexpert", "chexpert_rules_sample_f1"),
     "report_chexbert_f1": ReportMetric("report_chexbert_f1", "chexbert", "chexbert_f1"),
     "report_rouge_l": ReportMetric("report_rouge_l", "rouge_l", "rouge_l"),
     "report_green": ReportMetric("report_green", "green", "green"),

@@ -33,8 +33,8 @@ samples of a call are not served (``BATCH_DEPENDENT``: CIDEr-D's IDF is computed
 scored references).
 
 Cache: each worker keeps an LRU of ``(metric, reference, prediction) -> per-sample values``
-(``--cache-size`` entries, default 20,000; 0 disables it), so pairs repeated across GRPO steps and ranks (short identical
-answers are common) are scored once per worker.
+(``--cache-size`` entries, default 20,000; 0 disables it), so pairs repeated across GRPO steps and
+ranks (short identical answers are common) are scored once per worker.
 
 Limits: ``--max-items`` pairs per request (413), ``--max-chars`` per text (413), a body of
 at most ``--max-body-mb`` (413); malformed JSON or fields are 400 / 422 with the row named;
@@ -365,7 +365,7 @@ def check_config(config: ServerConfig, host: str = "127.0.0.1", workers: int = 1
 
     try:
         check_metrics(config.metrics)
-    except Exception as e:  # noqa: BLE001 (each scorer's own error type; the message says the fix)
+    except Exception as e:  # each scorer's own error type; the message says the fix
         raise ValueError(f"{type(e).__name__}: {e}") from e
 
 

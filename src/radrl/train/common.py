@@ -29,15 +29,17 @@ class RadrlArgs:
         default=None, metadata={"help": "Samples JSONL (radrl.data.schema rows), a JSONL of conversation rows "
                                          "(radrl coldstart output), or RadVLM / LLaVA instruction JSON."})
     tasks: list[str] = field(
-        default_factory=lambda: ["report", "grounding"], metadata={"help": "Tasks to train: report, grounding (rows of other tasks in "
-                                                                  "conversation files: SFT keeps them, GRPO drops them)."})
+        default_factory=lambda: ["report", "grounding"],
+        metadata={"help": "Tasks to train: report, grounding (rows of other tasks in conversation files: "
+                          "SFT keeps them, GRPO drops them)."})
     task_mix: bool = field(
         default=False, metadata={"help": "SFT on the paper's instruction mix: each sample feeds its source's tasks "
                                          "(report, classification, anatomy/abnormality/phrase grounding, detection, "
                                          "conversation) with the paper's repeats (radrl.data.instructions."
                                          "build_task_mix); `tasks` is then ignored."})
     thinking: bool = field(default=False, metadata={"help": "Append ' /think' to every request."})
-    box_format: str = field(default="paper", metadata={"help": "Box text in answers: 'paper' (0-1) or 'qwen' (0-1000 JSON)."})
+    box_format: str = field(
+        default="paper", metadata={"help": "Box text in answers: 'paper' (0-1) or 'qwen' (0-1000 JSON)."})
     min_pixels: int | None = field(default=None, metadata={"help": "Image pixel budget, lower bound."})
     max_pixels: int | None = field(default=None, metadata={"help": "Image pixel budget, upper bound."})
     box_instruction: bool = field(
@@ -45,7 +47,8 @@ class RadrlArgs:
     max_train_rows: int | None = field(default=None, metadata={"help": "Use only the first N conversation rows."})
     data_seed_prompts: int = field(default=0, metadata={"help": "Seed for drawing request phrasings."})
     freeze_vision_tower: bool = field(
-        default=False, metadata={"help": "Do not train the ViT blocks and patch embedding (model.visual minus mergers)."})
+        default=False,
+        metadata={"help": "Do not train the ViT blocks and patch embedding (model.visual minus mergers)."})
     freeze_projector: bool = field(
         default=False, metadata={"help": "Do not train the vision-language mergers (model.visual.merger, deepstack)."})
     freeze_language_model: bool = field(
@@ -171,7 +174,8 @@ def read_conversations(path: str) -> list[dict]:
                 raise ValueError(f"{path} line {n}: not JSON ({e}); fix or delete the line") from None
             lacking = [k for k in CONVERSATION_KEYS if k not in row]
             if lacking:
-                raise ValueError(f"{path} line {n}: conversation row lacks {lacking}; rows need {list(CONVERSATION_KEYS)} "
+                raise ValueError(f"{path} line {n}: conversation row lacks {lacking}; "
+                                 f"rows need {list(CONVERSATION_KEYS)} "
                                  "(write them with radrl.data.instructions or `radrl coldstart`)")
             rows.append(row)
     return rows

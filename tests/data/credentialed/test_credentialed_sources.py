@@ -136,10 +136,10 @@ def test_mimic_memory_stays_bounded(tmp_path, trees):
     root.mkdir()
     n, report = 3000, "FINAL REPORT\n FINDINGS: " + "No acute process. " * 450 + "\n IMPRESSION: Normal.\n"
     ids = [(f"{i:08x}-0000-0000-0000-000000000000", f"1{i:07d}", f"5{i:07d}") for i in range(n)]
-    write_gz_csv, META_HEADER = trees.write_gz_csv, trees.META_HEADER
+    write_gz_csv = trees.write_gz_csv
     write_gz_csv(root / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "study_id", "subject_id", "split"],
                  [[d, st, su, "train"] for d, su, st in ids])
-    write_gz_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", META_HEADER,
+    write_gz_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", trees.META_HEADER,
                  [[d, su, st, "", "PA", 3056, 2544, "", "", "", "", ""] for d, su, st in ids])
     write_gz_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id", *CHEXPERT_LABELS],
                  [[su, st, "1.0"] + [""] * 13 for _, su, st in ids])
@@ -157,7 +157,8 @@ def test_mimic_memory_stays_bounded(tmp_path, trees):
 # --- CheXpert-Plus ---------------------------------------------------------------------------------------
 def test_chexpert_plus(chexpert_plus_root):
     samples, skips = _split(chexpert_plus.read(chexpert_plus_root))
-    assert [s.id for s in samples] == ["train_patient00001_study1_view1_frontal", "valid_patient64541_study1_view1_frontal"]
+    assert [s.id for s in samples] == ["train_patient00001_study1_view1_frontal",
+                                       "valid_patient64541_study1_view1_frontal"]
     s, v = samples
     # the PNG release is used when PNG/ exists; the CSV names .jpg
     assert s.image == str(chexpert_plus_root / "PNG/train/patient00001/study1/view1_frontal.png")

@@ -140,8 +140,8 @@ def test_imported_rows_build_a_dataset(radvlm_file, tmp_path):
 
 
 def test_export_llava_writes_the_task_mix(tmp_path, capsys):
-    from radrl.data.schema import write_jsonl
     from radrl.cli.export_llava import main as export_main
+    from radrl.data.schema import write_jsonl
 
     samples = [Sample(id="m1", image=str(tmp_path / "img/m1.jpg"), source="mimic-cxr", findings="Clear lungs.",
                       labels={"No Finding": 1}),

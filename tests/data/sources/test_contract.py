@@ -219,5 +219,5 @@ def test_declarations_are_checked_when_written():
         SourceInfo("x", "x.csv", tasks=("grounding",), repeats={"detection": 2})
     with pytest.raises(ValueError, match="whole numbers >= 1"):
         SourceInfo("x", "x.csv", tasks=("grounding",), repeats={"grounding": 0})
-    with pytest.raises(ValueError, match="Sample.source value"):
+    with pytest.raises(ValueError, match=r"Sample.source value"):
         SourceInfo("", "x.csv")

@@ -66,5 +66,5 @@ def test_unpacked_folder_and_kaggle_names(tmp_path):
 
 
 def test_no_reports(tmp_path):
-    with pytest.raises(FileNotFoundError, match="NLMCXR_reports.tgz"):
+    with pytest.raises(FileNotFoundError, match=r"NLMCXR_reports.tgz"):
         list(iu_xray.read(tmp_path))

@@ -37,8 +37,8 @@ def _tree(tmp_path, cxr_data, entry_rows, bbox_rows=None):
     images.mkdir(parents=True)
     for name in ("00009745_000.png", "00013125_000.png"):
         (images / name).symlink_to(cxr_data / "nih_bbox" / name)
-    header = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position," \
-             "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],\n"
+    header = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+              "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],\n")
     (tmp_path / "Data_Entry_2017.csv").write_text(header + "".join(r + "\n" for r in entry_rows))
     box_header = "Image Index,Finding Label,Bbox [x,y,w,h],,,\n"
     bbox_rows = bbox_rows if bbox_rows is not None else ["00009745_000.png,Cardiomegaly,100,200,300,400"]
@@ -90,7 +90,7 @@ def test_unreadable_png_and_missing_files(tmp_path, cxr_data):
     target.write_bytes(b"not a png")
     (skip,) = list(nih.read(root))
     assert skip.reason == "unreadable image" and "00009745_000.png" in skip.detail
-    with pytest.raises(FileNotFoundError, match="Data_Entry_2017.csv nor BBox_List_2017.csv"):
+    with pytest.raises(FileNotFoundError, match=r"Data_Entry_2017.csv nor BBox_List_2017.csv"):
         list(nih.read(tmp_path / "images_001"))
     with pytest.raises(ValueError, match="boxed must be"):
         list(nih.read(root, boxed="yes"))

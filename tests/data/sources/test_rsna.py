@@ -64,7 +64,7 @@ def test_bad_rows(tmp_path, write_dicom, lines, reason):
 
 
 def test_missing_files_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="stage_2_train_labels.csv"):
+    with pytest.raises(FileNotFoundError, match=r"stage_2_train_labels.csv"):
         list(rsna.read(tmp_path))
     _labels(tmp_path, ["p1,,,,,0"])
     with pytest.raises(FileNotFoundError, match="match table"):

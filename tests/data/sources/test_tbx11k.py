@@ -62,7 +62,7 @@ def test_bad_entries(tmp_path, cxr_data, change, reason):
 
 
 def test_no_annotation_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="TBX11K_<split>.json"):
+    with pytest.raises(FileNotFoundError, match=r"TBX11K_<split>.json"):
         list(tbx11k.read(tmp_path))
 
 

@@ -120,5 +120,5 @@ def test_bad_rows(tmp_path, write_dicom, row, reason):
 
 
 def test_no_annotations(tmp_path):
-    with pytest.raises(FileNotFoundError, match="annotations_train.csv"):
+    with pytest.raises(FileNotFoundError, match=r"annotations_train.csv"):
         list(vindr.read(tmp_path))

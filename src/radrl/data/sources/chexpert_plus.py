@@ -93,7 +93,8 @@ def read_labels(path: Path) -> tuple[dict[str, dict[str, int]], list[Skip]]:
         raise ValueError(f"{path}: needs a path_to_image or Path column, found {header}")
     for where, r in csv_dicts(path):
         try:
-            labels[_rel(r[key_col])] = {k: v for k in CHEXPERT_LABELS if (v := label_value(r.get(k), where)) is not None}
+            labels[_rel(r[key_col])] = {k: v for k in CHEXPERT_LABELS
+                                        if (v := label_value(r.get(k), where)) is not None}
         except ValueError as e:
             skips.append(Skip(where, "bad label row", str(e)))
     return labels, skips

@@ -37,7 +37,8 @@ applied here (it needs an LLM); its output is read with ``reports=``.
 Memory: the split, metadata and label tables are held as small per-id dicts (tens of MB
 for the full release); reports are read one study at a time as its images are emitted.
 
->>> section_report("FINAL REPORT\\n EXAMINATION: CHEST\\n\\n FINDINGS: Normal heart.\\n\\n IMPRESSION: No acute process.")
+>>> section_report("FINAL REPORT\\n EXAMINATION: CHEST\\n\\n "
+...                "FINDINGS: Normal heart.\\n\\n IMPRESSION: No acute process.")
 ('Normal heart.', 'No acute process.')
 """
 
@@ -128,7 +129,7 @@ def section_report(text: str) -> tuple[str | None, str | None]:
     body = text.split("FINAL REPORT", 1)[-1]
     heads = list(_HEADER.finditer(body))
     sections: dict[str, str] = {}
-    for h, nxt in zip(heads, heads[1:] + [None]):
+    for h, nxt in zip(heads, [*heads[1:], None]):
         name = h.group(1).strip()
         content = _clean(body[h.end(): nxt.start() if nxt else len(body)])
         if content:

@@ -14,8 +14,9 @@ Layout under ``root``::
 
 Boxes in ``boxes`` are already normalized to 0-1 (x_min, y_min, x_max, y_max); a box with
 a coordinate above 1 (or otherwise not a 0-1 box) is not guessed at: it skips the whole
-image with a counted reason, since the sentence would otherwise keep only part of its boxes. ``extra_boxes`` are not used. Sentences
-with ``abnormal: false`` often have no ``boxes`` key; they still join the report text.
+image with a counted reason, since the sentence would otherwise keep only part of its boxes.
+``extra_boxes`` are not used. Sentences with ``abnormal: false`` often have no ``boxes`` key;
+they still join the report text.
 
 Each ``Sample``: ``findings`` = the English sentences joined (the grounded report), boxes
 labelled with their sentence. Labels stay empty: PadChest's label vocabulary is not

@@ -13,8 +13,8 @@ Each ``TBX11K_<split>.json`` (at the root or under ``annotations/json``) gives o
 category names; ``labels`` holds ``{"Tuberculosis": 1}`` for images under ``tb/`` or with a
 box, 0 for unboxed ``health/`` and ``sick/`` images, and no Tuberculosis label for an unboxed
 image in any other folder (nothing says it is not TB); ``"No Finding"``: 1 for ``health/``
-images, 0 for ``sick/`` (ill, not TB) and ``tb/`` ones, absent elsewhere. Box pixels are normalized by the size the JSON gives
-for the image, after checking it against the PNG header.
+images, 0 for ``sick/`` (ill, not TB) and ``tb/`` ones, absent elsewhere. Box pixels are
+normalized by the size the JSON gives for the image, after checking it against the PNG header.
 
 >>> [s.boxes[0].label for s in read("/data/TBX11K") if getattr(s, "boxes", None)][:1]   # doctest: +SKIP
 ['ActiveTuberculosis']
