@@ -19,3 +19,16 @@ def test_readme_demo_numbers_come_from_the_results_file():
     # the file records what produced it
     assert results["command"].startswith("radrl demo") and results["machine"]["cpu"] and results["commit"]
     assert set(results["paired"]) == {"report", "grounding"}
+
+
+def test_readme_multi_seed_summary_comes_from_its_results_file():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_results", ROOT / "bench" / "demo_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seeds = json.loads((ROOT / "bench" / "results" / "demo_seeds.json").read_text())
+    block = re.search(r"<!-- demo-seeds:start -->\n(.*?)\n<!-- demo-seeds:end -->", (ROOT / "README.md").read_text(),
+                      re.S)
+    assert block and block.group(1) == module.seeds_block(seeds), \
+        "README.md's multi-seed summary differs from bench/results/demo_seeds.json: run python bench/demo_results.py"
