@@ -370,6 +370,10 @@ def test_vary_lets_the_experiments_variable_differ_and_says_so():
     think = {**base, "decoding": {"thinking": True, "temperature": 0.0}}
     assert [m["field"] for m in mismatches({"A": base, "B": think})] == ["decoding.thinking"]
     assert mismatches({"A": base, "B": think}, vary=("decoding.thinking",)) == []
+    # the paper's defaults give thinking arms 4,096 report tokens against 1,024: the 8B experiment varies both
+    longer = {**think, "tasks": {"report": {"rows": 2, "requests_sha256": "r", "max_new_tokens": 4096}}}
+    base_limit = {**base, "tasks": {"report": {"rows": 2, "requests_sha256": "r", "max_new_tokens": 1024}}}
+    assert mismatches({"A": base_limit, "B": longer}, vary=("decoding.thinking", "max_new_tokens")) == []
     other = {**think, "tasks": {"report": {"rows": 2, "requests_sha256": "s"}}}
     assert [m["field"] for m in mismatches({"A": base, "B": other}, vary=("decoding.thinking",))] == \
         ["requests_sha256"]

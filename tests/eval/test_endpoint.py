@@ -178,6 +178,9 @@ def test_loopback_server_matches_local_generation_and_evaluates(tiny_model_dir, 
     assert via_http == direct
     manifest = json.loads((tmp_path / "http" / "manifest.json").read_text())
     assert manifest["model"]["engine"] == "openai" and manifest["model"]["endpoint"] == server.base_url
+    # through an endpoint radrl only shrinks images; the manifest says so, and radrl compare tells it apart
+    assert manifest["comparable"]["pixels"]["applied_by"].startswith("client")
+    assert manifest["comparable"]["tasks"]["report"]["mean_image_tokens"] is None
 
 
 def test_a_200_that_is_not_json_is_a_clear_error():

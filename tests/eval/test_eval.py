@@ -163,7 +163,7 @@ def test_evaluate_writes_predictions_metrics_and_images(tiny_model_dir, synth_da
     # checkpoint was saved with: 128 x 128 images keep 16 image tokens instead of 4), hashes of the rows and
     # requests per task, the metric versions, precision and the machine.
     contract = manifest["comparable"]
-    assert contract["pixels"] == {"min_pixels": EVAL_PIXELS[0], "max_pixels": EVAL_PIXELS[1]}
+    assert contract["pixels"] == {"min_pixels": EVAL_PIXELS[0], "max_pixels": EVAL_PIXELS[1], "applied_by": "radrl"}
     assert manifest["decoding"]["max_pixels"] == EVAL_PIXELS[1]
     assert contract["tasks"]["grounding"]["mean_image_tokens"] == 16.0
     assert contract["tasks"]["report"]["rows"] == agg["report"]["n"] and contract["precision"] == "float32"
@@ -191,7 +191,8 @@ def test_evaluate_writes_predictions_metrics_and_images(tiny_model_dir, synth_da
     evaluate(str(tiny_model_dir), str(synth_data["test"]), str(first), batch_size=8, tasks=EVAL_TASKS,
              max_new_tokens={"report": 8, "grounding": 8}, device="cpu", max_rows=4)
     runs = json.loads((first / "manifest.json").read_text())["generation_runs"]
-    assert [(r["resumed"], r["generated"]) for r in runs] == [(0, 1), (1, 3)]
+    # --max-rows N is the first N rows of each task (report, grounding, detection: the split has 1 normal image)
+    assert [(r["resumed"], r["generated"]) for r in runs] == [(0, 3), (3, 6)]
 
 
 @pytest.mark.slow
@@ -219,3 +220,33 @@ def test_eval_refuses_unknown_metric_and_bad_budget_before_generating(tmp_path, 
     with pytest.raises(ValueError, match="pixel budget"):
         run.evaluate("no-model", str(synth_data["test"]), str(tmp_path / "b"), min_pixels=4096, max_pixels=1024)
     assert not (tmp_path / "a").exists()
+
+
+def test_requests_hash_follows_image_bytes_not_paths(tmp_path):
+    # The same images under another folder ask the same questions; an image re-exported in place does not.
+    from PIL import Image
+
+    from radrl.eval.run import _task_contract
+
+    def rows(folder):
+        folder.mkdir(exist_ok=True)
+        path = folder / "a.png"
+        if not path.exists():
+            Image.new("RGB", (64, 64), (10, 10, 10)).save(path)
+        return [{"id": "a-report", "task": "report", "images": [str(path)], "thinking": False,
+                 "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}]}]
+
+    def digest(r):
+        return _task_contract(r, {"report": 8}, 1024, 16384)["report"]["requests_sha256"]
+
+    first = digest(rows(tmp_path / "one"))
+    assert digest(rows(tmp_path / "two")) == first
+    Image.new("RGB", (64, 64), (200, 200, 200)).save(tmp_path / "two" / "a.png")  # another window, same path
+    assert digest(rows(tmp_path / "two")) != first
+
+
+def test_engine_args_cannot_replace_the_pixel_budget():
+    from radrl.eval.generate import resolve_engine
+
+    with pytest.raises(ValueError, match="--min-pixels/--max-pixels"):
+        resolve_engine("vllm", None, {"mm_processor_kwargs": {"max_pixels": 1}})

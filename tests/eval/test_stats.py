@@ -183,3 +183,24 @@ def test_metrics_json_and_per_sample_of_fixed_predictions(tmp_path):
                            cis={"m": {"grounding": grounding["ci"]}})
     # well_formed: no interval; 75.0 because the "no box" grounding answer is not well formed
     assert "| m | 50.0 [0.0, 100.0] |" in table and "| 75.0 |" in table
+
+
+def test_rows_of_one_image_resample_together():
+    # Three grounding rows per image that the model gets equally right or wrong carry one image's worth of
+    # evidence: resampling images gives exactly the interval of the images alone, and a wider one than
+    # resampling rows (which would count each image three times and make p-values too small).
+    import numpy as np
+
+    from radrl.eval.stats import paired_bootstrap, resampled_means
+
+    rng = np.random.default_rng(3)
+    per_image = rng.random(60)
+    rows = np.repeat(per_image, 3)
+    images = [f"img{i}" for i in range(60) for _ in range(3)]
+    assert np.allclose(resampled_means(rows, images, 500, seed=1), resampled_means(per_image, None, 500, seed=1))
+    gain = np.repeat(rng.normal(0.03, 0.2, 60), 3)
+    rows_test = paired_bootstrap(list(gain), [0.0] * 180)
+    image_test = paired_bootstrap(list(gain), [0.0] * 180, clusters=images)
+    assert image_test["delta"] == rows_test["delta"]
+    assert image_test["high"] - image_test["low"] > 1.5 * (rows_test["high"] - rows_test["low"])
+    assert image_test["p_value"] > rows_test["p_value"]

@@ -82,6 +82,9 @@ BAD = [
     # an inline spec with a misspelt field
     ("inline_field_typo", lambda: build_rewards([{"metric": "text", "key": "gleu", "flor": -1}]),
      r"unknown inline reward field 'flor' \(did you mean 'floor'\?\)"),
+    # an inline spec whose key the metric does not declare: stopped at parse time, not after the first rollouts
+    ("inline_key_typo", lambda: build_rewards([{"metric": "text", "key": "rouge-l"}]),
+     r"unknown key of metric 'text' 'rouge-l' \(did you mean 'rouge_l'\?\)"),
     # an inline spec without its key
     ("inline_no_key", lambda: build_rewards([{"metric": "text"}]), r"needs \['key'\]"),
     # an inline spec with a floor that is not a number

@@ -172,6 +172,7 @@ def _row(sample: Sample, task: str, request: str, answer: str, thinking: bool, s
         "solution": answer,
         "thinking": thinking,
         "ref_boxes": _coords(boxes),
+        "sample_id": sample.id,  # the image a row asks about: rows of one image resample together (eval.stats)
     }
 
 
@@ -348,7 +349,8 @@ def conversation(sample: Sample, seed: int = 0, thinking: bool = False, box_form
     kind = "grounded_conversation" if phrases else "conversation"
     return {"id": f"{sample.id}-conversation", "prompt": messages[:-1], "completion": messages[-1:],
             "images": [sample.image], "task": "conversation", "kind": kind, "solution": turns[-1][1],
-            "thinking": thinking, "ref_boxes": phrases[-1]["ref_boxes"] if phrases else []}  # phrases come last
+            "thinking": thinking, "ref_boxes": phrases[-1]["ref_boxes"] if phrases else [],  # phrases come last
+            "sample_id": sample.id}
 
 
 def _as_list(row: dict | list[dict] | None) -> list[dict]:

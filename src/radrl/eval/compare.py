@@ -269,11 +269,15 @@ def length_stats(run: Run) -> dict[str, dict[str, float]]:
 def paired_tests(base: Run, other: Run, n_resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, dict]]:
     """``other - base`` per task and metric on the rows both scored with the same request and image (joined on
     task and id): a row asked differently is not a paired observation. ``n``: rows paired; ``excluded``: rows of
-    the task only one run scored or asked differently. Every per-sample key both runs have on all paired rows
-    is tested; ``higher_is_better`` (from its spec) says which sign of ``delta`` is an improvement."""
+    the task only one run scored or asked differently. Rows of one image are resampled together (a grounding
+    row per finding of one image is not an independent observation). Every per-sample key both runs have on all
+    paired rows is tested; ``higher_is_better`` (from its spec) says which sign of ``delta`` is an improvement."""
     a = {(s["task"], s["id"]): s for s in base.per_sample}
     b = {(s["task"], s["id"]): s for s in other.per_sample}
     same = same_requests(base.predictions, other.predictions)
+    # rows of one image resample together (radrl.eval.stats.resampled_means); a row without one is its own
+    image = {(p["task"], p["id"]): p.get("sample_id") or f"{p['task']}/{p['id']}" for p in base.predictions}
+    image.update({k: k for k in a if k not in image})
     shared = [k for k in a if k in b and k in same]
     out: dict[str, dict[str, dict]] = {}
     for task in sorted({k[0] for k in shared}):
@@ -283,7 +287,7 @@ def paired_tests(base: Run, other: Run, n_resamples: int = 2000, seed: int = 0) 
         for key in table_keys(task, numeric & set(b[rows[0]])):
             if all(key in a[k] and key in b[k] for k in rows):
                 res = paired_bootstrap([b[k][key] for k in rows], [a[k][key] for k in rows],
-                                       n_resamples=n_resamples, seed=seed)
+                                       n_resamples=n_resamples, seed=seed, clusters=[image[k] for k in rows])
                 out.setdefault(task, {})[key] = {**res, "n": len(rows), "excluded": excluded,
                                                  "higher_is_better": metric_spec(key).higher_is_better}
     return out

@@ -208,6 +208,9 @@ def resolve_engine(engine: str, endpoint: str | None, engine_args: dict | None =
     if engine == "openai" and not endpoint:
         raise ValueError("--engine openai needs --endpoint URL (e.g. http://127.0.0.1:8000/v1)")
     engine = "openai" if endpoint else engine
+    if "mm_processor_kwargs" in (engine_args or {}):
+        raise ValueError("--engine-arg mm_processor_kwargs would replace the run's pixel budget behind the manifest's "
+                         "back; set the budget with --min-pixels/--max-pixels (they reach vLLM's processor)")
     if engine_args and engine != "vllm":
         raise ValueError(f"engine arguments {sorted(engine_args)} are for --engine vllm; the {engine} engine takes "
                          "none (drop --engine-arg, or add --engine vllm)")
@@ -257,6 +260,8 @@ def prediction_line(row: dict, completion: str) -> dict:
             "completion": completion, "thinking": row.get("thinking", False)}
     if row.get("kind"):
         line["kind"] = row["kind"]
+    if row.get("sample_id"):
+        line["sample_id"] = row["sample_id"]
     images = row.get("images") or []
     if images and isinstance(images[0], (str, os.PathLike)):
         line["image"] = str(images[0])

@@ -55,7 +55,8 @@ def metric_legend(specs) -> str:
 
 
 def write_metrics(results: dict[str, MetricResult], path: str | Path, extra: dict | None = None,
-                  n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05) -> Path:
+                  n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05,
+                  clusters: dict[str, list] | None = None) -> Path:
     """``metrics.json``: per task its ``aggregate``, ``ci`` and ``no_ci``, and ``versions``.
 
     ``ci[key] = [low, high]``: percentile bootstrap interval at level ``1 - alpha``
@@ -70,7 +71,8 @@ def write_metrics(results: dict[str, MetricResult], path: str | Path, extra: dic
     for t, r in results.items():
         tasks[t] = {"aggregate": r.aggregate}
         if n_resamples:
-            tasks[t]["ci"], tasks[t]["no_ci"] = mean_cis(r, n_resamples=n_resamples, seed=seed, alpha=alpha)
+            tasks[t]["ci"], tasks[t]["no_ci"] = mean_cis(r, n_resamples=n_resamples, seed=seed, alpha=alpha,
+                                                         clusters=(clusters or {}).get(t))
         tasks[t]["versions"] = r.versions
     payload: dict = {"tasks": tasks}
     if n_resamples:

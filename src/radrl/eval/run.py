@@ -103,23 +103,26 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     n_all = len(rows)
     # Limits of every task in the file, not only those within --max-rows: a rerun with more rows resumes.
     limits = {t: v for t, v in task_limits(max_new_tokens, thinking).items() if any(r["task"] == t for r in rows)}
-    rows = rows[:max_rows] if max_rows else rows
+    rows = first_per_task(rows, max_rows) if max_rows else rows
     if not rows:
         raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}); check the "
                          "file and the tasks")
     if skipped:
         log.warning("skipped rows no scorer reads: %s (recorded in manifest.json)", skipped)
     engine = resolve_engine(engine, endpoint, engine_args)
+    model_info = _model_info(model_path, engine, endpoint, loader, engine_args)
+    applied_by = _budget_applied_by(engine, loader, model_info.get("model_type"))
     comparable = {"contract": CONTRACT_VERSION, "data_sha256": _sha256(data), "prompt_scheme": PROMPT_SCHEME,
-                  "pixels": {"min_pixels": min_pixels, "max_pixels": max_pixels},
+                  "pixels": {"min_pixels": min_pixels, "max_pixels": max_pixels, "applied_by": applied_by},
                   "decoding": {"temperature": temperature, "top_p": top_p, "thinking": thinking,
                                "box_instruction": box_instruction},
                   "precision": _precision(engine, device, engine_args),
-                  "tasks": _task_contract(rows, limits, min_pixels, max_pixels), "machine": machine_info()}
+                  "tasks": _task_contract(rows, limits, min_pixels if applied_by == "radrl" else None, max_pixels),
+                  "machine": machine_info()}
     manifest = {
         "status": "generating",
         "name": name or Path(model_path).name,
-        "model": _model_info(model_path, engine, endpoint, loader, engine_args),
+        "model": model_info,
         "data": {"path": str(data), "sha256": _sha256(data), "tasks": list(tasks), "prompt_seed": seed,
                  "rows_available": n_all, "max_rows": max_rows,
                  "skipped_rows": {"count_per_task": skipped, "reason": "no scorer for the task"} if skipped else {}},
@@ -153,7 +156,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     write_per_sample(rows, results, out_dir / "per_sample.jsonl")
     metrics = write_metrics({**results, **kinds}, out_dir / "metrics.json", n_resamples=N_RESAMPLES, seed=BOOT_SEED,
                             extra={"model": model_path, "data": data, "rows": len(rows),
-                                   "decoding": manifest["decoding"]})
+                                   "decoding": manifest["decoding"]}, clusters=_clusters(rows, [*results, *kinds]))
     aggregates = {t: r.aggregate for t, r in results.items()}
     written = json.loads(metrics.read_text())
     cis = {t: v.get("ci", {}) for t, v in written["tasks"].items()}
@@ -268,23 +271,78 @@ def _precision(engine: str, device: str | None, engine_args: dict | None) -> str
     return str(default_dtype(device or default_device())).removeprefix("torch.")
 
 
-def _task_contract(rows: list[dict], limits: dict[str, int], min_pixels: int, max_pixels: int) -> dict:
-    """Per task: row count, hashes of the row ids and of (id, request, image) lines, the token limit and the
-    mean number of image tokens per row at this pixel budget (Qwen3-VL's rule: one token per 32 x 32
-    pixels after resizing). Two runs whose hashes agree asked the same questions about the same images."""
-    out: dict[str, dict] = {}
-    for task in sorted({r["task"] for r in rows}):
-        mine = sorted((r for r in rows if r["task"] == task), key=lambda r: r["id"])
-        requests = "\n".join(f"{r['id']}\t{_request(r)}\t{(r.get('images') or [''])[0]}" for r in mine)
-        out[task] = {"rows": len(mine), "row_ids_sha256": _sha256_text("\n".join(r["id"] for r in mine)),
-                     "requests_sha256": _sha256_text(requests), "max_new_tokens": limits.get(task),
-                     "mean_image_tokens": _mean_image_tokens(mine, min_pixels, max_pixels)}
+def _clusters(rows: list[dict], keys: list[str]) -> dict[str, list[str]]:
+    """Per result (``task`` or ``task/kind``), the image of each of its rows in score order: intervals resample
+    images, not rows (several grounding rows of one image are not independent observations)."""
+    out = {}
+    for key in keys:
+        task, _, kind = key.partition("/")
+        out[key] = [r.get("sample_id") or r["id"] for r in rows
+                    if r["task"] == task and (not kind or r.get("kind") == kind)]
     return out
 
 
+def first_per_task(rows: list[dict], n: int) -> list[dict]:
+    """The first ``n`` rows of each task, in row order: ``--max-rows`` means the same rows of a task whichever
+    other tasks a run evaluates (a prefix of the mixed list would give SFT on report + grounding other report
+    rows than GRPO on report alone).
+
+    >>> rows = [{"id": "a", "task": "r"}, {"id": "b", "task": "r"}, {"id": "c", "task": "g"}]
+    >>> [r["id"] for r in first_per_task(rows, 1)]
+    ['a', 'c']
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for r in rows:
+        seen[r["task"]] = seen.get(r["task"], 0) + 1
+        if seen[r["task"]] <= n:
+            out.append(r)
+    return out
+
+
+def _budget_applied_by(engine: str, loader: str, model_type: str | None) -> str:
+    """Who applies the pixel budget: radrl (hf with a Qwen3-VL processor, vLLM's Qwen-VL processor), or only
+    partly. Through an endpoint radrl can only shrink images before sending them (the server's processor applies
+    its own budget), and a non-Qwen model's own processor may ignore min/max pixels: such runs are recorded as
+    such, so ``radrl compare`` does not take them for runs at the same budget."""
+    if engine == "openai":
+        return "client: images shrunk to max_pixels before sending; the server's processor applies its own"
+    if engine == "hf" and (loader == "generic" or model_type not in ("qwen3_vl", None)):
+        return f"the {model_type or 'model'}'s own processor (may ignore min/max pixels)"
+    return "radrl"
+
+
+def _task_contract(rows: list[dict], limits: dict[str, int], min_pixels: int | None, max_pixels: int) -> dict:
+    """Per task: row count, hashes of the row ids and of (id, request, image content) lines, the token limit and
+    the mean number of image tokens per row at this pixel budget (Qwen3-VL's rule: one token per 32 x 32 pixels
+    after resizing; None where radrl does not apply the budget). Two runs whose hashes agree asked the same
+    questions about the same image bytes (the same images under another folder match; an image re-exported in
+    place with another window does not)."""
+    out: dict[str, dict] = {}
+    digests: dict[str, str] = {}
+    for task in sorted({r["task"] for r in rows}):
+        mine = sorted((r for r in rows if r["task"] == task), key=lambda r: r["id"])
+        requests = "\n".join(f"{r['id']}\t{_request(r)}\t{_image_digest(r, digests)}" for r in mine)
+        out[task] = {"rows": len(mine), "row_ids_sha256": _sha256_text("\n".join(r["id"] for r in mine)),
+                     "requests_sha256": _sha256_text(requests), "max_new_tokens": limits.get(task),
+                     "mean_image_tokens": None if min_pixels is None else _mean_image_tokens(mine, min_pixels,
+                                                                                            max_pixels)}
+    return out
+
+
+def _image_digest(row: dict, cache: dict[str, str]) -> str:
+    """SHA-256 of the row's image file (cached per path); the path itself for an image that is not a file."""
+    image = (row.get("images") or [""])[0]
+    if not isinstance(image, (str, Path)) or not Path(image).is_file():
+        return str(image)
+    if image not in cache:
+        cache[image] = _sha256(image)
+    return cache[image]
+
+
 def _mean_image_tokens(rows: list[dict], min_pixels: int, max_pixels: int) -> float | None:
-    """Mean image tokens per row from the image headers (no decoding); None when an image cannot be read
-    here (generation then reports the row)."""
+    """Mean image tokens per row from the image headers (no decoding). An unreadable image stops the run here,
+    naming its row, before any model loads."""
     sizes: dict[str, int] = {}
     total = 0
     for r in rows:
@@ -294,8 +352,9 @@ def _mean_image_tokens(rows: list[dict], min_pixels: int, max_pixels: int) -> fl
             if image not in sizes:
                 try:
                     w, h, _ = image_header(image)
-                except ImageError:
-                    return None
+                except ImageError as e:
+                    raise ImageError(f"row {r['id']}: {e}; fix the path in the samples file or remove the row") \
+                        from None
                 rh, rw = smart_resize(h, w, QWEN3_VL_FACTOR, min_pixels, max_pixels)
                 sizes[image] = rh * rw // QWEN3_VL_FACTOR**2
             total += sizes[image]

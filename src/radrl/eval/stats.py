@@ -30,7 +30,7 @@ import numpy as np
 from radrl.metrics import MetricResult, check_aligned
 
 __all__ = ["CORPUS_LEVEL", "PER_SAMPLE_KEY", "bootstrap_ci", "bootstrap_corpus_ci", "bootstrap_indices", "mean_cis",
-           "paired_bootstrap"]
+           "paired_bootstrap", "resampled_means"]
 
 # Aggregates that are corpus-level by construction, whatever their values. The equality
 # test of ``mean_cis`` can pass by coincidence (all sentence BLEU scores 0, or a single
@@ -59,6 +59,33 @@ def bootstrap_indices(n: int, n_resamples: int = 2000, seed: int = 0) -> np.ndar
     if n_resamples < 1:
         raise ValueError(f"n_resamples={n_resamples}; pass a positive count (2000 is the usual choice)")
     return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n), dtype=np.int64)
+
+
+def resampled_means(values: np.ndarray, clusters: Sequence | None = None, n_resamples: int = 2000,
+                    seed: int = 0) -> np.ndarray:
+    """Bootstrap means of ``values``, shape ``(n_resamples,)``.
+
+    Without ``clusters`` rows are resampled. With them (one label per row: the image a row asks
+    about), whole clusters are resampled and each resample's mean is over the rows of the clusters
+    drawn: the grounding rows of one image (one per finding) share the image and the model's reading
+    of it, so treating them as independent would make intervals too narrow and p-values too small.
+    Clusters are numbered in order of first appearance, so when every row is its own cluster the
+    result equals plain row resampling with the same seed.
+
+    >>> x = np.array([1.0, 1.0, 0.0, 0.0])
+    >>> bool(np.all(resampled_means(x, ["a", "b", "c", "d"], 50) == resampled_means(x, None, 50)))
+    True
+    """
+    if clusters is None:
+        return values[bootstrap_indices(len(values), n_resamples, seed)].mean(axis=1)
+    if len(clusters) != len(values):
+        raise ValueError(f"{len(clusters)} cluster labels for {len(values)} values; give one per row")
+    number = {c: i for i, c in enumerate(dict.fromkeys(clusters))}
+    inverse = np.array([number[c] for c in clusters], dtype=np.int64)
+    sums = np.bincount(inverse, weights=values, minlength=len(number))
+    counts = np.bincount(inverse, minlength=len(number)).astype(np.float64)
+    idx = bootstrap_indices(len(number), n_resamples, seed)  # (n_resamples, clusters)
+    return sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
 
 
 def bootstrap_ci(values: Sequence[float], n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05,
@@ -111,7 +138,7 @@ def bootstrap_corpus_ci(scorer: Callable[[list, list], MetricResult | float], re
 
 
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000, seed: int = 0,
-                     alpha: float = 0.05) -> dict[str, float]:
+                     alpha: float = 0.05, clusters: Sequence | None = None) -> dict[str, float]:
     """Paired bootstrap test of ``mean(a) - mean(b)`` for two models scored on the same samples.
 
     ``a[i]`` and ``b[i]`` are the two models' per-sample values on sample ``i``. Each
@@ -128,6 +155,9 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 
       ``delta = 0`` and ``p_value = 1``. Its resolution is ``1 / n_resamples``: 0 means
       "no resample flipped the sign", i.e. p < 1/n_resamples, and should be reported so.
 
+    ``clusters`` (one label per sample, e.g. the image a row asks about) resamples whole clusters
+    (``resampled_means``): rows of one image are not independent observations.
+
     >>> paired_bootstrap([1.0, 0.0, 1.0], [1.0, 0.0, 1.0])
     {'delta': 0.0, 'low': 0.0, 'high': 0.0, 'p_value': 1.0}
     """
@@ -137,14 +167,14 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 
                          "scored on the same samples in the same order (match them by id first)")
     _check_alpha(alpha)
     diff = x - y
-    deltas = diff[bootstrap_indices(len(diff), n_resamples, seed)].mean(axis=1)  # (n_resamples,)
+    deltas = resampled_means(diff, clusters, n_resamples, seed)  # (n_resamples,)
     low, high = _percentile(deltas, alpha)
     flips = min(float(np.mean(deltas <= 0)), float(np.mean(deltas >= 0)))
     return {"delta": float(diff.mean()), "low": low, "high": high, "p_value": min(1.0, 2.0 * flips)}
 
 
 def mean_cis(result: MetricResult, n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05,
-             tol: float = 1e-9) -> tuple[dict[str, list[float]], dict[str, str]]:
+             tol: float = 1e-9, clusters: Sequence | None = None) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Intervals for the aggregates of ``result`` that are means of their per-sample values.
 
     An aggregate ``k`` gets a percentile interval ``[low, high]`` when ``per_sample[k]``
@@ -154,14 +184,15 @@ def mean_cis(result: MetricResult, n_resamples: int = 2000, seed: int = 0, alpha
     listed with the reason it has none (corpus- or dataset-level, such as BLEU, GLEU, CIDEr,
     the dataset AP ``ap50_dataset``: ``bootstrap_corpus_ci`` handles those by re-scoring; no
     per-sample values, such as counts and CheXpert micro/macro F1). All intervals of one
-    result share one index matrix.
+    result share one index matrix; ``clusters`` (one label per row: its image) resamples whole
+    images, as ``resampled_means`` explains.
 
     >>> mean_cis(MetricResult({"acc": 0.5, "n": 2.0}, {"acc": [1.0, 0.0]}), n_resamples=100)
     ({'acc': [0.0, 1.0]}, {'n': 'no per-sample values'})
     """
     cis: dict[str, list[float]] = {}
     none: dict[str, str] = {}
-    idx = None
+    n = None
     for key, value in result.aggregate.items():
         per = result.per_sample.get(PER_SAMPLE_KEY.get(key, key))
         if key in CORPUS_LEVEL:
@@ -171,12 +202,12 @@ def mean_cis(result: MetricResult, n_resamples: int = 2000, seed: int = 0, alpha
         elif abs(math.fsum(per) / len(per) - value) > tol:
             none[key] = "corpus-level: not the mean of its per-sample values"
         else:
-            if idx is None:
-                idx = bootstrap_indices(len(per), n_resamples, seed)
-            if len(per) != idx.shape[1]:
-                raise ValueError(f"per_sample[{key!r}] has {len(per)} values, others {idx.shape[1]}; "
+            n = len(per) if n is None else n
+            if len(per) != n:
+                raise ValueError(f"per_sample[{key!r}] has {len(per)} values, others {n}; "
                                  "a scorer must return one value per sample for every metric")
-            cis[key] = list(_percentile(_check(per, key)[idx].mean(axis=1), alpha))
+            # the same seed and clusters for every key: one index matrix for all intervals of the result
+            cis[key] = list(_percentile(resampled_means(_check(per, key), clusters, n_resamples, seed), alpha))
     return cis, none
 
 

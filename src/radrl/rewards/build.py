@@ -90,8 +90,9 @@ def imported_reward(path: str) -> Reward:
 
 def inline_reward(spec: Mapping[str, Any]) -> ReportMetric:
     """A ``ReportMetric`` from an inline spec (``INLINE_FIELDS``): ``sign * METRICS[metric](...).per_sample[key]``,
-    ``floor`` for too-short answers. The metric name is checked here; the key on the first call, which names the
-    keys the metric has (checking it now would load the metric's model).
+    ``floor`` for too-short answers. The metric name is checked here, and the key against the keys the metric's
+    module declares (its ``SPECS``; a metric without them is checked on the first call, which names its keys),
+    so a typo stops the recipe at parse time, not after the model loaded and the first rollouts ran.
 
     >>> inline_reward({"metric": "bertscore", "key": "bertscore", "sign": 1, "floor": -1, "name": "my_bertscore"})
     ReportMetric('my_bertscore', metric='bertscore', key='bertscore', sign=1.0, floor=-1.0, min_chars=5)
@@ -104,7 +105,11 @@ def inline_reward(spec: Mapping[str, Any]) -> ReportMetric:
     if missing:
         raise ValueError(f"inline reward {dict(spec)} needs {missing} as strings, e.g. {{metric: bertscore, "
                          "key: bertscore, floor: -1, name: my_bertscore}")
-    resolve(spec["metric"], METRICS, "metric", fix="an inline reward scores one of these")
+    scorer = resolve(spec["metric"], METRICS, "metric", fix="an inline reward scores one of these")
+    declared = _declared_keys(scorer)
+    if declared and spec["key"] not in declared:
+        resolve(spec["key"], dict.fromkeys(declared), f"key of metric {spec['metric']!r}",
+                fix="an inline reward scores one of its per-sample keys")
     name = spec.get("name", f"report_{spec['key']}")
     for field in ("sign", "floor", "min_chars"):
         value = spec.get(field, 0)
@@ -174,3 +179,15 @@ def check_rewards(funcs: Sequence[Callable[..., Any]]) -> None:
         preflight = getattr(f, "preflight", None)
         if preflight is not None:
             preflight()
+
+
+def _declared_keys(scorer) -> list[str]:
+    """The keys the module behind a ``METRICS`` scorer declares in its ``SPECS`` (empty when it declares none)."""
+    from importlib import import_module
+
+    module = getattr(scorer, "module", None) or getattr(scorer, "__module__", None)
+    try:
+        loaded = import_module(module if "." in str(module) else f"radrl.metrics.{module}")
+    except (ImportError, TypeError):
+        return []
+    return [spec.key for spec in getattr(loaded, "SPECS", ())]

@@ -184,9 +184,10 @@ def run_experiment(cfg: dict, run_verb: Callable[[list[str]], object] | None = N
 
     out = Path(cfg["out"])
     specs = [f"{s.argv[s.argv.index('--name') + 1]}={s.done.parent}" for s in steps if s.argv[0] == "eval"]
-    # thinking is this experiment's variable: the arms are asked the same requests, two with " /think" appended
+    # thinking is this experiment's variable: the arms are asked the same requests, two with " /think" appended,
+    # and thinking arms get the paper's longer default report limit (4,096 new tokens against 1,024)
     compare(specs, out / "compare", baseline=specs[0].split("=")[0], html=cfg.get("html", True),
-            vary=("decoding.thinking",))
+            vary=("decoding.thinking", "max_new_tokens"))
     table = four_way_table(cfg)
     (out / "four_way.md").write_text(f"# Four-way GRPO experiment ({cfg['grpo_recipe']})\n\n{table}")
     return out / "four_way.md"
