@@ -4,6 +4,9 @@ Every module's imports are read with ``ast``, the ones inside functions included
 still a dependency). A module belongs to the layer of its longest matching prefix in ``LAYERS``; it
 may import its own layer and the layers below. When two modules need each other, the shared part
 moves down (docs/extending.md, "Layers").
+
+A package's ``__init__.py`` only imports and re-exports (its docstring, imports, ``__all__``): the code lives in
+the package's modules, so importing a package runs no code of its own and import order stays the modules' order.
 """
 
 from __future__ import annotations
@@ -147,3 +150,55 @@ def test_the_checker_sees_lazy_upward_imports(tmp_path, monkeypatch):
     monkeypatch.setitem(MODULES, "radrl.data.fake", fake)
     assert imports("radrl.data.fake") == [(2, "radrl.eval.report")]
     assert layer("radrl.eval.report") > layer("radrl.data.fake")
+
+
+# What an ``__init__.py`` may hold besides its docstring and imports: ``__all__``, and the package's ``__version__``.
+INIT_NAMES = ("__all__", "__version__")
+
+
+def init_code(path: Path) -> list[str]:
+    """(``file:line: what``) for every top-level statement of an ``__init__.py`` that is not its docstring, an import,
+    ``__all__`` (a list or tuple of names) or ``__version__`` (a string)."""
+    body = ast.parse(path.read_text(), str(path)).body
+    found = []
+    for i, node in enumerate(body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            continue   # the docstring
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id in INIT_NAMES:
+            value = node.value
+            names = value.elts if isinstance(value, (ast.List, ast.Tuple)) and node.targets[0].id == "__all__" \
+                else [value]
+            if all(isinstance(n, ast.Constant) and isinstance(n.value, str) for n in names):
+                continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            what = f"defines {'class' if isinstance(node, ast.ClassDef) else 'function'} {node.name}"
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            what = f"assigns {', '.join(ast.unparse(t) for t in targets)}"
+        else:
+            what = f"runs a {type(node).__name__} statement"
+        found.append(f"{path.relative_to(SRC.parent) if path.is_relative_to(SRC.parent) else path}:{node.lineno}: "
+                     f"{what}")
+    return found
+
+
+def test_init_files_only_reexport():
+    found = [f for module, path in MODULES.items() if path.name == "__init__.py" for f in init_code(path)]
+    assert not found, ("an __init__.py only imports and re-exports (docstring, imports, __all__); move the code "
+                       "into a module of its package (as radrl/metrics/base.py and registry.py hold what "
+                       "radrl.metrics re-exports) and import it from there:\n" + "\n".join(found))
+
+
+def test_the_init_checker_sees_code(tmp_path):
+    # Functions, classes and assignments are code; the docstring, imports and __all__ are not.
+    init = tmp_path / "__init__.py"
+    init.write_text('"""Doc."""\n\nfrom radrl.metrics.base import MetricResult\n\n__all__ = ["MetricResult"]\n')
+    assert init_code(init) == []
+    init.write_text('"""Doc."""\nimport os\n\nX = 1\n\ndef f():\n    pass\n\nclass C:\n    pass\n\n'
+                    'if os.name:\n    pass\n__all__ = sorted(["f"])\n')
+    found = [f.rpartition(": ")[2] for f in init_code(init)]
+    assert found == ["assigns X", "defines function f", "defines class C", "runs a If statement", "assigns __all__"]

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from radrl.metrics import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
 
 __all__ = ["ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL", "BertScoreModelMissing", "bertscore", "check_weights",
            "prepare_text"]

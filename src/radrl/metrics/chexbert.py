@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
 from radrl.metrics.chexpert import label_f1
 
 __all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "check_weights", "chexbert",

@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics import MetricResult, MetricSpec, check_aligned
+from radrl.metrics.base import MetricResult, MetricSpec, check_aligned
 
 __all__ = [
     "COMMON5",

@@ -136,7 +136,8 @@ def score_files(refs_path: str | Path, preds_path: str | Path, metrics: list[str
     >>> preds, result.aggregate["chexpert_rules_micro_f1_14"], result.aggregate["n"]
     (['No effusion.', 'Cardiomegaly.'], 1.0, 2.0)
     """
-    from radrl.metrics import METRICS, MetricResult, named_error
+    from radrl.metrics.base import MetricResult, named_error
+    from radrl.metrics.registry import METRICS
     from radrl.parsing import parse
 
     unknown = [m for m in metrics if m not in METRICS]

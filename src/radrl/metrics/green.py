@@ -60,7 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radrl.metrics import MetricResult, MetricSpec, check_aligned, model_folder, package_version
+from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, model_folder, package_version
 
 __all__ = ["CATEGORIES", "ENV_ENDPOINT", "ENV_MODEL", "ENV_MODEL_NAME", "GREEN_MODEL", "SUB_CATEGORIES",
            "GreenJudgeMissing", "GreenParse", "check_judge", "green", "green_score", "make_prompt", "parse_green"]

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from radrl.data.boxes import Box, weighted_box_fusion  # re-exported: reader fusion lives with the boxes
-from radrl.metrics import MetricResult, MetricSpec, package_version
+from radrl.metrics.base import MetricResult, MetricSpec, package_version
 
 __all__ = ["accuracy_at", "average_precision", "dataset_average_precision", "iou", "iou_matrix", "mean_iou",
            "says_no_abnormality", "score_grounding", "score_normal", "soft_f1", "weighted_box_fusion"]

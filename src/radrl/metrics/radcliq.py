@@ -45,7 +45,7 @@ import os
 import warnings
 from collections.abc import Sequence
 
-from radrl.metrics import MetricResult, MetricSpec
+from radrl.metrics.base import MetricResult, MetricSpec
 
 __all__ = ["COEFS", "COMPONENTS", "INTERCEPT", "MEAN", "SCALE", "bleu2", "check_weights", "radcliq",
            "radcliq_from_components", "radcliq_v1"]
@@ -147,7 +147,7 @@ def radcliq(refs: Sequence[str], hyps: Sequence[str], radgraph_model: str | os.P
     Model folders: the arguments, else ``RADRL_RADGRAPH_MODEL``, ``RADRL_BERTSCORE_MODEL`` (a folder named
     ``distilroberta-base``, so that its layer and rescaling baseline are RadCliQ's), ``RADRL_CHEXBERT_MODEL``.
     """
-    from radrl.metrics import check_aligned
+    from radrl.metrics.base import check_aligned
     from radrl.metrics.bertscore import bertscore, prepare_text
     from radrl.metrics.chexbert import chexbert
     from radrl.metrics.radgraph import radgraph

@@ -68,7 +68,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from radrl.metrics import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
 
 __all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "check_weights",
            "f1_scores", "load_radgraph", "radgraph", "tokenize_report"]

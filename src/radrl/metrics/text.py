@@ -61,7 +61,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from radrl.metrics import MetricResult, MetricSpec, check_aligned, package_version
+from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, package_version
 
 __all__ = ["bleu_scores", "check_meteor", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l",
            "score_gleu", "score_meteor", "score_rouge_l", "score_text", "tokenize_13a"]

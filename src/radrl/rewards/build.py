@@ -97,7 +97,7 @@ def inline_reward(spec: Mapping[str, Any]) -> ReportMetric:
     >>> inline_reward({"metric": "bertscore", "key": "bertscore", "sign": 1, "floor": -1, "name": "my_bertscore"})
     ReportMetric('my_bertscore', metric='bertscore', key='bertscore', sign=1.0, floor=-1.0, min_chars=5)
     """
-    from radrl.metrics import METRICS
+    from radrl.metrics import METRICS, scorer_specs
 
     for field in spec:
         resolve(field, INLINE_FIELDS, "inline reward field")
@@ -106,7 +106,7 @@ def inline_reward(spec: Mapping[str, Any]) -> ReportMetric:
         raise ValueError(f"inline reward {dict(spec)} needs {missing} as strings, e.g. {{metric: bertscore, "
                          "key: bertscore, floor: -1, name: my_bertscore}")
     scorer = resolve(spec["metric"], METRICS, "metric", fix="an inline reward scores one of these")
-    declared = _declared_keys(scorer)
+    declared = [spec.key for spec in scorer_specs(scorer)]
     if declared and spec["key"] not in declared:
         resolve(spec["key"], dict.fromkeys(declared), f"key of metric {spec['metric']!r}",
                 fix="an inline reward scores one of its per-sample keys")
@@ -180,14 +180,3 @@ def check_rewards(funcs: Sequence[Callable[..., Any]]) -> None:
         if preflight is not None:
             preflight()
 
-
-def _declared_keys(scorer) -> list[str]:
-    """The keys the module behind a ``METRICS`` scorer declares in its ``SPECS`` (empty when it declares none)."""
-    from importlib import import_module
-
-    module = getattr(scorer, "module", None) or getattr(scorer, "__module__", None)
-    try:
-        loaded = import_module(module if "." in str(module) else f"radrl.metrics.{module}")
-    except (ImportError, TypeError):
-        return []
-    return [spec.key for spec in getattr(loaded, "SPECS", ())]
