@@ -144,7 +144,11 @@ def test_score_real_files_prints_the_metrics(radeval, capsys, tmp_path):
     out = tmp_path / "per_sample.jsonl"
     radrl_main(["score", "--refs", str(refs_path), "--preds", str(preds_path), "--metrics", "text,chexpert",
                 "--out", str(out)])
-    printed = dict(line.split() for line in capsys.readouterr().out.splitlines()[2:] if len(line.split()) == 2)
+    lines = capsys.readouterr().out.splitlines()
+    printed = dict(line.split()[:2] for line in lines[2:] if len(line.split()) >= 2)
+    # each key with its display name: the rule labeler named as such, with its label count
+    assert any(line.split()[0] == "chexpert_rules_micro_f1_14" and "CheXpert-rules micro-F1 (14)" in line
+               for line in lines)
     refs = refs_path.read_text(encoding="utf-8").split("\n")
     preds = preds_path.read_text(encoding="utf-8").split("\n")
     expected = MetricResult.merge([score_text(refs, preds), chexpert_f1(refs, preds)])

@@ -36,8 +36,13 @@ def main(argv: list[str] | None = None):
 
 
 def _table(aggregate: dict[str, float]) -> str:
+    """Key, value and the key's display name (``radrl.metrics.metric_spec``: which labeler, over how many labels,
+    which direction is better), as in every other table."""
+    from radrl.metrics import metric_spec
+
     width = max(len(k) for k in aggregate)
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
+    lines = [f"{'metric':<{width}}  value   name", f"{'-' * width}  ------  ----"]
     for k, v in aggregate.items():
-        lines.append(f"{k:<{width}}  {int(v) if k in ('n', 'empty_predictions') else f'{v:.4f}'}")
+        value = str(int(v)) if k in ("n", "empty_predictions") else f"{v:.4f}"
+        lines.append(f"{k:<{width}}  {value:<6}  {metric_spec(k).name}")
     return "\n".join(lines)
