@@ -279,3 +279,17 @@ def test_filter_rewards_are_checked(synth_data, tmp_path, names, message, capsys
         parse_args(["--data", str(synth_data["train"]), "--out", str(tmp_path), "--endpoint", "http://x/v1",
                     "--filter_rewards", *names])
     assert message in capsys.readouterr().err
+
+
+def test_reward_filter_scores_against_the_full_precision_boxes():
+    # A small nodule: the trace gives its exact box, which overlaps the 2-decimal text box only partly (IoU 0.2);
+    # the filter scores against the row's ref_boxes, as the GRPO reward and evaluation do, and keeps the trace.
+    row = {"id": "n-grounding", "task": "grounding", "solution": "Nodule/Mass at [0.12, 0.30, 0.13, 0.31]",
+           "ref_boxes": [[0.1249, 0.3049, 0.1301, 0.3101]], "thinking": False, "images": ["/x.png"],
+           "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Locate it."}]}],
+           "completion": [{"role": "assistant", "content": [{"type": "text", "text": "x"}]}]}
+    traces = {"n-grounding": {"trace": f"<think>{GOOD_THINK}</think>Nodule/Mass at [0.1249, 0.3049, 0.1301, 0.3101]"}}
+    _, summary = build_coldstart([row], traces, direct_ratio=0.0, min_reward=0.9)
+    assert summary["accepted"] == 1
+    _, rounded = build_coldstart([{**row, "ref_boxes": None}], traces, direct_ratio=0.0, min_reward=0.9)
+    assert rounded["rejected"] == {"low_reward": 1}

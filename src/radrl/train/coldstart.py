@@ -214,8 +214,10 @@ def build_coldstart(rows: list[dict], traces: dict[str, dict], direct_ratio: flo
                 by_task.setdefault(by_id[row_id]["task"], []).append(row_id)
         for task, ids in by_task.items():
             reward = REWARDS[(filter_rewards or FILTER_REWARDS)[task]]
+            # ref_boxes: the dataset's boxes at full precision, as the GRPO reward and evaluation score them
             scores = reward([verdicts[i].answer for i in ids], task=[task] * len(ids),
-                            solution=[by_id[i]["solution"] for i in ids], thinking=[False] * len(ids))
+                            solution=[by_id[i]["solution"] for i in ids], thinking=[False] * len(ids),
+                            ref_boxes=[by_id[i].get("ref_boxes") for i in ids])
             for row_id, score in zip(ids, scores, strict=True):
                 if score is None or score < min_reward:
                     verdicts[row_id] = Verdict("low_reward")
