@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from radrl.metrics import metric_spec
+
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "demo"
 TASKS = ("report", "grounding")
 
@@ -145,16 +147,18 @@ PAIRED_SHOWN = {"grounding": ("soft_f1", "map50", "mean_iou", "acc50"),
 
 
 def paired_table(paired: dict) -> str:
-    """GRPO - SFT per task and metric: delta [95 % CI], p, rows (percentage points; characters for avg_chars)."""
+    """GRPO - SFT per task and metric: delta [95 % CI], p, rows (in each metric's unit, from its spec)."""
     lines = ["| task | metric | GRPO - SFT | 95% CI | p | rows |", "|---|---|---|---|---|---|"]
     for task, by_key in paired.items():
         for key in PAIRED_SHOWN.get(task, ()):
             r = by_key.get(key)
             if r is None:
                 continue
-            f = (lambda v: f"{v:+.0f}") if key == "avg_chars" else (lambda v: f"{100 * v:+.1f}")
+            spec = metric_spec(key)  # its name, and deltas in its unit (points; characters for answer length)
+            f = spec.format_delta
             p = f"< {1 / 2000:.4f}" if r["p_value"] == 0 else f"{r['p_value']:.4f}"
-            lines.append(f"| {task} | {key} | {f(r['delta'])} | [{f(r['low'])}, {f(r['high'])}] | {p} | {r['n']} |")
+            lines.append(f"| {task} | {spec.name} | {f(r['delta'])} | [{f(r['low'])}, {f(r['high'])}] | {p} | "
+                         f"{r['n']} |")
     return "\n".join(lines)
 
 
@@ -211,12 +215,10 @@ def write_report(out: Path, results: dict, paired: dict, settings: dict, times: 
     return path
 
 
-# README tables: (key, column) per task; scores in percent, avg_chars in characters.
+# README tables: the keys shown per task (names and formats from radrl.metrics.metric_spec).
 README_COLUMNS = {
-    "grounding": (("soft_f1", "soft F1"), ("map50", "mAP@0.5"), ("mean_iou", "mean IoU"), ("acc50", "acc@0.5")),
-    "report": (("clinical", "clinical (reward)"), ("rouge_l", "ROUGE-L"), ("bleu", "BLEU-4"),
-               ("chexpert_rules_micro_f1_14", "CheXpert-rules micro-F1 (14)"),
-               ("chexpert_rules_macro_f1_5", "CheXpert-rules macro-F1 (5)"), ("avg_chars", "avg chars")),
+    "grounding": ("soft_f1", "map50", "mean_iou", "acc50"),
+    "report": ("clinical", "rouge_l", "bleu", "chexpert_rules_micro_f1_14", "chexpert_rules_macro_f1_5", "avg_chars"),
 }
 
 
@@ -230,12 +232,12 @@ def readme_block(results: dict) -> str:
              + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + "). "
              f"Held-out split: {s['test_images']} images; every model at {s['pixels'][1]:,} pixels, greedy, the same "
              "requests; scores in percent.", ""]
-    for task, cols in README_COLUMNS.items():
-        lines += ["| task | model | " + " | ".join(c for _, c in cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    for task, keys in README_COLUMNS.items():  # names and formats from the metric specs, as every table
+        specs = [metric_spec(k) for k in keys]
+        lines += ["| task | model | " + " | ".join(sp.name for sp in specs) + " |", "|---" * (len(keys) + 2) + "|"]
         for model, by_task in results["results"].items():
             agg = by_task.get(task, {})
-            cells = [("-" if k not in agg else f"{agg[k]:.0f}" if k == "avg_chars" else f"{100 * agg[k]:.1f}")
-                     for k, _ in cols]
+            cells = [sp.format(agg.get(sp.key)) for sp in specs]
             lines.append(f"| {task} | {model} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["GRPO minus SFT, paired on identical rows:", "", paired_table(results["paired"])]
