@@ -40,6 +40,39 @@ QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^
 # Sizes: a few hundred thousand parameters; vision patch 16 and merge 2 as in Qwen3-VL.
 TINY_SIZES = {"hidden": 96, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 192,
                   "vision_hidden": 64, "vision_layers": 2, "vision_heads": 4, "vision_intermediate": 128}
+# Larger presets for RL experiments on a CPU: the demo's GRPO gain is bounded by what the policy can
+# see, so `radrl tiny-model --size small|base` trades minutes of SFT for perception (issue 13).
+SIZE_PRESETS = {
+    "tiny": TINY_SIZES,
+    "small": {"hidden": 192, "layers": 4, "heads": 6, "kv_heads": 2, "intermediate": 512,
+              "vision_hidden": 128, "vision_layers": 3, "vision_heads": 4, "vision_intermediate": 256},
+    "base": {"hidden": 384, "layers": 6, "heads": 6, "kv_heads": 2, "intermediate": 1024,
+             "vision_hidden": 192, "vision_layers": 4, "vision_heads": 6, "vision_intermediate": 512},
+}
+# head_dim (default hidden/heads) and vocab (embedding rows beyond the tokenizer's) may be set too.
+SIZE_KEYS = (*TINY_SIZES, "head_dim", "vocab")
+
+
+def check_sizes(sizes: dict) -> dict:
+    """``sizes`` over the tiny defaults, refused with the fix when a key is unknown or the shapes cannot
+    form a model (attention heads must divide the width, grouped KV heads the heads)."""
+    from radrl.lookup import did_you_mean
+
+    for key, value in sizes.items():
+        if key not in SIZE_KEYS:
+            raise ValueError(f"unknown model size {key!r}{did_you_mean(key, SIZE_KEYS)}; known: {', '.join(SIZE_KEYS)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"model size {key}={value!r} must be a positive integer")
+    s = {**TINY_SIZES, **sizes}
+    for width, heads in (("hidden", "heads"), ("vision_hidden", "vision_heads")):
+        if s[width] % s[heads] and not (width == "hidden" and "head_dim" in s):
+            raise ValueError(f"{width}={s[width]} is not divisible by {heads}={s[heads]}; change one of them")
+    if s["heads"] % s["kv_heads"]:
+        raise ValueError(f"heads={s['heads']} is not a multiple of kv_heads={s['kv_heads']}; change one of them")
+    head_dim = s.get("head_dim") or s["hidden"] // s["heads"]
+    if head_dim % 2 or head_dim < 8:
+        raise ValueError(f"head_dim={head_dim} must be even and at least 8 (rotary frequencies split 3 ways)")
+    return s
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
@@ -69,7 +102,7 @@ def _chat_template() -> str:
 
 
 def tiny_config(vocab_size: int, tokenizer: PreTrainedTokenizerFast, sizes: dict | None = None) -> Qwen3VLConfig:
-    s = {**TINY_SIZES, **(sizes or {})}
+    s = check_sizes(dict(sizes or {}))
     head_dim = s.get("head_dim") or s["hidden"] // s["heads"]
     # Multimodal RoPE splits head_dim/2 rotary frequencies over (time, height, width).
     half = head_dim // 2
