@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--concurrency", type=int, nargs="*", default=[1, 8],
+                   help="endpoint client concurrencies; none (a bare --concurrency) skips the endpoint")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--architecture", default=None,
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     # so load from other processes on a shared machine hits every setting alike. CPU seconds of this
     # process (all threads, the server's included) are recorded beside wall seconds: they do not grow
     # when other processes take the cores.
-    server = LocalServer(str(model_dir), device=a.device, max_batch=max(a.concurrency)).start()
+    server = LocalServer(str(model_dir), device=a.device, max_batch=max(a.concurrency)).start() if a.concurrency \
+        else None
     settings = {f"hf batch {bs}": HFBackend(model, processor, batch_size=bs, progress=False) for bs in a.batch_sizes}
     settings.update({f"endpoint concurrency {c}": EndpointBackend(ChatClient(server.base_url, "model", concurrency=c))
                      for c in a.concurrency})
@@ -125,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
             b["wall_s"], b["cpu_s"] = min(b["wall_s"], wall), min(b["cpu_s"], cpu)
             b["same_outputs_as_first"] &= out == reference
             print(f"{name}: {len(rows) / wall:.2f} samples/s (wall {wall:.1f} s, cpu {cpu:.1f} s)", flush=True)
-    server.stop()
+    if server is not None:
+        server.stop()
     results = {name: {"wall_s": round(b["wall_s"], 3), "cpu_s": round(b["cpu_s"], 3),
                       "samples_per_s": round(len(rows) / b["wall_s"], 3),
                       "same_outputs_as_first": b["same_outputs_as_first"]} for name, b in best.items()}

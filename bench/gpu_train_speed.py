@@ -20,7 +20,9 @@ What each part measures (bf16 weights on a GPU, fp32 on a CPU; synchronised wall
   which is a lookup) x the sequence tokens, plus the ViT's blocks and patch embedding x the image patches,
   plus the mergers x the merged visual tokens (the ViT's position table, a lookup, is left out). Attention's
   quadratic term (scores and weighted sum, in the LM and in the ViT) is not counted, nor are norms and
-  activations. Peak: ``--peak-tflops``, else the device's dense bf16 figure from PEAK_TFLOPS.
+  activations. Peak: ``--peak-tflops``, else the device's dense bf16 figure from
+  ``radrl.models.flops.PEAK_TFLOPS``. The FLOPs model is ``radrl.models.flops``, the one `radrl sft` and
+  `radrl grpo` log their MFU with.
 * GRPO step (``--prompts`` x ``--generations`` rollouts of ``--new-tokens`` sampled tokens each):
   generation (``model.generate``, sampling, every rollout forced to full length so runs compare),
   reward (radrl's grounding soft-F1 and report rewards on completions built from the real NIH boxes and
@@ -47,17 +49,15 @@ import torch
 
 RESULTS = Path(__file__).parent / "results"
 
-# Dense bf16 tensor-core peaks (TFLOP/s) as the vendors publish them (SXM parts).
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
-
-
 def peak_tflops(device: str, given: float | None) -> float | None:
+    """``--peak-tflops``, else the device's published dense bf16 peak (``radrl.models.flops.PEAK_TFLOPS``)."""
     if given:
         return given
     if not device.startswith("cuda"):
         return None
-    name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    from radrl.models.flops import device_peak_tflops
+
+    return device_peak_tflops(torch.cuda.get_device_name())
 
 
 def architecture(args):
@@ -115,19 +115,11 @@ def timed(fn, device: str, steps: int, warmup: int) -> tuple[float, float | None
 
 
 def train_flops(model, batch: int, seq: int, patches: int, merged: int) -> float:
-    """Dense training FLOPs of one step (forward + backward = 6 x parameters x inputs), per part:
-    language-model matmuls x ``batch * seq`` tokens, ViT blocks and patch embedding x ``batch * patches``
-    patches, mergers x ``batch * merged`` merged visual tokens. Lookups (the token embedding table, the ViT's
-    position table) do no matmul and are left out; the lm_head projection is counted even when tied to the
-    embedding (it is a matmul per token). Attention's quadratic term is not counted."""
-    from radrl.models.tiny import count_parameters
+    """Dense training FLOPs of one step: ``radrl.models.flops`` (the model `radrl sft` and `radrl grpo` log
+    their MFU with), 6 x parameters x inputs per part for this fully trained model."""
+    from radrl.models.flops import train_flops as flops
 
-    lm = model.model.language_model
-    visual = model.model.visual
-    lm_matmul = count_parameters(lm) - lm.embed_tokens.weight.numel() + model.lm_head.weight.numel()
-    mergers = count_parameters(visual.merger) + count_parameters(visual.deepstack_merger_list)
-    per_patch = count_parameters(visual) - count_parameters(visual.pos_embed) - mergers
-    return 6.0 * batch * (lm_matmul * seq + per_patch * patches + mergers * merged)
+    return flops(model, batch, seq, patches, merged)
 
 
 def image_inputs(config, pixels: int, batch: int, device: str, dtype) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -282,6 +274,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--peak-tflops", type=float, default=None)
     p.add_argument("--name", default=None, help="results file suffix (default: from the config)")
+    p.add_argument("--sft-only", action="store_true",
+                   help="SFT only: the GRPO part reads the real reward fixtures (../shared/data/cxr), which a machine "
+                        "without them lacks (bench/gpu_check.py times GRPO through `radrl grpo` instead)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.tiny:
@@ -307,16 +302,18 @@ def main(argv: list[str] | None = None) -> dict:
               "torch": torch.__version__, "parameters": params, "dtype": str(dtype),
               "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
               "sft": sft(model, config, args, args.device, dtype)}
-    result["grpo"] = grpo(model, config, args, args.device, dtype)
+    if not args.sft_only:
+        result["grpo"] = grpo(model, config, args, args.device, dtype)
     out = args.out or RESULTS / f"gpu_train_speed_{results_name(args)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    s, g = result["sft"], result["grpo"]
+    s, g = result["sft"], result.get("grpo")
     mfu = f"{s['mfu']:.1%}" if s["mfu"] is not None else "n/a (no peak for this device)"
     memory = f"{s['peak_mem_gib']:.1f} GiB" if s["peak_mem_gib"] is not None else "n/a (CPU)"
     print(f"SFT: {s['tokens_per_s']:,.0f} tokens/s, step {s['step_s']:.3f} s, MFU {mfu}, peak memory {memory}")
-    print(f"GRPO step ({g['rollouts']} rollouts x {g['new_tokens']} tokens): generation {g['generation_s']:.3f} s, "
-          f"reward {g['reward_s']:.3f} s, update {g['update_s']:.3f} s")
+    if g:
+        print(f"GRPO step ({g['rollouts']} rollouts x {g['new_tokens']} tokens): generation {g['generation_s']:.3f} s, "
+              f"reward {g['reward_s']:.3f} s, update {g['update_s']:.3f} s")
     print(f"written to {out}")
     return result
 

@@ -96,3 +96,50 @@ def test_gpu_train_speed_flops_leave_out_lookups(tiny_model_dir):
     assert flops == 6 * 2 * (lm_matmul * 64 + per_patch * 16 + mergers * 4)
     text_only = _gpu_train_speed().train_flops(model, batch=1, seq=10, patches=0, merged=0)
     assert text_only == 6 * 10 * lm_matmul < 6 * 10 * count_parameters(model)
+
+
+def _scorers_speed():
+    sys.path.insert(0, str(REPO / "bench"))
+    import scorers_speed
+
+    return scorers_speed
+
+
+def test_scorers_speed_groups_like_grpo(cxr_data):
+    # each step: prompts x 8 rollouts, a prompt's 8 rollouts share its reference; the next step has new prompts;
+    # text is prepared as RadCliQ prepares it (lower-cased)
+    steps = _scorers_speed().grpo_steps(cxr_data, prompts=2, steps=2)
+    assert [len(r) for r, _ in steps] == [16, 16] and [len(h) for _, h in steps] == [16, 16]
+    for refs, hyps in steps:
+        assert len(set(refs[:8])) == 1 and len(set(refs[8:])) == 1 and refs[0] != refs[8]
+        assert len(set(hyps)) > 8 and all(t == t.lower() for t in refs + hyps)
+    assert not set(steps[0][0]) & set(steps[1][0])
+
+
+def test_scorers_speed_reference_formula_is_radrls(cxr_data):
+    # the bench's restatement of RadEval's entity/relation F1 mean gives radrl's radgraph_er on the same annotations
+    from radrl.metrics.radgraph import f1_scores
+
+    ref = {"entities": {"1": {"tokens": "effusion", "label": "OBS", "relations": [["located_at", "2"]]},
+                        "2": {"tokens": "left", "label": "ANAT", "relations": []}}}
+    hyp = {"entities": {"1": {"tokens": "effusion", "label": "OBS", "relations": []},
+                        "2": {"tokens": "left", "label": "ANAT", "relations": []}}}
+    for a, b in ((ref, hyp), (ref, ref), (hyp, {"entities": {}})):
+        assert _scorers_speed()._entity_relation_mean(a, b) == f1_scores(a, b)[3]
+
+
+def test_scorers_speed_markdown_has_every_row(tmp_path):
+    # the results table lists every thread count, scorer and side, with ratios and value differences
+    side = {"pairs_per_s": 2.0, "pairs_per_s_median": 1.9, "ms_per_pair": 500.0, "cpu_ms_per_pair": 450.0}
+    sides = {"reference": side, "plain": side | {"speedup_vs_reference": 1.0, "cpu_speedup_vs_reference": 1.0,
+                                                 "max_abs_diff_vs_reference": 1e-7}}
+    record = {"date": "2026-12-06", "command": "python bench/scorers_speed.py", "load_average": {"before": [1],
+              "after": [2]}, "machine": {"cpu": "x", "isa": "AVX2", "cores": 2, "platform": "linux", "gpus": []},
+              "data": {"steps": 1, "prompts": 2, "pairs": 16, "distinct_refs": 2, "distinct_hyps": 16},
+              "results": {"1": {"radcliq": sides}, "2": {"radcliq": sides}},
+              "server": [{"workers": 2, "clients": 4, "pairs_per_s": 3.0, "latency_ms": {"p50": 100.0},
+                          "reference_in_process_pairs_per_s": 1.0, "speedup_vs_reference": 3.0,
+                          "mismatches_over_1e-5": 0}]}
+    _scorers_speed().write_markdown(record, tmp_path / "r.md")
+    rows = [line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 4 + 2 and any("| 2 | radcliq | plain |" in r for r in rows)

@@ -1,5 +1,6 @@
 """The command line: verbs, help, logging, and the demo end to end at toy sizes."""
 
+import json
 import logging
 
 import pytest
@@ -59,3 +60,24 @@ def test_demo_end_to_end_small(tmp_path):
     board = (tmp_path / "compare" / "leaderboard.md").read_text()
     assert "SFT+GRPO-report" in board and "SFT+GRPO-grounding" in board
     assert "<img" in (tmp_path / "compare" / "report.html").read_text()
+    # the radrl version that made every output: results, checkpoints, evaluation manifests, the comparison
+    from radrl.package import version
+
+    for path in ("results.json", "sft/radrl.json", "grpo-report/radrl.json", "eval-sft/manifest.json",
+                 "compare/leaderboard.json"):
+        assert json.loads((tmp_path / path).read_text())["radrl_version"] == version(), path
+
+
+def test_smoke_flag_sets_the_sizes_and_explicit_values_win(monkeypatch, tmp_path):
+    # `radrl demo --smoke` (what CI runs from the installed wheel) is the demo at SMOKE sizes; --train etc. override
+    from radrl.cli import demo as cli_demo
+    from radrl.demo import SMOKE
+
+    seen = {}
+    monkeypatch.setattr(cli_demo, "run_demo", lambda out, **k: seen.clear() or seen.update(k))
+    cli_demo.main(["--smoke", "--out", str(tmp_path)])
+    assert {k: seen[k] for k in SMOKE} == SMOKE
+    cli_demo.main(["--smoke", "--train", "20", "--out", str(tmp_path)])
+    assert seen["train"] == 20 and seen["test"] == SMOKE["test"]
+    cli_demo.main(["--out", str(tmp_path)])
+    assert (seen["train"], seen["test"], seen.get("sft_steps")) == (600, 400, None)   # the recipes' own steps

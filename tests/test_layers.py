@@ -16,19 +16,22 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# Bottom to top. ``radrl.lookup`` and ``radrl.machine`` import nothing of radrl; ``data`` is the sample
+# Bottom to top. ``radrl.lookup``, ``radrl.machine`` and ``radrl.package`` (version, packaged recipes) import nothing
+# of radrl; ``data`` is the sample
 # schema, boxes, images and dataset adapters; ``models`` loads and runs checkpoints (and serves them);
 # ``parsing`` reads completions; ``metrics`` score parsed answers (model-based ones run on a
 # ``models`` device); ``rewards`` adapt metrics for TRL; ``eval`` and ``train`` are the pipeline's
-# stages; ``demo`` runs them all; ``cli`` holds every verb's argument parser and entry point.
+# stages (``app``, one image at a time with eval's requests, budget and parser, sits on ``eval``); ``demo`` runs
+# them all; ``cli`` holds every verb's argument parser and entry point.
 LAYERS = (
-    ("base", ("radrl", "radrl.lookup", "radrl.machine")),
+    ("base", ("radrl", "radrl.lookup", "radrl.machine", "radrl.package")),
     ("data", ("radrl.data",)),
     ("models", ("radrl.models",)),
     ("parsing", ("radrl.parsing",)),
     ("metrics", ("radrl.metrics",)),
     ("rewards", ("radrl.rewards",)),
     ("eval", ("radrl.eval",)),
+    ("app", ("radrl.app",)),
     ("train", ("radrl.train",)),
     ("demo", ("radrl.demo",)),
     ("cli", ("radrl.cli",)),

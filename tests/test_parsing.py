@@ -133,3 +133,33 @@ def test_parsed_is_frozen_and_picklable():
     with pytest.raises(AttributeError):
         p.answer = "x"
     assert pickle.loads(pickle.dumps(p)) == p
+
+
+# Where radrl's grounding reward departs from the authors' (RadVLM-GRPO verl/custom_rewards/grounding_reward.py),
+# as docs/metrics.md ("Grounding: where radrl departs from the authors' reward") decides: the answer is the text
+# after the LAST "</think>", exact case (theirs: the first, any case), and a box outside 0-1 is dropped and counted
+# as a false positive (theirs: kept, IoU on its raw coordinates). Reference box: [0.40, 0.20, 0.60, 0.40].
+# (case, completion, radrl's reward; the authors' value in the comment)
+AUTHOR_DIFFERENCES = [
+    # two closing tags: the box of the middle block is not in the answer -> 1.0 (authors: both boxes, 0.667)
+    ("two_closing_tags", "a</think>[0.10, 0.10, 0.20, 0.20]</think>Nodule at [0.40, 0.20, 0.60, 0.40]", 1.0),
+    # "</THINK>" is not Qwen3's tag token, so the thinking answer is missing -> 0 (authors: 1.0)
+    ("upper_case_tag", "a</THINK>Nodule at [0.40, 0.20, 0.60, 0.40]", 0.0),
+    # a box reaching past the image edge overlaps the reference (IoU 1/7) -> dropped, 0 (authors: 0.143)
+    ("out_of_range_overlapping", "a</think>Nodule at [0.50, 0.20, 1.10, 0.40]", 0.0),
+    # the same answers where the two agree: an out-of-range box that overlaps nothing is one false positive
+    # in both (P 1/2, R 1 -> 2/3)
+    ("out_of_range_elsewhere", "a</think>Nodule at [0.40, 0.20, 0.60, 0.40] and [1.20, 0.20, 1.40, 0.40]", 2 / 3),
+    ("negative_elsewhere", "a</think>Nodule at [0.40, 0.20, 0.60, 0.40] and [-0.30, 0.20, -0.10, 0.40]", 2 / 3),
+    # one well-formed block: the same in both
+    ("one_block", "<think>a</think>Nodule at [0.40, 0.20, 0.60, 0.40]", 1.0),
+]
+
+
+@pytest.mark.parametrize("case,completion,reward", AUTHOR_DIFFERENCES, ids=[c[0] for c in AUTHOR_DIFFERENCES])
+def test_grounding_conventions_that_differ_from_the_authors(case, completion, reward):
+    from radrl.rewards import GroundingSoftF1
+
+    got = GroundingSoftF1()([completion], task=["grounding"], solution=["Nodule at [0.40, 0.20, 0.60, 0.40]"],
+                            thinking=[True])
+    assert got == [pytest.approx(reward, abs=1e-12)]

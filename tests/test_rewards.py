@@ -207,10 +207,10 @@ class FakeScorer:
 
 @pytest.fixture
 def fake_metrics(monkeypatch):
-    """METRICS with fake radcliq / bertscore / radgraph / chexbert / green scorers."""
+    """METRICS with fake radcliq / bertscore / radgraph / chexbert / green / ratescore scorers."""
     fakes = {"radcliq": FakeScorer("radcliq_v1"), "bertscore": FakeScorer("bertscore"),
              "radgraph": FakeScorer("radgraph_complete"), "chexbert": FakeScorer("chexbert_f1"),
-             "green": FakeScorer("green")}
+             "green": FakeScorer("green"), "ratescore": FakeScorer("ratescore")}
     for name, fake in fakes.items():
         monkeypatch.setitem(METRICS, name, fake)
     return fakes
@@ -237,6 +237,8 @@ METRIC_CASES = [
     ("radgraph_empty", "report_radgraph", "   ", REPORT_REF, False, 0.0),
     ("chexbert_value", "report_chexbert_f1", LONG, REPORT_REF, False, 0.6),
     ("green_value", "report_green", LONG, REPORT_REF, False, 0.6),
+    ("ratescore_value", "report_ratescore", LONG, REPORT_REF, False, 0.6),
+    ("ratescore_empty", "report_ratescore", "", REPORT_REF, False, 0.0),
     # six characters is enough to be scored
     ("radcliq_six_chars", "report_radcliq", "Normal", REPORT_REF, False, -0.1),
 ]

@@ -6,7 +6,10 @@ Every stage is the real one (the same entry points a user runs on MIMIC-CXR with
 Qwen3-VL-8B); only the sizes are small. As in the paper, GRPO runs separately for report
 generation and for grounding, each from the SFT checkpoint, and each GRPO model is evaluated
 on its own task. The recipes are ``recipes/demo/sft.yaml``, ``grpo_report.yaml`` and
-``grpo_grounding.yaml``; the demo only points them at its own output folder.
+``grpo_grounding.yaml``, read from the installed package (``radrl recipes copy demo`` puts them where
+you edit them; ``--sft-recipe`` / ``--grpo-recipes`` run the edited ones); the demo only points them
+at its own output folder, relative to where it runs. ``--smoke`` runs every stage at a few images and
+steps (1-2 minutes on 2 cores): a check that an install works, not a result.
 
 The comparison is fair by construction and checked: every model is evaluated at the recipes'
 pixel budget on the same held-out rows with the same requests (``radrl compare`` refuses
@@ -27,9 +30,13 @@ import torch
 import yaml
 
 from radrl.metrics import metric_spec
+from radrl.package import packaged_recipe, version
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "demo"
+RECIPES = packaged_recipe("demo")
 TASKS = ("report", "grounding")
+# `radrl demo --smoke`: every stage and output of the demo at the smallest sizes that still log a GRPO reward
+# (the demo recipes log every 2 steps); what CI runs from a wheel installed outside the clone.
+SMOKE = {"train": 16, "test": 4, "sft_steps": 2, "grpo_steps": 2, "eval_rows": 8}
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +76,8 @@ def run_demo(out: str | Path = "runs/demo", train: int = 600, test: int = 400,
     out = Path(out)
     for recipe in (sft_recipe, *grpo_recipes):
         if not Path(recipe).exists():
-            raise FileNotFoundError(f"recipe {recipe} not found; run from the repository root or pass --sft-recipe/"
-                                    "--grpo-recipes")
+            raise FileNotFoundError(f"recipe {recipe} not found; give an existing file to --sft-recipe/--grpo-recipes "
+                                    "(`radrl recipes copy demo` writes the packaged ones to ./recipes/demo)")
     if len(grpo_recipes) != len(TASKS):
         raise ValueError(f"--grpo-recipes takes one recipe per task, in the order {TASKS}")
     st = Stages(7)
@@ -163,11 +170,15 @@ def paired_table(paired: dict) -> str:
 
 
 def _commit() -> str | None:
+    """The radrl clone's commit; None for an installed wheel, even one inside the user's own git project (whose
+    commit says nothing about radrl's code: ``radrl_version`` does)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, text=True,
-                              capture_output=True, timeout=10, check=True).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
+        top, commit = subprocess.run(["git", "rev-parse", "--show-toplevel", "--short", "HEAD"],
+                                     cwd=Path(__file__).parent, text=True, capture_output=True, timeout=10,
+                                     check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError, ValueError):
         return None
+    return commit if Path(top).resolve() / "src" / "radrl" / Path(__file__).name == Path(__file__).resolve() else None
 
 
 def write_report(out: Path, results: dict, paired: dict, settings: dict, times: dict, total_s: float,
@@ -210,7 +221,8 @@ def write_report(out: Path, results: dict, paired: dict, settings: dict, times: 
     path.write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({
         "command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "commit": _commit(), "machine": machine, "torch": torch.__version__, "settings": settings,
+        "radrl_version": version(), "commit": _commit(), "machine": machine, "torch": torch.__version__,
+        "settings": settings,
         "results": results, "paired": paired, "times_s": times, "total_s": total_s}, indent=2))
     return path
 

@@ -7,16 +7,22 @@ fields, never the raw text. ``parse`` never raises: a policy in RL emits anythin
 completion must cost a low reward, not a crashed training step. What went wrong is
 recorded in ``Parsed.issues`` instead.
 
-Thinking: the answer is the text after the *last* ``</think>``. Qwen3's thinking chat
-template already puts ``<think>`` into the prompt, so a completion usually holds only
+Thinking: the answer is the text after the *last* ``</think>``, exact case. Qwen3's thinking
+chat template already puts ``<think>`` into the prompt, so a completion usually holds only
 the closing tag. When thinking was requested and no ``</think>`` came, the answer is
-``""`` (the paper scores such completions 0 for grounding and -3 for RadCliQ).
+``""`` (the paper scores such completions 0 for grounding and -3 for RadCliQ). The paper
+and the authors' report rewards take the last tag; their grounding reward takes the first,
+in any case. One rule serves both here, and the two differ only on completions with more
+than one closing tag (flagged ``unbalanced_think``) or an upper-case one, which is not
+Qwen3's tag token (docs/metrics.md, "where radrl departs from the authors' reward").
 
 Boxes: the paper's ``[x1, y1, x2, y2]`` in 0-1 units and Qwen3-VL's native JSON
 ``{"bbox_2d": [x1, y1, x2, y2], "label": ...}`` on the 0-1000 grid, both returned as
 ``Box`` (0-1). Each box gets the phrase written before it as its label
 (``"Cardiomegaly at [..]"`` -> ``"Cardiomegaly"``); boxes joined by ", " / " and " share
-it. Invalid boxes (NaN, inverted, outside 0-1) are dropped and counted.
+it. Invalid boxes (NaN, inverted, outside 0-1) are dropped and counted; the grounding reward
+counts each as a false positive. (The authors' reward keeps a finite box outside 0-1 and
+scores its raw overlap; that differs only when such a box still overlaps a reference.)
 
 >>> p = parse("<think>enlarged heart</think>Cardiomegaly at [0.38, 0.47, 0.76, 0.62].", thinking=True)
 >>> p.answer, p.boxes[0].label, p.well_formed

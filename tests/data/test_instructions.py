@@ -315,3 +315,31 @@ def test_rows_carry_reference_boxes_at_full_precision():
     assert row["ref_boxes"] == [[0.123456, 0.2, 0.131, 0.2149]]
     assert "0.12" in row["solution"]
     assert build_conversations([_sample()], tasks=("report",))[0]["ref_boxes"] == []
+
+
+@pytest.mark.parametrize("source, label, phrase, mangled", [
+    ("tbx11k", "ActiveTuberculosis", "the active tuberculosis", "activetuberculosis"),
+    ("tbx11k", "ObsoletePulmonaryTuberculosis", "the obsolete pulmonary tuberculosis", "obsoletepulmonary"),
+    ("vindr-cxr", "ILD", "the interstitial lung disease", "the ild"),
+    ("vindr-cxr", "Nodule/Mass", "the nodule or mass", "nodule/mass"),
+    ("synthetic", "Pleural Effusion", "the pleural effusion", None),      # plain names read as before
+    ("folder", "PICC", "the PICC", "picc"),                              # no table: acronyms kept
+])
+def test_class_names_read_as_words_in_requests(source, label, phrase, mangled):
+    s = Sample(id="c1", image="c.png", source=source, boxes=[Box(0.1, 0.1, 0.4, 0.4, label)])
+    [row] = build_conversations([s], tasks=("grounding",))
+    assert phrase in _text(row) and (mangled is None or mangled not in _text(row)), _text(row)
+    assert row["solution"].startswith(f"{label} at ")   # answers and scoring keep the dataset's class name
+
+
+def test_every_real_class_has_a_readable_name(cxr_data):
+    # The classes in the real annotation files are all in their source's table (none falls back to the generic rule).
+    import gzip
+
+    from radrl.data.sources import declared
+
+    with gzip.open(cxr_data / "vindr" / "vinbigdata-train.csv.gz", "rt") as f:
+        vindr = {line.split(",")[1] for line in list(f)[1:]} - {"No finding"}
+    tbx = {c["name"] for c in json.loads((cxr_data / "tbx11k" / "TBX11K_train.json").read_text())["categories"]}
+    assert vindr <= set(declared()["vindr-cxr"].class_names) and len(vindr) == 14
+    assert tbx == set(declared()["tbx11k"].class_names)

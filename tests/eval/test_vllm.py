@@ -62,7 +62,7 @@ def test_cli_reads_engine_arguments_as_yaml_and_records_them(fake_vllm, synth_da
     from radrl.cli import main
 
     out = tmp_path / "eval"
-    main(["eval", "--model", "m", "--data", str(synth_data["test"]), "--out", str(out), "--engine", "vllm",
+    main(["eval", "--model", str(tmp_path), "--data", str(synth_data["test"]), "--out", str(out), "--engine", "vllm",
           "--tasks", "report", "--max-rows", "2", "--engine-arg", "tensor_parallel_size=2",
           "--engine-arg", "dtype=float32", "--engine-arg", "enforce_eager=true"])
     call = fake_vllm.calls[0]
@@ -82,7 +82,7 @@ def test_cli_refuses_a_malformed_engine_argument(arg, message, synth_data, tmp_p
     from radrl.cli import main
 
     with pytest.raises(SystemExit):
-        main(["eval", "--model", "m", "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"),
+        main(["eval", "--model", str(tmp_path), "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"),
               "--engine", "vllm", "--engine-arg", arg])
     assert message in capsys.readouterr().err
 
@@ -90,7 +90,7 @@ def test_cli_refuses_a_malformed_engine_argument(arg, message, synth_data, tmp_p
 def test_cli_engine_argument_keys_may_use_dashes(fake_vllm, synth_data, tmp_path):
     from radrl.cli import main
 
-    main(["eval", "--model", "m", "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"), "--engine", "vllm",
+    main(["eval", "--model", str(tmp_path), "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"), "--engine", "vllm",
           "--tasks", "report", "--max-rows", "1", "--engine-arg", "tensor-parallel-size=2"])
     assert fake_vllm.calls[0]["tensor_parallel_size"] == 2
 

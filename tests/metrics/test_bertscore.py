@@ -1,14 +1,19 @@
 """BERTScore from a local folder, offline: the shipped all-MiniLM-L6-v2 (a 6-layer BERT) is the encoder."""
 
 import os
+from pathlib import Path
 
 import pytest
 
 from radrl.metrics.bertscore import (
+    DISTILBERT_ENV_VAR,
     ENV_VAR,
     MAX_CHARS,
     BertScoreModelMissing,
+    _distilbert_baseline,
     bertscore,
+    bertscore_distilbert,
+    check_distilbert_weights,
     prepare_text,
 )
 
@@ -175,8 +180,6 @@ def test_roberta_tokenizer_gets_the_leading_space_bert_score_asks_for(tiny_rober
     # bert-score encodes RoBERTa input with add_prefix_space=True (its baselines were computed so); transformers 5
     # ignores that argument of encode(), so radrl loads the tokenizer with the prefix space: the first word is then
     # the same token as mid-sentence ("Ġeffusion"), not the bare-start variant
-    from pathlib import Path
-
     from radrl.metrics.bertscore import _scorer
 
     scorer = _scorer(Path(tiny_roberta), 2, False, None, 8, "cpu")
@@ -197,3 +200,66 @@ def test_versions_name_the_weights_by_fingerprint(minilm):
     # the folder path alone does not identify the weights (servers compare versions without paths)
     r = bertscore([REF], [REF], model=minilm, num_layers=6, rescale=False)
     assert "sha256:" in r.versions["bertscore_model"]
+
+
+# --- distilbert-base-uncased, layer 5: the paper's BERTScore (RadVLM's evaluation and BERTScore reward) ---------
+
+
+@pytest.fixture(scope="module")
+def tiny_distilbert(tmp_path_factory) -> str:
+    """A tiny random DistilBERT (6 layers, as distilbert-base-uncased) in its folder layout: config.json,
+    model.safetensors, tokenizer_config.json and a vocab.txt of the report words."""
+    from transformers import DistilBertConfig, DistilBertModel
+
+    folder = tmp_path_factory.mktemp("distilbert") / "distilbert-base-uncased"
+    folder.mkdir()
+    words = sorted({w for t in (REF, "small left pleural effusion. mild cardiomegaly; lungs clear") for w in
+                    t.replace(".", " . ").replace(";", " ; ").split()})
+    (folder / "tokenizer_config.json").write_text('{"do_lower_case": true, "model_max_length": 512}')
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    config = DistilBertConfig(vocab_size=5 + len(words), dim=32, hidden_dim=64, n_layers=6, n_heads=2,
+                              max_position_embeddings=128)
+    DistilBertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def test_distilbert_equals_bert_score_at_layer_5_with_its_baseline(tiny_distilbert):
+    # RadVLM's BertScore: BERTScorer(model_type='distilbert-base-uncased', num_layers=5, idf=False, lang='en',
+    # rescale_with_baseline=True) on the same weights; the uncased model makes lower-casing a no-op
+    from bert_score import BERTScorer
+
+    from radrl.metrics import METRICS
+    from radrl.metrics.registry import metric_spec
+
+    refs = [REF, REF, "Small left pleural effusion.", REF]
+    hyps = [REF, "small left pleural effusion.", "mild cardiomegaly; lungs clear.", "The Heart size is normal."]
+    r = bertscore_distilbert(refs, hyps, model=tiny_distilbert, device="cpu")
+    ref_scorer = BERTScorer(model_type=tiny_distilbert, num_layers=5, idf=False, lang="en", device="cpu",
+                            rescale_with_baseline=True, baseline_path=str(_distilbert_baseline()))
+    _, _, f1 = ref_scorer.score(hyps, refs)
+    assert r.per_sample["bertscore_distilbert"] == pytest.approx(f1.tolist(), abs=1e-6)
+    assert r.aggregate["bertscore_distilbert"] == pytest.approx(sum(f1.tolist()) / 4, abs=1e-6)
+    assert "layer 5" in r.versions["bertscore_distilbert"]
+    assert "rescale_baseline/en/distilbert-base-uncased.tsv" in r.versions["bertscore_distilbert"]
+    # the layer is not bert-score's default for an unknown name (the last, 6): same values in another folder
+    other = Path(tiny_distilbert).parent / "any-name"
+    other.symlink_to(tiny_distilbert, target_is_directory=True)
+    assert bertscore_distilbert(refs, hyps, model=other, device="cpu").per_sample == r.per_sample
+    # its own key and name, beside RadCliQ's distilroberta-base `bertscore`, and a preflight
+    assert metric_spec("bertscore_distilbert").name == "BERTScore F1 (distilbert)"
+    assert "distilroberta-base" in metric_spec("bertscore").description
+    assert METRICS["bertscore_distilbert"].__name__ == "bertscore_distilbert"
+    check_distilbert_weights(tiny_distilbert)
+
+
+def test_distilbert_refuses_another_encoder(minilm):
+    # a BERT folder (all-MiniLM-L6-v2) is not distilbert-base-uncased: layer 5 and its baseline would not apply
+    with pytest.raises(BertScoreModelMissing, match="not distilbert-base-uncased"):
+        bertscore_distilbert([REF], [REF], model=minilm)
+
+
+def test_distilbert_missing_model_says_what_to_download(monkeypatch):
+    monkeypatch.delenv(DISTILBERT_ENV_VAR, raising=False)
+    with pytest.raises(BertScoreModelMissing, match=f"huggingface-cli download distilbert-base-uncased.*"
+                                                    f"{DISTILBERT_ENV_VAR}"):
+        check_distilbert_weights()

@@ -9,9 +9,11 @@ from radrl.metrics.bertscore import BertScoreModelMissing
 from radrl.metrics.chexbert import CheXbertModelMissing
 from radrl.metrics.green import GreenJudgeMissing
 from radrl.metrics.radgraph import RadGraphModelMissing
+from radrl.metrics.ratescore import RaTEScoreModelMissing
 
-WEIGHT_VARS = ("RADRL_BERTSCORE_MODEL", "RADRL_RADGRAPH_MODEL", "RADRL_RADGRAPH_ENCODER", "RADRL_CHEXBERT_MODEL",
-               "RADRL_GREEN_MODEL", "RADRL_GREEN_ENDPOINT")
+WEIGHT_VARS = ("RADRL_BERTSCORE_MODEL", "RADRL_BERTSCORE_DISTILBERT_MODEL", "RADRL_RADGRAPH_MODEL",
+               "RADRL_RADGRAPH_ENCODER", "RADRL_CHEXBERT_MODEL",
+               "RADRL_GREEN_MODEL", "RADRL_GREEN_ENDPOINT", "RADRL_RATESCORE_MODEL")
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ UNKNOWN = [
     # a dash for an underscore
     ("dash", ["rouge-l"], r"did you mean 'rouge_l'"),
     # nothing close: no guess, but the known names
-    ("far", ["foo"], r"unknown metric 'foo'; known metrics: \['bertscore', 'chexbert'"),
+    ("far", ["foo"], r"unknown metric 'foo'; known metrics: \['bertscore', 'bertscore_distilbert', 'chexbert'"),
 ]
 
 
@@ -41,10 +43,12 @@ def test_unknown_names(case, names, words):
 # (metric, error type, words of its download instructions)
 MISSING = [
     ("bertscore", BertScoreModelMissing, "huggingface-cli download distilroberta-base"),
+    ("bertscore_distilbert", BertScoreModelMissing, "huggingface-cli download distilbert-base-uncased"),
     ("radgraph", RadGraphModelMissing, "huggingface-cli download StanfordAIMI/RRG_scorers radgraph-xl.tar.gz"),
     ("chexbert", CheXbertModelMissing, "huggingface-cli download StanfordAIMI/RRG_scorers chexbert.pth"),
     ("radcliq", RadGraphModelMissing, "RADRL_RADGRAPH_MODEL unset"),  # the first of its three models
     ("green", GreenJudgeMissing, "RADRL_GREEN_ENDPOINT=http://HOST:8000/v1"),
+    ("ratescore", RaTEScoreModelMissing, "huggingface-cli download Angelakeke/RaTE-NER-Deberta"),
 ]
 
 

@@ -106,8 +106,9 @@ def test_radcliq_from_text_is_the_formula_on_its_components(models):
     assert comps[0] == radgraph(refs, hyps, model=models["radgraph_model"], device="cpu").per_sample["radgraph_er"]
     assert comps[1] == pytest.approx(bertscore(refs, hyps, model=models["bertscore_model"],
                                                device="cpu").per_sample["bertscore"], abs=1e-6)
+    # 1e-6: the radcliq call cached the references' CheXbert vectors, encoded in another batch (float32 rounding)
     assert comps[2] == pytest.approx(chexbert(refs, hyps, model=models["chexbert_model"],
-                                              device="cpu").per_sample["chexbert_similarity"], abs=1e-9)
+                                              device="cpu").per_sample["chexbert_similarity"], abs=1e-6)
     assert comps[3] == bleu2(refs, hyps)
     # the third pair differs only in case and spacing: after preparation it is identical, so BERTScore and
     # the CheXbert cosine are 1, BLEU-2 1, and RadCliQ-v1 is below the mean-report value 0 (better)

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -70,12 +71,63 @@ TOKENIZE_CASES = [
     ("original_split", "radgraph", "a/b, c-d (e).", ["a", "/", "b", ",", "c-d", "(", "e", ")", "."]),
     # nothing to tokenise
     ("empty", "radgraph-xl", "", []),
+    # RadGraph-XL, as nltk >= 3.10.3 splits through the `regex` engine (Python's `re` gave the second form):
+    # a superscript is not a word character: "cm", "²" (`re`: "cm²" whole)
+    ("xl_superscript", "radgraph-xl", "Nodule 2 cm² wide.", ["Nodule", "2", "cm", "²", "wide", "."]),
+    # decomposed accents (NFD) stay inside their word (`re`: "opacite", "\u0301.")
+    ("xl_nfd", "radgraph-xl", unicodedata.normalize("NFD", "opacité."), [unicodedata.normalize("NFD", "opacité"), "."]),
+    # a dotted capital written as I + combining dot is one word (`re`: "I", "\u0307")
+    ("xl_dotted_capital", "radgraph-xl", unicodedata.normalize("NFD", "İnfiltrate"),
+     [unicodedata.normalize("NFD", "İnfiltrate")]),
+    # punctuation only: runs of symbols are tokens
+    ("xl_punctuation", "radgraph-xl", "... ,,, !!", ["...", ",,,", "!!"]),
 ]
 
 
 @pytest.mark.parametrize("case,model_type,text,words", TOKENIZE_CASES, ids=[c[0] for c in TOKENIZE_CASES])
 def test_tokenize_like_radgraph(case, model_type, text, words):
     assert tokenize_report(text, model_type) == words
+
+
+# radgraph 0.1.18's RadGraph-XL preparation (utils.radgraph_xl_preprocess_report), as data: escapes replaced
+# first, then space runs collapsed, nltk's wordpunct_tokenize, and these splits of the joined tokens
+_XL_ESCAPES = (("\\n", "  "), ("\\f", "  "), ("\\u2122", "      "), ("\n", " "), ('\\"', "``"))
+_XL_SPLITS = ((").", ") ."), ("%.", "% ."), (".'", ". '"), ("%,", "% ,"), ("%)", "% )"))
+
+
+def _radgraph_xl_words(text):
+    """The words radgraph 0.1.18 gives RadGraph-XL, with the installed nltk's ``wordpunct_tokenize``: the reference."""
+    import re
+
+    from nltk.tokenize import wordpunct_tokenize
+
+    for old, new in _XL_ESCAPES:
+        text = text.replace(old, new)
+    joined = " ".join(wordpunct_tokenize(re.sub(r"\s+", " ", text)))
+    for old, new in _XL_SPLITS:
+        joined = joined.replace(old, new)
+    return joined.split()
+
+
+ADVERSARIAL = [
+    "", "   ", "?", "... ,,, !! -- ()", "No acute disease.", "Nodule 2 cm² in the RUL; x³ ½ ① Ⅳ.",
+    unicodedata.normalize("NFD", "Épanchement pleural, opacité à droite."),
+    unicodedata.normalize("NFC", "Épanchement pleural, opacité à droite."),
+    unicodedata.normalize("NFD", "İnfiltrate at the İ-line"), "İnfiltrate at the İ-line",
+    "ETT 5cm above carina,\\nstable 10%.\nSize (3 cm). 'q'.", 'He said \\"no\\" \\f ok\\u2122',
+    "a\u200db\u00a0c\u2028d\u3000e \u0301 \ufe0f x_y", "Größe – 12,5 mm² (vs. 10 mm²)%, 40%)",  # noqa: RUF001
+    " ".join(["The heart size is normal and there is no focal consolidation."] * 200),
+]
+
+
+def test_xl_split_equals_radgraph_with_installed_nltk():
+    # radgraph 0.1.18 tokenises RadGraph-XL input with nltk's wordpunct_tokenize; nltk >= 3.10.3 runs it in
+    # the `regex` engine, and the split must equal what that gives on text where `re` and `regex` differ
+    nltk = pytest.importorskip("nltk")
+    if tuple(int(p) for p in nltk.__version__.split(".")[:3]) < (3, 10, 3):
+        pytest.skip(f"nltk {nltk.__version__} still tokenises with `re`; radgraph as installed today uses >= 3.10.3")
+    for text in ADVERSARIAL:
+        assert tokenize_report(text) == _radgraph_xl_words(text), repr(text)
 
 
 def ann(*entities):

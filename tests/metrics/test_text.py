@@ -1,9 +1,11 @@
 """Lexical report metrics: BLEU-1..4, ROUGE-L, CIDEr-D, GLEU and METEOR, against the field's tools."""
 
 import json
+import math
 import random
 import shutil
 import string
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,10 @@ KEYS = {"rouge_l", "bleu", "bleu1", "bleu2", "bleu3", "bleu4", "cider", "gleu"}
 CASES = [
     # identical text scores 1 everywhere
     ("identical", REF, REF, {"rouge_l": 1, "bleu1": 1, "bleu2": 1, "bleu3": 1, "bleu4": 1, "bleu": 1, "gleu": 1}),
-    # case does not matter for ROUGE / BLEU (both sides lower-cased); GLEU is case-sensitive like its
-    # reference (HF evaluate google_bleu): only the two "." tokens still match (2 of 42 n-grams)
-    ("case", REF, REF.upper(), {"rouge_l": 1, "bleu": 1, "bleu1": 1, "gleu": 2 / 42}),
+    # case does not matter for ROUGE (rouge-score lower-cases); BLEU is case-sensitive like pycocoevalcap in
+    # RadVLM's and RadEval's evaluation (no word matches), and so is GLEU like its reference (HF evaluate
+    # google_bleu): only the two "." tokens still match (2 of 42 n-grams)
+    ("case", REF, REF.upper(), {"rouge_l": 1, "bleu": 0, "bleu1": 0, "gleu": 2 / 42}),
     # an empty hypothesis scores 0 and does not raise
     ("empty_hyp", REF, "", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0, "cider": 0}),
     # whitespace only is empty too
@@ -36,8 +39,10 @@ CASES = [
     ("disjoint", REF, "moderate cardiomegaly.", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 1 / 42}),
     # ROUGE-L: LCS 4 of 5 and 4 tokens -> F = 2 * 0.8 * 1 / 1.8; BLEU-1: 4 of 5 words, no brevity penalty
     ("subsequence", "heart size is normal.", "the heart size is normal.", {"rouge_l": 2 * 0.8 / 1.8, "bleu1": 0.8}),
-    # one word, identical: unigrams match; a text with no bigram scores 0 on BLEU-2..4 (nltk, no smoothing)
-    ("one_word", "cardiomegaly", "cardiomegaly", {"rouge_l": 1, "bleu1": 1, "bleu2": 0, "bleu4": 0, "gleu": 1}),
+    # one word, identical: unigrams match; an order without n-grams counts (0 + 1e-15) / (0 + 1e-9) in
+    # pycocoevalcap, so BLEU-2 = (1 * 1e-6) ** (1 / 2) and BLEU-4 = (1e-6 ** 3) ** (1 / 4), not 0
+    ("one_word", "cardiomegaly", "cardiomegaly",
+     {"rouge_l": 1, "bleu1": 1, "bleu2": 1e-3, "bleu4": 10 ** -4.5, "gleu": 1}),
     # one word, different
     ("one_word_miss", "cardiomegaly", "effusion", {"rouge_l": 0, "bleu1": 0, "bleu": 0, "gleu": 0}),
     # non-ASCII, identical: every metric still 1 (rouge-score drops the non-ASCII letters on both sides)
@@ -59,7 +64,8 @@ def test_per_sample(case, ref, hyp, expected):
     r = score_text([ref], [hyp])
     assert set(r.per_sample) == set(r.aggregate) == KEYS
     for key, value in expected.items():
-        assert r.per_sample[key] == [pytest.approx(value, abs=1e-9)], key
+        # 1e-8: pycocoevalcap's (count + 1e-15) / (guess + 1e-9) makes a perfect single word 1 - 1e-9
+        assert r.per_sample[key] == [pytest.approx(value, abs=1e-8)], key
     assert r.per_sample["cider"] == [0.0]  # a set of one
 
 
@@ -77,9 +83,68 @@ def test_corpus_bleu_pools_counts():
     assert r.per_sample["bleu"][1] < 0.01
     assert 0.3 < r.aggregate["bleu"] < 1.0
     assert r.aggregate["bleu"] == r.aggregate["bleu4"] and r.per_sample["bleu"] == r.per_sample["bleu4"]
-    assert r.aggregate["bleu1"] > r.aggregate["bleu2"] > r.aggregate["bleu3"] > r.aggregate["bleu4"]
+    # pycocoevalcap counts no 3- or 4-gram guesses for the 2-word hypothesis (nltk counted one each), so the
+    # pooled 3- and 4-gram precisions are 5/5 and 4/4 and BLEU-3, -4 exceed BLEU-2 here
+    assert r.aggregate["bleu1"] > r.aggregate["bleu2"] < r.aggregate["bleu3"] < r.aggregate["bleu4"]
     assert r.aggregate["rouge_l"] == pytest.approx(sum(r.per_sample["rouge_l"]) / 2)
     assert {"rouge-score", "nltk", "cider", "gleu"} <= set(r.versions)
+
+
+# Texts that broke equality with the reference scorers: empty, blank, one word, a short impression
+# (fewer words than BLEU-4's n), case, non-ASCII, decomposed accents (NFD), a dotted capital,
+# superscripts, punctuation only, and a very long report.
+ADVERSARIAL = [
+    "", "   \n", "No", "no", "effusion", "No acute disease.", "no acute disease.", "No acute disease",
+    "Größe normal – kein Erguss.",  # noqa: RUF001 (non-ASCII on purpose)
+    unicodedata.normalize("NFD", "Größe normal – kein Erguss."),  # noqa: RUF001 (decomposed accents)
+    "İnfiltrate at the İ-line.", "Nodule 2 cm² in the RUL.", "... , ; !!", "?",
+    "Heart size is normal. No pleural effusion or pneumothorax.",
+    " ".join(["The heart size is normal and there is no focal consolidation."] * 60),
+]
+
+
+def _coco(scorer, refs, hyps, **options):
+    gts, res = {i: [r] for i, r in enumerate(refs)}, {i: [h] for i, h in enumerate(hyps)}
+    return scorer.compute_score(gts, res, **options)
+
+
+def test_bleu_and_cider_equal_pycocoevalcap_on_adversarial_text():
+    # Corpus and per-sample BLEU-1..4 are pycocoevalcap's Bleu(4) (RadVLM's and RadEval's BLEU): every
+    # ordered pair of the texts as one corpus (hypotheses shorter than 4 words among them, where nltk's
+    # corpus BLEU counted otherwise), and each pair alone; CIDEr-D likewise (case-sensitive, as theirs).
+    pytest.importorskip("pycocoevalcap")  # in the test extra
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    refs = [r for r in ADVERSARIAL for _ in ADVERSARIAL]
+    hyps = [h for _ in ADVERSARIAL for h in ADVERSARIAL]
+    r = score_text(refs, hyps)
+    corpus, per = _coco(Bleu(4), refs, hyps, verbose=0)
+    for n in (1, 2, 3, 4):
+        assert r.aggregate[f"bleu{n}"] == pytest.approx(corpus[n - 1], abs=1e-12), n
+        assert r.per_sample[f"bleu{n}"] == pytest.approx(per[n - 1], abs=1e-12), n
+    cider, cider_per = _coco(Cider(), refs, hyps)
+    assert r.aggregate["cider"] == pytest.approx(cider, abs=1e-9)
+    assert r.per_sample["cider"] == pytest.approx(list(cider_per), abs=1e-9)
+    for ref, hyp in zip(refs, hyps):  # a corpus of one pair: pycocoevalcap's single-pair values
+        one = score_text([ref], [hyp])
+        corpus, per = _coco(Bleu(4), [ref], [hyp], verbose=0)
+        for n in (1, 2, 3, 4):
+            assert one.aggregate[f"bleu{n}"] == pytest.approx(corpus[n - 1], abs=1e-12), (ref, hyp, n)
+            assert one.per_sample[f"bleu{n}"] == pytest.approx(per[n - 1], abs=1e-12), (ref, hyp, n)
+
+
+def test_short_impressions_pin_pycocoevalcap_values():
+    # "No acute disease." has 3 words: BLEU-4's 4-gram order counts (0 + 1e-15) / (0 + 1e-9) = 1e-6,
+    # so the identical pair scores 1e-6 ** (1 / 4) = 0.0316 (nltk gave 0), and the corpus of an identical
+    # and a disjoint pair counts no 4-gram guesses for either (nltk counted one each).
+    r = score_text(["No acute disease.", "No acute disease."], ["No acute disease.", "Mild edema."])
+    assert r.per_sample["bleu4"][0] == pytest.approx(10 ** -1.5, abs=1e-9)
+    p = [3 / 5, 2 / 3, 1 / 1, (0 + 1e-15) / (0 + 1e-9)]  # 5 words, 3 bigrams, 1 trigram, no 4-gram guessed
+    brevity = math.exp(1 - 6 / 5)  # 5 hypothesis words for 6 reference words
+    assert r.aggregate["bleu4"] == pytest.approx(math.prod(p) ** (1 / 4) * brevity, rel=1e-8)
+    # case-sensitive: "no" is not "No"
+    assert score_text(["No acute disease."], ["no acute disease."]).per_sample["bleu1"] == [pytest.approx(2 / 3)]
 
 
 # (case, refs, hyps, CIDEr-D per sample)
@@ -179,9 +244,7 @@ def test_snapshot_on_radeval_impressions(cxr_data):
     for key in ("bleu1", "bleu2", "bleu3", "bleu4", "cider", "rouge_l", "gleu"):
         want = fixture["metrics"][key]
         assert r.aggregate[key] == pytest.approx(want["aggregate"], abs=1e-12), key
-        # pycocoevalcap adds 1e-15 / 1e-9 to sentence BLEU's zero counts; nltk gives 0 there
-        tol = 5e-5 if key.startswith("bleu") else 1e-12
-        assert r.per_sample[key] == pytest.approx(want["per_sample"], abs=tol), key
+        assert r.per_sample[key] == pytest.approx(want["per_sample"], abs=1e-12), key
     assert r.aggregate["bleu"] == pytest.approx(0.101820281628468, abs=1e-12)  # pycocoevalcap BLEU-4
 
 

@@ -126,7 +126,8 @@ def test_killed_grpo_resumes_where_it_stopped(tiny_model_dir, synth_data, tmp_pa
         num_tokens (running count of prompt + completion tokens: a repeated or skipped prompt changes it even
         when the tiny model's rewards are all 0)."""
         history = json.loads((out / "log_history.json").read_text())
-        return {h["step"]: {k: v for k, v in h.items() if "time" not in k and "per_second" not in k}
+        timing = ("time", "per_second", "perf/")  # perf/: throughput and time split (radrl.train.throughput)
+        return {h["step"]: {k: v for k, v in h.items() if not any(t in k for t in timing)}
                 for h in history if "reward" in h}
 
     a, b = logged(tmp_path / "ref"), logged(tmp_path / "run")

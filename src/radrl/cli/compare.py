@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from radrl.cli.args import ArgumentParser
 from radrl.eval.compare import compare
 from radrl.eval.contract import VARIABLE
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="radrl compare", description="Several evaluation runs side by side.")
+    p = ArgumentParser(prog="radrl compare", description="Several evaluation runs side by side.")
     p.add_argument("runs", nargs="+", help="radrl eval output folders, optionally NAME=FOLDER")
     p.add_argument("--out", required=True, help="folder for leaderboard.md/.csv/.json and report.html")
     p.add_argument("--published", action="store_true", help="add the paper's numbers as reference rows")

@@ -7,16 +7,21 @@ import sys
 from pathlib import Path
 
 from radrl import demo
-from radrl.demo import RECIPES, TASKS, run_demo
+from radrl.cli.args import ArgumentParser
+from radrl.demo import RECIPES, SMOKE, TASKS, run_demo
 
 
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(prog="radrl demo", description=demo.__doc__,
-                                formatter_class=argparse.RawTextHelpFormatter)
+    p = ArgumentParser(prog="radrl demo", description=demo.__doc__,
+                       formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output folder (report.md is written there)")
-    p.add_argument("--train", type=int, default=600, help="synthetic training images")
-    p.add_argument("--test", type=int, default=400,
-                   help="synthetic held-out images (400: a paired 95%% CI narrow enough to see a 2-point soft-F1 gain)")
+    p.add_argument("--train", type=int, default=None, help="synthetic training images (default 600)")
+    p.add_argument("--test", type=int, default=None,
+                   help="synthetic held-out images (default 400: a paired 95%% CI narrow enough to see a 2-point "
+                        "soft-F1 gain)")
+    p.add_argument("--smoke", action="store_true",
+                   help="every stage at smoke size (" + ", ".join(f"{k} {v}" for k, v in SMOKE.items()) + "; 1-2 "
+                        "minutes): checks an install, proves nothing; --train, --test and the step options override it")
     p.add_argument("--sft-recipe", default=str(RECIPES / "sft.yaml"))
     p.add_argument("--grpo-recipes", nargs="+", default=[str(RECIPES / f"grpo_{t}.yaml") for t in TASKS],
                    help="one GRPO recipe per task, in the order report, grounding")
@@ -25,5 +30,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--eval-rows", type=int, default=None, help="evaluate only the first N rows per model")
     a = p.parse_args(argv)
     command = "radrl demo " + " ".join(argv if argv is not None else sys.argv[1:])
-    return run_demo(a.out, train=a.train, test=a.test, sft_recipe=a.sft_recipe, grpo_recipes=a.grpo_recipes,
-                    sft_steps=a.sft_steps, grpo_steps=a.grpo_steps, eval_rows=a.eval_rows, command=command)
+    sizes = {**(SMOKE if a.smoke else {"train": 600, "test": 400}),
+             **{k: getattr(a, k) for k in ("train", "test", "sft_steps", "grpo_steps", "eval_rows")
+                if getattr(a, k) is not None}}
+    return run_demo(a.out, sft_recipe=a.sft_recipe, grpo_recipes=a.grpo_recipes, command=command, **sizes)

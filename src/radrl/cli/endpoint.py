@@ -3,15 +3,16 @@ chat-completions protocol (``radrl.models.endpoint.LocalServer``) until interrup
 
 from __future__ import annotations
 
-import argparse
 import time
+
+from radrl.cli.args import ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> None:
     from radrl.models.endpoint import LocalServer
 
-    p = argparse.ArgumentParser(prog="python -m radrl.cli.endpoint",
-                                description="Serve a local checkpoint over the OpenAI chat-completions protocol.")
+    p = ArgumentParser(prog="python -m radrl.cli.endpoint",
+                       description="Serve a local checkpoint over the OpenAI chat-completions protocol.")
     p.add_argument("--model", required=True, help="checkpoint folder")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

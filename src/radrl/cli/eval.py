@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+
+from radrl.cli.args import ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="radrl eval", description="Evaluate a model on a samples JSONL split. Rerunning "
-                                "into the same --out resumes: rows already in predictions.jsonl are kept.")
+    p = ArgumentParser(prog="radrl eval", description="Evaluate a model on a samples JSONL split. Rerunning "
+                       "into the same --out resumes: rows already in predictions.jsonl are kept.")
     p.add_argument("--model", required=True,
                    help="checkpoint folder (ours, any Qwen3-VL, or any Hugging Face VLM with a chat template), "
                         "or with --endpoint the served model id")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--thinking", action="store_true", help="append ' /think' and score the answer after </think>")
     p.add_argument("--box-instruction", action="store_true",
                    help="spell out the box format in grounding requests (base models that never saw it)")
-    p.add_argument("--metrics", nargs="*", default=[],
+    p.add_argument("--metrics", nargs="*", default=[], names=True,
                    help="report metrics beyond text and chexpert, from radrl.metrics.METRICS (e.g. bertscore meteor)")
     p.add_argument("--max-rows", type=int, default=None)
     p.add_argument("--seed", type=int, default=1, help="seed of the request phrasings")
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> dict:
                    help="image pixel budget, max (default 451,584, the paper's RL budget; not the checkpoint's "
                         "training budget, which would differ between SFT and GRPO checkpoints)")
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],
+                   help="precision of the model's weights (hf, vllm; default bf16 on a GPU that has it, else fp32); "
+                        "bf16 on a CPU lets an 8B model evaluate in about 17 GiB")
+    p.add_argument("--metric-device", default=None,
+                   help="device of the model-based scorers (RadGraph, CheXbert, BERTScore, GREEN, RaTEScore): cpu, "
+                        "cuda, cuda:1 (default: the GPU when there is one; also $RADRL_METRIC_DEVICE)")
     a = p.parse_args(argv)
     import yaml
 
@@ -63,6 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
                     "YAML misreads, e.g. revision='\"0123\"'")
     from radrl.eval.report import summary_line
     from radrl.eval.run import EVAL_PIXELS, evaluate
+    from radrl.metrics import DEVICE_ENV, metric_device
+
+    if a.metric_device:   # every scorer reads it, here and in any process it starts
+        os.environ[DEVICE_ENV] = metric_device(a.metric_device)
 
     aggregates = evaluate(a.model, a.data, a.out, tasks=tuple(a.tasks), batch_size=a.batch_size,
                           max_new_tokens={"report": a.max_new_tokens_report,
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
                           engine=a.engine, endpoint=a.endpoint, loader=a.loader, temperature=a.temperature,
                           top_p=a.top_p, concurrency=a.concurrency, timeout=a.timeout,
                           api_key=os.environ.get(a.api_key_env), name=a.name,
-                          engine_args=engine_args,
+                          engine_args=engine_args, dtype=a.dtype,
                           report_metrics=tuple(dict.fromkeys(["text", "chexpert", *a.metrics])))
     for task, agg in aggregates.items():
         print(summary_line(task, agg))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from radrl.cli.args import ArgumentParser
 from radrl.train import experiment
 
 
@@ -20,7 +20,7 @@ def run_verb(argv: list[str]) -> object:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(prog="radrl experiment", description=experiment.__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="radrl experiment", description=experiment.__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="four-way experiment YAML (e.g. recipes/demo/four_way.yaml)")
     p.add_argument("--dry-run", action="store_true", help="print the steps and exit")
     a = p.parse_args(argv)

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 from pathlib import Path
+
+from radrl.cli.args import ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     from radrl.data.schema import read_jsonl
     from radrl.data.sources.radvlm_json import export
 
-    p = argparse.ArgumentParser(prog="radrl export-llava", description=main.__doc__.splitlines()[0])
+    p = ArgumentParser(prog="radrl export-llava", description=main.__doc__.splitlines()[0])
     p.add_argument("samples", nargs="+", help="samples JSONL written by `radrl prepare` (or radrl synth-data)")
     p.add_argument("--out", required=True, help="the LLaVA JSON file to write")
     p.add_argument("--image-root", help="write image paths relative to this folder (default: absolute paths)")

@@ -3,17 +3,17 @@ labeled_reports.csv (``radrl.metrics.files.label_rows``); to standard output by 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 
+from radrl.cli.args import ArgumentParser
 from radrl.metrics.files import LABELER_COLUMNS, label_rows, read_reports
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     from radrl.metrics.chexpert import LABELER_VERSION
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="radrl label",
         description=f"CheXpert labels of reports with radrl's rule labeler ({LABELER_VERSION}); "
                     "CSV like the CheXpert labeler's labeled_reports.csv.")

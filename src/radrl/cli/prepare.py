@@ -5,15 +5,15 @@ could be written."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from radrl.cli.args import ArgumentParser
 from radrl.data.prepare import FORMATS, PrepareError, format_summary, list_sources, prepare, readable_sources
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    p = argparse.ArgumentParser(prog="radrl prepare", description="Read a dataset in its published layout into "
-                                "samples JSONL + a Hugging Face dataset (radrl prepare --list shows the sources).")
+    p = ArgumentParser(prog="radrl prepare", description="Read a dataset in its published layout into "
+                       "samples JSONL + a Hugging Face dataset (radrl prepare --list shows the sources).")
     names = readable_sources()
     p.add_argument("source", nargs="?", choices=names, metavar="SOURCE", help=", ".join(names))
     p.add_argument("--list", action="store_true", help="show every source with the files it expects")
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                    help="decode DICOM images once into OUT/images/<id>.png and point the samples there")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="with --dicom-to-png: shrink the PNGs to this pixel budget (Qwen3-VL rule), e.g. 1048576")
+    p.add_argument("--reports-only", action="store_true",
+                   help="report rows without images (OUT/reports.jsonl) for radrl score / radrl label; "
+                        "sources folder and iu-xray")
     p.add_argument("--limit", type=int, default=None, help="stop after this many written rows (a quick look)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     try:
         summary = prepare(a.source, a.root, a.out, options=options, strict=a.strict, fmt=a.format, limit=a.limit,
                           decode=a.decode, dicom_to_png=a.dicom_to_png, max_pixels=a.max_pixels,
-                          progress=not a.no_progress)
+                          progress=not a.no_progress, reports_only=a.reports_only)
     except PrepareError as e:
         print(f"radrl prepare: error: {e}", file=sys.stderr)
         sys.exit(2)

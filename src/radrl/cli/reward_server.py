@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from radrl.cli.args import ArgumentParser
 from radrl.rewards import server
 from radrl.rewards.server import TOKEN_ENV, ServerConfig, check_config, serve
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="radrl reward-server", description=server.__doc__.split("\n\n")[0])
-    p.add_argument("--metrics", nargs="*", default=["chexpert"], help="names in radrl.metrics.METRICS to serve")
+    p = ArgumentParser(prog="radrl reward-server", description=server.__doc__.split("\n\n")[0])
+    p.add_argument("--metrics", nargs="*", default=["chexpert"], names=True,
+                   help="names in radrl.metrics.METRICS to serve")
     p.add_argument("--scorer", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
                    help="also serve your own scorer (refs, hyps) -> MetricResult under NAME (repeatable)")
     p.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback needs a token")
@@ -29,7 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache-size", type=int, default=20_000,
                    help="LRU entries per metric and worker; 0: off")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--metric-device", default=None,
+                   help="device of the model-based scorers in every worker: cpu, cuda, cuda:1 (default: the GPU when "
+                        "there is one; also $RADRL_METRIC_DEVICE)")
     a = p.parse_args(argv)
+    if a.metric_device:   # the workers inherit it
+        from radrl.metrics import DEVICE_ENV, metric_device
+
+        os.environ[DEVICE_ENV] = metric_device(a.metric_device)
 
     token = a.token or os.environ.get(TOKEN_ENV) or None
     scorers = {}

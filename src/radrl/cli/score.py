@@ -3,29 +3,39 @@
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 from pathlib import Path
 
+from radrl.cli.args import ArgumentParser
+from radrl.metrics import DEVICE_ENV, metric_device, metric_progress
 from radrl.metrics.files import score_files, write_per_sample
 
 
 def main(argv: list[str] | None = None):
-    p = argparse.ArgumentParser(prog="radrl score", description="Score generated reports against references.")
+    p = ArgumentParser(prog="radrl score", description="Score generated reports against references.")
     p.add_argument("--refs", required=True, help="reference reports: text (one per line), .jsonl or .csv")
     p.add_argument("--preds", required=True, help="generated reports, aligned with --refs, same formats")
-    p.add_argument("--metrics", default="text,chexpert",
-                   help="comma-separated names from radrl.metrics.METRICS (default: text,chexpert, the offline ones)")
+    p.add_argument("--metrics", nargs="+", default=["text", "chexpert"], names=True,
+                   help="names from radrl.metrics.METRICS, space- or comma-separated (default: text chexpert, the "
+                        "offline ones)")
     p.add_argument("--column", help="JSONL field / CSV column holding the report in both files")
     p.add_argument("--ref-column", help="field / column for --refs (overrides --column)")
     p.add_argument("--pred-column", help="field / column for --preds (overrides --column)")
     p.add_argument("--no-header", action="store_true", help="CSV files have no header: the report is column 1")
     p.add_argument("--out", help="write per-sample values: .csv, else JSONL")
+    p.add_argument("--metric-device", default=None,
+                   help="device of the model-based scorers: cpu, cuda, cuda:1 (default: the GPU when there is one; "
+                        "also $RADRL_METRIC_DEVICE)")
     a = p.parse_args(argv)
-    metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]
+    metrics = [m.strip() for m in a.metrics if m.strip()]
+
     try:
-        result, refs, preds = score_files(a.refs, a.preds, metrics, a.ref_column or a.column,
-                                          a.pred_column or a.column, header=not a.no_header)
+        if a.metric_device:   # every scorer reads it
+            os.environ[DEVICE_ENV] = metric_device(a.metric_device)
+        with metric_progress():   # model-based scorers show their batches on a terminal
+            result, refs, preds = score_files(a.refs, a.preds, metrics, a.ref_column or a.column,
+                                              a.pred_column or a.column, header=not a.no_header)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"radrl score: {e}")
     print(_table(result.aggregate))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+from radrl.cli.args import ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="radrl synth-data", description="Write synthetic chest X-rays, reports and boxes.")
+    p = ArgumentParser(prog="radrl synth-data", description="Write synthetic chest X-rays, reports and boxes.")
     p.add_argument("out")
     p.add_argument("--train", type=int, default=400, help="training images")
     p.add_argument("--test", type=int, default=60, help="held-out images")

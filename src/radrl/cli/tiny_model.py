@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
+from radrl.cli.args import ArgumentParser
 
 
 def main(argv: list[str] | None = None):
-    p = argparse.ArgumentParser(prog="radrl tiny-model",
-                                description="Build a tiny random Qwen3-VL (tokenizer trained on the corpus).")
+    p = ArgumentParser(prog="radrl tiny-model",
+                       description="Build a tiny random Qwen3-VL (tokenizer trained on the corpus).")
     p.add_argument("out")
     p.add_argument("--corpus", nargs="*", default=[],
                    help="samples JSONL files whose requests and answers train the tokenizer "

@@ -14,6 +14,11 @@
     radrl label        CheXpert labels (1/0/-1/blank) for a file of reports, as CSV
     radrl compare      several evaluation runs side by side (Markdown, CSV, JSON, HTML)
     radrl reward-server  serve clinical scorers over HTTP to GRPO trainers
+    radrl plan         memory per GPU of a recipe before a cluster job: fits, or what to change
+    radrl predict      a checkpoint's report and boxes for PNG/JPEG/DICOM files, folders or globs, as JSON lines
+    radrl app          a browser app on a checkpoint: upload a film, stream its report, draw boxes, chat (127.0.0.1)
+    radrl recipes      the recipes and launch configs radrl ships: list, copy out to edit, path
+    radrl --version    the installed radrl version (recorded in every manifest and checkpoint)
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections.abc import Callable
 MODULES = {"demo": "demo", "synth-data": "synth_data", "tiny-model": "tiny_model", "sft": "sft", "grpo": "grpo",
            "eval": "eval", "prepare": "prepare", "export-llava": "export_llava", "coldstart": "coldstart",
            "experiment": "experiment", "score": "score", "label": "label", "compare": "compare",
-           "reward-server": "reward_server"}
+           "reward-server": "reward_server", "plan": "plan", "predict": "predict", "app": "app", "recipes": "recipes"}
 
 
 def _lazy(module: str) -> Callable[[list[str]], object]:
@@ -73,6 +78,11 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        from radrl.package import version
+
+        print(f"radrl {version()}")
+        return
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
         print(__doc__)
         if argv and argv[0] not in ("-h", "--help"):
@@ -82,8 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         VERBS[argv[0]](argv[1:])
-    except (FileNotFoundError, ValueError, ImportError) as e:
+    except (OSError, ValueError, ImportError) as e:
         # Our errors name the file, the row and the fix; a traceback would bury that line. RADRL_DEBUG=1 keeps it.
+        # OSError: missing files, and an endpoint that is down or refuses (models.endpoint.EndpointError).
         if os.environ.get("RADRL_DEBUG"):
             raise
         print(f"radrl {argv[0]}: error: {e}\n(set RADRL_DEBUG=1 for the traceback)", file=sys.stderr)

@@ -112,12 +112,12 @@ def fit_pixels(img: Image.Image, min_pixels: int | None = None, max_pixels: int 
 
 
 def load_image(path: str | Path, min_pixels: int | None = None, max_pixels: int | None = None,
-               factor: int = QWEN3_VL_FACTOR) -> Image.Image:
+               factor: int = QWEN3_VL_FACTOR, window: tuple[float, float] | None = None) -> Image.Image:
     """Any chest radiograph file -> 8-bit RGB PIL image (optionally resized to a pixel budget).
 
     PNG/JPEG: gray, gray+alpha, RGBA and palette images become RGB; 16-bit and float images
     are scaled to 0-255 by their own range (PIL's own conversion would clip them to white).
-    DICOM: see ``dicom_to_array``.
+    DICOM: see ``dicom_to_array``; ``window`` (centre, width) replaces the file's own window (DICOM only).
 
     >>> load_image("00001369_000.png", max_pixels=512 * 512).size   # doctest: +SKIP
     (512, 512)
@@ -126,16 +126,29 @@ def load_image(path: str | Path, min_pixels: int | None = None, max_pixels: int 
     if not path.is_file():
         raise ImageError(f"{path}: image file not found; check --root and the dataset layout")
     if is_dicom(path):
-        arr = dicom_to_array(path)
+        arr = dicom_to_array(path, window=window)
         img = Image.fromarray(arr).convert("RGB")
     else:
         try:
             with Image.open(path) as src:
                 src.load()
                 img = _pil_to_rgb(src)
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"{path}: too large to decode safely ({e}); downsample it first") from None
         except (OSError, ValueError, SyntaxError) as e:
             raise ImageError(f"{path}: not a readable image ({e}); re-download or remove the file") from None
     return fit_pixels(img, min_pixels, max_pixels, factor)
+
+
+def as_rgb(img: Image.Image) -> Image.Image:
+    """An image already in memory -> 8-bit RGB by ``load_image``'s rules (16-bit and float scaled by their own
+    range, alpha dropped onto black), so a PIL image given to ``radrl.app`` looks as its file would.
+
+    >>> rgb = as_rgb(Image.fromarray(np.array([[1000, 4000]], dtype=np.uint16)))   # 16-bit gray
+    >>> rgb.mode, rgb.getpixel((0, 0)), rgb.getpixel((1, 0))
+    ('RGB', (0, 0, 0), (255, 255, 255))
+    """
+    return _pil_to_rgb(img)
 
 
 def _pil_to_rgb(img: Image.Image) -> Image.Image:
@@ -168,6 +181,8 @@ def image_header(path: str | Path) -> tuple[int, int, str | None]:
     try:
         with Image.open(path) as img:
             return (*img.size, None)
+    except Image.DecompressionBombError as e:   # PIL refuses a header claiming over 179 MP (a decompression bomb)
+        raise ImageError(f"{path}: too large to decode safely ({e}); downsample it first") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: not a readable image ({e}); re-download or remove the file") from None
 
@@ -214,7 +229,7 @@ def _check_decoder(ds, path: Path) -> None:
                          f"pip install {packages}  (or: pip install 'radrl[dicom]')")
 
 
-def dicom_to_array(path: str | Path) -> np.ndarray:
+def dicom_to_array(path: str | Path, window: tuple[float, float] | None = None) -> np.ndarray:
     """A DICOM radiograph -> ``uint8`` array as displayed: shape (rows, cols) gray or (rows, cols, 3) colour.
 
     Order of the standard display pipeline (PS3.3 C.11): decode (compressed syntaxes
@@ -222,6 +237,8 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
     output range, ``LUTDescriptor[2]`` bits), or
     the first window centre/width (LINEAR, LINEAR_EXACT or SIGMOID), or else the image's
     own min-max -> 0-255 -> inverted for MONOCHROME1. Multi-frame files give their first frame.
+    ``window`` (centre, width in modality units, LINEAR) replaces the file's VOI step: what a viewer's
+    window/level control does (``dicom_window`` gives the file's own as a starting point).
     """
     from pydicom.pixels import apply_modality_lut
 
@@ -239,7 +256,9 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
     if samples == 3:  # colour DICOM (secondary capture): pydicom already returns RGB
         return _to_uint8(arr.astype(np.float64)) if arr.dtype != np.uint8 else arr
     arr = apply_modality_lut(arr, ds)   # keeps integer data integer, as a VOI LUT lookup needs
-    if "VOILUTSequence" in ds:
+    if window is not None:
+        out = _window(arr.astype(np.float64), float(window[0]), float(window[1]))
+    elif "VOILUTSequence" in ds:
         out = _voi_lut(arr, ds, path)
     elif "WindowCenter" in ds and "WindowWidth" in ds:
         out = _window(arr.astype(np.float64), _first(ds.WindowCenter), _first(ds.WindowWidth),
@@ -249,6 +268,33 @@ def dicom_to_array(path: str | Path) -> np.ndarray:
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         out = 255 - out
     return out
+
+
+def dicom_window(path: str | Path) -> tuple[float, float, float, float]:
+    """(centre, width, lowest, highest) of a gray DICOM in modality units (after rescale): the file's first
+    window where it has one, else the window spanning its values; lowest/highest bound a viewer's controls.
+
+    >>> dicom_window("CR-MONO1-10-chest.dcm")                         # doctest: +SKIP
+    (550.0, 1024.0, 0.0, 979.0)
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    path = Path(path)
+    ds = _read_dicom(path)
+    _check_decoder(ds, path)
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise ImageError(f"{path}: a colour DICOM has no window to set; view it as it is")
+    try:
+        arr = ds.pixel_array
+    except Exception as e:  # noqa: BLE001 - pydicom and its plugins raise many types for bad pixel data
+        raise ImageError(f"{path}: cannot decode the pixel data ({type(e).__name__}: {e})") from None
+    arr = np.asarray(apply_modality_lut(arr[0] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr, ds),
+                     dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        return _first(ds.WindowCenter), _first(ds.WindowWidth), lo, hi
+    return (lo + hi) / 2, max(hi - lo, 1.0), lo, hi
 
 
 def _voi_lut(arr: np.ndarray, ds, path: Path) -> np.ndarray:

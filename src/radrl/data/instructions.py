@@ -52,7 +52,9 @@ form (default) or Qwen3-VL's 0-1000 JSON form.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from typing import Literal
 
 from radrl.data.boxes import Box, format_boxes, format_qwen_json
@@ -147,9 +149,30 @@ Task = Literal["report", "grounding", "classification", "anatomy_grounding", "ph
 BoxFormat = Literal["paper", "qwen"]
 
 
-def _finding_phrase(label: str) -> str:
-    """Display name used in a request: 'Pleural Effusion' -> 'pleural effusion', 'Lung Lesion' -> 'lung lesion'."""
-    return label.lower()
+def finding_phrase(label: str, source: str = "") -> str:
+    """How a class name reads inside a request ("Locate the {phrase}"): the source's own table
+    (``SourceInfo.class_names``) where it names the class, else lower case with acronyms kept,
+    CamelCase split and "/" read as "or". Why: datasets write class names as identifiers
+    ("ActiveTuberculosis", "ILD", "Nodule/Mass"); lower-casing them gave requests like "Locate the
+    activetuberculosis" and "Locate the ild", which no radiologist writes.
+
+    >>> finding_phrase("Pleural Effusion"), finding_phrase("ILD", "vindr-cxr"), finding_phrase("ActiveTuberculosis")
+    ('pleural effusion', 'interstitial lung disease', 'active tuberculosis')
+    >>> finding_phrase("Nodule/Mass"), finding_phrase("Enlarged PA")
+    ('nodule or mass', 'enlarged PA')
+    """
+    named = _class_names(source)
+    if label in named:
+        return named[label]
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label).replace("/", " or ").split()
+    return " ".join(w if len(w) > 1 and w.isupper() else w.lower() for w in words)
+
+
+@cache
+def _class_names(source: str) -> dict[str, str]:
+    """The source's ``SourceInfo.class_names`` (empty for an undeclared source); looked up once per source."""
+    info = declared().get(source)
+    return info.class_names if info is not None else {}
 
 
 def grounding_answer(label: str, boxes: list[Box], box_format: BoxFormat = "paper") -> str:
@@ -195,7 +218,7 @@ def grounding_conversations(sample: Sample, seed: int = 0, thinking: bool = Fals
     rows = []
     for label, boxes in sorted(_by_label(sample.boxes).items()):
         rng = request_rng(seed, sample.id, "grounding", label, repeat)
-        request = rng.choice(GROUNDING_PROMPTS).format(finding=_finding_phrase(label))
+        request = rng.choice(GROUNDING_PROMPTS).format(finding=finding_phrase(label, sample.source))
         if box_instruction:
             request += BOX_INSTRUCTION[box_format]
         answer = grounding_answer(label, boxes, box_format)

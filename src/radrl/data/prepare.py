@@ -14,7 +14,9 @@ files the rest of the pipeline already understands. What it writes under ``--out
     summary.json             rows written (per split), rows skipped by reason, the first skips
 
 Sources that ship conversations (``radvlm-json``) write ``conversations.jsonl`` instead of
-``samples.jsonl``, with the same per-split files, dataset, skips and summary.
+``samples.jsonl``, with the same per-split files, dataset, skips and summary. ``reports_only``
+(``--reports-only``; sources with ``read_reports``: ``folder``, ``iu-xray``) writes ``reports.jsonl``,
+report text without images, for ``radrl score`` and ``radrl label`` (JSONL only: no dataset).
 
 Nothing is dropped silently: each row an adapter cannot use (malformed row, missing image,
 unreadable file, duplicate id, a sample that fails the schema check) is counted by reason,
@@ -39,6 +41,7 @@ from typing import Any
 from radrl.data.images import ImageError, is_dicom, load_image
 from radrl.data.schema import Sample
 from radrl.data.sources import Skip, declared, load_source
+from radrl.package import version
 
 FORMATS = ("hf", "parquet", "jsonl")
 SHOWN_SKIPS = 20   # skips listed in summary.json and on screen; all of them are in skipped.jsonl
@@ -50,7 +53,8 @@ class PrepareError(RuntimeError):
 
 def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, str] | None = None,
             strict: bool = False, fmt: str = "hf", limit: int | None = None, decode: bool = False,
-            dicom_to_png: bool = False, max_pixels: int | None = None, progress: bool = True) -> dict[str, Any]:
+            dicom_to_png: bool = False, max_pixels: int | None = None, progress: bool = True,
+            reports_only: bool = False) -> dict[str, Any]:
     """Run one adapter and write its rows; returns the summary (also written to ``summary.json``).
 
     ``decode`` opens every image fully (``load_image``), so corrupt pixel data is found now
@@ -62,6 +66,10 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
     Qwen3-VL rule, and points the sample at it: training then reads PNGs (Hugging Face's
     image feature cannot open DICOM, and decoding JPEG 2000 every epoch is slow). Boxes are
     fractions, so they need no change; ``width``/``height`` become the PNG's.
+
+    ``reports_only`` reads the source's ``read_reports``: report rows (id, findings, impression,
+    report) with no image needed, e.g. the IU reports without their images, for ``radrl score`` and
+    ``radrl label``.
 
     >>> prepare("tbx11k", "../shared/data/cxr/tbx11k", "/tmp/tbx")["written"]   # doctest: +SKIP
     3
@@ -77,11 +85,19 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
                            f"{_indent(module.SOURCE.expects)}")
     conversations = not hasattr(module, "read")
     reader = module.read_conversations if conversations else module.read
+    if reports_only:
+        if not hasattr(module, "read_reports"):
+            have = [n for n in readable_sources() if hasattr(load_source(n), "read_reports")]
+            raise PrepareError(f"{source} has no reports-only mode; sources with one: {', '.join(have)} "
+                               "(drop --reports-only to read images too)")
+        if decode or dicom_to_png:
+            raise PrepareError("--reports-only reads no images; drop --decode / --dicom-to-png")
+        reader, conversations = module.read_reports, False
     options = dict(options or {})
     _check_options(source, reader, options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    kind = "conversations" if conversations else "samples"
+    kind = "reports" if reports_only else "conversations" if conversations else "samples"
     if max_pixels is not None and not dicom_to_png:
         raise PrepareError("--max-pixels only applies to --dicom-to-png (other images are referenced, not rewritten)")
     png_dir = out / "images" if dicom_to_png else None
@@ -102,7 +118,8 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
             bar.update(1)
             line, split = None, None
             if not isinstance(item, Skip):
-                item, line, split = _check(item, conversations, seen, decode, png_dir, max_pixels)
+                item, line, split = (_check_report(item, seen) if reports_only else
+                                     _check(item, conversations, seen, decode, png_dir, max_pixels))
             if isinstance(item, Skip):
                 if strict:
                     raise PrepareError(f"{item.where}: {item.reason}: {item.detail} "
@@ -132,9 +149,9 @@ def prepare(source: str, root: str | Path, out: str | Path, options: dict[str, s
 
     files = {kind: str(out / f"{kind}.jsonl"), "skipped": str(out / "skipped.jsonl")}
     files.update({split: str(out / f"{split}.jsonl") for split in sorted(written)})
-    if fmt != "jsonl" and written:
+    if fmt != "jsonl" and written and not reports_only:   # report rows are for score/label, not a dataset
         files.update(_write_dataset(out, sorted(written), fmt, conversations, progress))
-    summary = {"source": source, "root": str(root), "options": options, "kind": kind,
+    summary = {"radrl_version": version(), "source": source, "root": str(root), "options": options, "kind": kind,
                "written": sum(written.values()), "written_by_split": dict(sorted(written.items())),
                "skipped": sum(reasons.values()), "skipped_by_reason": dict(reasons.most_common()),
                "skipped_examples": shown, "files": files}
@@ -184,6 +201,19 @@ def _check(item: Any, conversations: bool, seen: set[str], decode: bool, png_dir
         return item, json.dumps(item) + "\n", split
     row["labels"] = item.labels   # as write_jsonl writes it
     return item, json.dumps(row) + "\n", split
+
+
+def _check_report(item: Any, seen: set[str]) -> tuple[Any, str | None, str | None]:
+    """A report row from ``read_reports`` -> (row or Skip, its JSON line, its split): an id and report text."""
+    if not isinstance(item, dict) or not isinstance(item.get("report"), str) or not item.get("id"):
+        return Skip("adapter", "invalid row", f"expected a report row with id and report text, got {item!r}"[:300]), \
+            None, None
+    key, split = str(item["id"]), str(item.get("split") or "all")
+    if key in seen:
+        return Skip(f"report {key}", "duplicate id", f"id {key!r} was already written; the first one is kept"), \
+            None, None
+    seen.add(key)
+    return item, json.dumps(item, ensure_ascii=False) + "\n", split
 
 
 def _to_png(sample: Sample, png_dir: Path, max_pixels: int | None) -> Sample:

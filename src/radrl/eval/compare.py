@@ -40,6 +40,7 @@ from radrl.eval.contract import ContractError, banner, machines_note, mismatches
 from radrl.eval.report import format_cell, metric_legend, table_keys
 from radrl.eval.stats import paired_bootstrap
 from radrl.metrics import MetricSpec, metric_spec
+from radrl.package import version
 from radrl.parsing import parse
 
 # Paper tables (paper.md, "Headline results"): percent, RadCliQ raw (lower is better). The report values follow
@@ -318,6 +319,7 @@ def compare(specs: list[str], out: str | Path, published: bool = False, baseline
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {
+        "radrl_version": version(),
         "mismatches": differences,
         "varied": list(vary),
         "machines": machines_note(blocks),
@@ -325,6 +327,7 @@ def compare(specs: list[str], out: str | Path, published: bool = False, baseline
                           "model": r.manifest.get("model", {}).get("id", r.metrics.get("model")),
                           "data": r.manifest.get("data", {}).get("path", r.metrics.get("data")),
                           "decoding": r.manifest.get("decoding", r.metrics.get("decoding")),
+                          "radrl_version": r.manifest.get("radrl_version"),
                           "comparable": blocks[r.name]} for r in runs},
         "published": PUBLISHED if published else {},
         "chexpert_per_label": {r.name: chexpert_per_label(r) for r in runs},

@@ -221,21 +221,36 @@ def make_backend(model: str, engine: str = "hf", endpoint: str | None = None, ba
                  temperature: float = 0.0, top_p: float | None = None, device: str | None = None,
                  loader: str = "auto", min_pixels: int | None = None, max_pixels: int | None = None,
                  concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4, api_key: str | None = None,
-                 progress: bool = True, engine_args: dict | None = None):
+                 progress: bool = True, engine_args: dict | None = None, dtype: str | None = None):
     """The backend for ``engine``: ``hf`` (local checkpoint), ``vllm`` or ``openai`` (``endpoint`` URL,
     ``model`` is the served model id). ``temperature`` 0 is greedy decoding. ``engine_args`` are
-    keyword arguments of ``vllm.LLM`` (vllm engine only)."""
+    keyword arguments of ``vllm.LLM`` (vllm engine only). ``dtype`` (``bf16``, ``fp16``, ``fp32``) is the
+    precision of the weights (hf, vllm); the default is bf16 on a GPU that has it, else fp32."""
     engine = resolve_engine(engine, endpoint, engine_args)
+    if dtype is not None:
+        from radrl.models.load import DTYPES
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+        if engine == "openai":
+            raise ValueError("--dtype sets the precision of a model loaded here; a served model's precision is the "
+                             "server's (drop --dtype, or set it where the server starts)")
+        if engine == "vllm":
+            engine_args = {**(engine_args or {}), "dtype": str(DTYPES[dtype]).removeprefix("torch.")}
     if engine == "openai":
         from radrl.models.endpoint import ChatClient
 
         client = ChatClient(endpoint, model, api_key=api_key, timeout=timeout, max_retries=max_retries,
                             concurrency=concurrency)
+        client.ping()   # a server that is down: one line now, not a traceback after every retry
         return EndpointBackend(client, temperature=temperature, top_p=top_p, max_pixels=max_pixels)
     if engine == "vllm":
         return VLLMBackend(model, temperature=temperature, top_p=top_p, min_pixels=min_pixels, max_pixels=max_pixels,
                            engine_args=engine_args, progress=progress)
-    m, processor = load_any(model, device=device, loader=loader, min_pixels=min_pixels, max_pixels=max_pixels)
+    from radrl.models.load import DTYPES
+
+    m, processor = load_any(model, device=device, loader=loader, min_pixels=min_pixels, max_pixels=max_pixels,
+                            dtype=DTYPES[dtype] if dtype else None)
     return HFBackend(m, processor, batch_size=batch_size, do_sample=temperature > 0, temperature=temperature or 1.0,
                      top_p=top_p, progress=progress)
 

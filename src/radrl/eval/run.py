@@ -50,7 +50,8 @@ from radrl.eval.report import (
 )
 from radrl.eval.score import DEFAULT_REPORT_METRICS, SCORED_TASKS, score, score_by_kind
 from radrl.machine import machine_info
-from radrl.metrics import check_metrics
+from radrl.metrics import check_metrics, metric_progress
+from radrl.package import version
 from radrl.parsing import parse, reference_boxes
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ EVAL_TASKS = ("report", "grounding", "anatomy_grounding", "phrase_grounding", "d
 EVAL_PIXELS = (1024, 451_584)
 # Version of the ``comparable`` block of manifest.json (radrl.eval.contract reads it).
 CONTRACT_VERSION = 1
+# Unreadable images listed one by one in manifest.json (all are counted).
+SHOWN_UNREADABLE = 100
 
 
 def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("report", "grounding"),
@@ -75,13 +78,17 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
              box_instruction: bool = False, engine: str = "hf", endpoint: str | None = None, loader: str = "auto",
              temperature: float = 0.0, top_p: float | None = None, concurrency: int = 8, timeout: float = 600.0,
              api_key: str | None = None, report_metrics: tuple[str, ...] = DEFAULT_REPORT_METRICS,
-             name: str | None = None, progress: bool = True, engine_args: dict | None = None) -> dict:
+             name: str | None = None, progress: bool = True, engine_args: dict | None = None,
+             dtype: str | None = None) -> dict:
     """Evaluate one model on one samples JSONL; returns ``{task: aggregate metrics}``.
 
     ``engine``: ``hf`` (local checkpoint, any Hugging Face VLM with a chat template), ``vllm``,
     or ``openai`` (``endpoint`` URL; ``model_path`` is then the served model id); ``engine_args``
     go to ``vllm.LLM`` and are recorded with each generation run. ``temperature=0`` is greedy.
     ``min_pixels``/``max_pixels``: the image pixel budget of every model evaluated (default ``EVAL_PIXELS``).
+    ``dtype`` (``bf16``, ``fp16``, ``fp32``): the weights' precision for hf and vllm (default bf16 on a GPU
+    that has it, else fp32; bf16 on a CPU lets an 8B model evaluate in about 17 GiB), recorded as the run's
+    precision, which comparisons and resumes check.
     Rerunning into the same ``out`` resumes generation; it refuses (with the fix) when the model, decoding
     settings or the way requests are drawn differ from the first run.
 
@@ -104,28 +111,44 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     # Limits of every task in the file, not only those within --max-rows: a rerun with more rows resumes.
     limits = {t: v for t, v in task_limits(max_new_tokens, thinking).items() if any(r["task"] == t for r in rows)}
     rows = first_per_task(rows, max_rows) if max_rows else rows
+    rows, unreadable = drop_unreadable(rows, progress)
     if not rows:
-        raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}); check the "
-                         "file and the tasks")
+        raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}; unreadable "
+                         f"images: {unreadable.get('images', 0)}); check the file and the tasks")
     if skipped:
         log.warning("skipped rows no scorer reads: %s (recorded in manifest.json)", skipped)
     engine = resolve_engine(engine, endpoint, engine_args)
+    if dtype is not None and engine == "openai":
+        raise ValueError("--dtype sets the precision of a model loaded here; a served model's precision is the "
+                         "server's (drop --dtype, or set it where the server starts)")
+    if dtype is not None and engine == "vllm":   # vLLM's own argument, recorded with the engine arguments
+        from radrl.models.load import DTYPES
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+        engine_args = {**(engine_args or {}), "dtype": str(DTYPES[dtype]).removeprefix("torch.")}
+    if engine != "openai":   # a hub id or a wrong path stops here, before any manifest is written
+        from radrl.models.load import require_local
+
+        require_local(model_path)
     model_info = _model_info(model_path, engine, endpoint, loader, engine_args)
     applied_by = _budget_applied_by(engine, loader, model_info.get("model_type"))
     comparable = {"contract": CONTRACT_VERSION, "data_sha256": _sha256(data), "prompt_scheme": PROMPT_SCHEME,
                   "pixels": {"min_pixels": min_pixels, "max_pixels": max_pixels, "applied_by": applied_by},
                   "decoding": {"temperature": temperature, "top_p": top_p, "thinking": thinking,
                                "box_instruction": box_instruction},
-                  "precision": _precision(engine, device, engine_args),
+                  "precision": _precision(engine, device, engine_args, dtype),
                   "tasks": _task_contract(rows, limits, min_pixels if applied_by == "radrl" else None, max_pixels),
                   "machine": machine_info()}
     manifest = {
         "status": "generating",
+        "radrl_version": version(),
         "name": name or Path(model_path).name,
         "model": model_info,
         "data": {"path": str(data), "sha256": _sha256(data), "tasks": list(tasks), "prompt_seed": seed,
                  "rows_available": n_all, "max_rows": max_rows,
-                 "skipped_rows": {"count_per_task": skipped, "reason": "no scorer for the task"} if skipped else {}},
+                 "skipped_rows": {"count_per_task": skipped, "reason": "no scorer for the task"} if skipped else {},
+                 "unreadable_images": unreadable},
         "decoding": {"greedy": temperature == 0, "temperature": temperature, "top_p": top_p,
                      "max_new_tokens": limits, "thinking": thinking, "box_instruction": box_instruction,
                      "min_pixels": min_pixels, "max_pixels": max_pixels},
@@ -141,7 +164,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
         run = make_backend(model_path, engine=engine, endpoint=endpoint, batch_size=batch_size,
                            temperature=temperature, top_p=top_p, device=device, loader=loader, min_pixels=min_pixels,
                            max_pixels=max_pixels, concurrency=concurrency, timeout=timeout, api_key=api_key,
-                           progress=progress, engine_args=engine_args)
+                           progress=progress, engine_args=engine_args, dtype=dtype)
         timing["load_s"] = time.time() - t0
         run(todo, limits, on_result)
 
@@ -151,8 +174,9 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     t_load, t_gen = timing["load_s"], time.time() - t1 - timing["load_s"]
     completions = completions_in_row_order(rows, predictions)
 
-    results = score(rows, completions, report_metrics)
-    kinds = score_by_kind(rows, completions, report_metrics)
+    with metric_progress(progress):   # model-based scorers show their batches (on a terminal)
+        results = score(rows, completions, report_metrics)
+        kinds = score_by_kind(rows, completions, report_metrics)
     write_per_sample(rows, results, out_dir / "per_sample.jsonl")
     metrics = write_metrics({**results, **kinds}, out_dir / "metrics.json", n_resamples=N_RESAMPLES, seed=BOOT_SEED,
                             extra={"model": model_path, "data": data, "rows": len(rows),
@@ -182,7 +206,8 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
             "samples_per_s": round(counts["generated"] / t_gen, 3) if counts["generated"] else None,
             "engine": engine, "engine_args": engine_args or {},
             "batch_size": batch_size, "concurrency": concurrency,
-            "device": device, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}],
+            "device": device, "radrl_version": version(),  # a resumed evaluation may span two versions
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}],
         "metrics": {"report_metrics": list(report_metrics),
                     "versions": {t: r.versions for t, r in results.items()},
                     "scorer_files": _scorer_files(results),
@@ -259,15 +284,20 @@ def _model_info(model: str, engine: str, endpoint: str | None, loader: str, engi
     return info
 
 
-def _precision(engine: str, device: str | None, engine_args: dict | None) -> str:
-    """The numeric precision generation runs in: the hf engine's dtype (``radrl.models.load`` picks bf16 on a
-    GPU that has it, else fp32), vLLM's dtype/quantization/kv-cache arguments, or "server" for an endpoint."""
+def _precision(engine: str, device: str | None, engine_args: dict | None, dtype: str | None = None) -> str:
+    """The numeric precision generation runs in: the hf engine's dtype (``dtype``, else what ``radrl.models.load``
+    picks: bf16 on a GPU that has it, else fp32), vLLM's dtype/quantization/kv-cache arguments, or "server" for
+    an endpoint."""
     if engine == "openai":
         return "server"
     if engine == "vllm":
         return ", ".join(f"{k}={(engine_args or {})[k]}" for k in PRECISION_ARGS if k in (engine_args or {})) or "auto"
-    from radrl.models.load import default_device, default_dtype
+    from radrl.models.load import DTYPES, default_device, default_dtype
 
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+        return str(DTYPES[dtype]).removeprefix("torch.")
     return str(default_dtype(device or default_device())).removeprefix("torch.")
 
 
@@ -280,6 +310,37 @@ def _clusters(rows: list[dict], keys: list[str]) -> dict[str, list[str]]:
         out[key] = [r.get("sample_id") or r["id"] for r in rows
                     if r["task"] == task and (not kind or r.get("kind") == kind)]
     return out
+
+
+def drop_unreadable(rows: list[dict], progress: bool = False) -> tuple[list[dict], dict]:
+    """(the rows whose images decode, a record of the others). Why: one corrupt or missing file used to abort
+    a whole evaluation mid-generation; now its rows are skipped, counted per task and listed with the file
+    and the error (manifest.json ``data.unreadable_images``; a warning says so). Each image is decoded once,
+    the way generation decodes it (``load_image``); both sides of a comparison skip the same rows, and
+    ``radrl compare`` sees any difference in the row-id hashes."""
+    from tqdm.auto import tqdm
+
+    from radrl.data.images import load_image
+
+    paths = list(dict.fromkeys(str(p) for r in rows for p in r.get("images") or [] if isinstance(p, (str, Path))))
+    errors: dict[str, str] = {}
+    for path in tqdm(paths, desc="check images", unit=" images", disable=not progress or len(paths) < 50,
+                     leave=False):
+        try:
+            load_image(path)
+        except ImageError as e:
+            errors[path] = str(e)
+    if not errors:
+        return rows, {}
+    bad = {r["id"]: r for r in rows if any(str(p) in errors for p in r.get("images") or [])}
+    files = [{"image": path, "error": error, "rows": [i for i, r in bad.items() if path in map(str, r["images"])]}
+             for path, error in errors.items()]
+    record = {"rows": len(bad), "rows_per_task": _count(r["task"] for r in bad.values()), "images": len(errors),
+              "files": files[:SHOWN_UNREADABLE], "files_not_listed": max(0, len(files) - SHOWN_UNREADABLE)}
+    first = files[0]
+    log.warning("skipped %d rows whose image cannot be read (%d images, e.g. %s), listed in manifest.json under "
+                "data.unreadable_images", len(bad), len(errors), first["error"])
+    return [r for r in rows if r["id"] not in bad], record
 
 
 def first_per_task(rows: list[dict], n: int) -> list[dict]:

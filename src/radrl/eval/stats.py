@@ -119,7 +119,8 @@ def bootstrap_corpus_ci(scorer: Callable[[list, list], MetricResult | float], re
     with the same seed.
 
     >>> from radrl.metrics import METRICS
-    >>> bootstrap_corpus_ci(METRICS["text"], ["a b c d"] * 3, ["a b c d"] * 3, "bleu", n_resamples=20)
+    >>> lo, hi = bootstrap_corpus_ci(METRICS["text"], ["a b c d"] * 3, ["a b c d"] * 3, "bleu", n_resamples=20)
+    >>> round(lo, 6), round(hi, 6)  # pycocoevalcap's BLEU smooths by 1e-9, so a perfect match is 1 - 3e-10
     (1.0, 1.0)
     """
     check_aligned(refs, hyps)

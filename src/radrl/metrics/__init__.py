@@ -26,15 +26,21 @@ files: ``radrl score``, ``radrl label``).
 """
 
 from radrl.metrics.base import (
+    DEVICE_ENV,
     MetricResult,
     MetricSpec,
     check_aligned,
     file_fingerprint,
+    metric_device,
+    metric_progress,
     model_folder,
     named_error,
     package_version,
+    progress,
+    showing_progress,
 )
 from radrl.metrics.registry import EVAL_SPECS, METRICS, all_specs, check_metrics, metric_spec, scorer_specs
 
-__all__ = ["EVAL_SPECS", "METRICS", "MetricResult", "MetricSpec", "all_specs", "check_aligned", "check_metrics",
-           "file_fingerprint", "metric_spec", "model_folder", "named_error", "package_version", "scorer_specs"]
+__all__ = ["DEVICE_ENV", "EVAL_SPECS", "METRICS", "MetricResult", "MetricSpec", "all_specs", "check_aligned",
+           "check_metrics", "file_fingerprint", "metric_device", "metric_progress", "metric_spec", "model_folder",
+           "named_error", "package_version", "progress", "scorer_specs", "showing_progress"]

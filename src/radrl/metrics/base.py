@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MetricResult", "MetricSpec", "check_aligned", "file_fingerprint", "model_folder", "named_error",
-           "package_version"]
+__all__ = ["DEVICE_ENV", "MetricResult", "MetricSpec", "check_aligned", "file_fingerprint", "metric_device",
+           "metric_progress", "model_folder", "named_error", "package_version", "progress", "showing_progress"]
 
 
 @dataclass
@@ -136,3 +138,62 @@ def named_error(e: Exception, context: str) -> Exception:
         return type(e)(message)
     except Exception:  # noqa: BLE001 (any constructor failure: e.g. UnicodeDecodeError needs five arguments)
         return RuntimeError(f"{context}: {type(e).__name__}: {e}")
+
+
+# --- where model-based scorers run, and whether they show progress ----------------------
+
+# The device every model-based scorer (RadGraph, CheXbert, BERTScore, GREEN, RaTEScore) runs on unless a call
+# names one: what `--metric-device` sets for radrl eval, score and reward-server, and a recipe's `env:` for GRPO.
+DEVICE_ENV = "RADRL_METRIC_DEVICE"
+_PROGRESS: ContextVar[bool] = ContextVar("radrl_metric_progress", default=False)
+
+
+def metric_device(device: str | None = None) -> str:
+    """The torch device a model-based scorer runs on: ``device`` when given, else ``$RADRL_METRIC_DEVICE``,
+    else the GPU when torch sees one. Why an environment variable: scorers are reached as
+    ``METRICS[name](refs, hyps)`` from eval, score, the GRPO rewards and the reward server's worker
+    processes alike, and one setting reaches them all (as the weight folders' variables do).
+
+    >>> metric_device("cpu")
+    'cpu'
+    """
+    import torch
+
+    chosen = device or os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
+    if chosen.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"metric device {chosen!r}, but torch sees no GPU on this machine; score on the CPU "
+                         f"(--metric-device cpu, or unset {DEVICE_ENV})")
+    return chosen
+
+
+def showing_progress() -> bool:
+    """Whether scorers show progress now: ``metric_progress`` is on and standard error is a terminal."""
+    import sys
+
+    return _PROGRESS.get() and sys.stderr.isatty()
+
+
+@contextmanager
+def metric_progress(enabled: bool = True) -> Iterator[None]:
+    """Within this block, model-based scorers show a progress bar over their batches (``progress``).
+    ``radrl eval`` and ``radrl score`` turn it on; rewards inside a training loop leave it off, where a bar
+    at every step would bury the trainer's own log."""
+    token = _PROGRESS.set(enabled)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
+    """``items`` with a progress bar on standard error when ``metric_progress`` is on, standard error is a
+    terminal and there is more than one step (a log file gets no bar). Why: RadGraph or GREEN over a few
+    thousand reports takes minutes, and a silent minute looks like a hang."""
+    n = total if total is not None else (len(items) if isinstance(items, Sequence | range) else None)
+    if not (showing_progress() and (n is None or n > 1)):
+        return items
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, total=n, leave=False, file=sys.stderr, dynamic_ncols=True)

@@ -51,25 +51,45 @@ answers (-3) before this.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics.base import (
+    MetricResult,
+    MetricSpec,
+    check_aligned,
+    file_fingerprint,
+    metric_device,
+    model_folder,
+    package_version,
+    showing_progress,
+)
 
-__all__ = ["ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL", "BertScoreModelMissing", "bertscore", "check_weights",
+__all__ = ["DISTILBERT_ENV_VAR", "DISTILBERT_LAYER", "DISTILBERT_MODEL", "ENV_VAR", "MAX_CHARS", "RADCLIQ_MODEL",
+           "BertScoreModelMissing", "bertscore", "bertscore_distilbert", "check_distilbert_weights", "check_weights",
            "prepare_text"]
 
 RADCLIQ_MODEL = "distilroberta-base"
 ENV_VAR = "RADRL_BERTSCORE_MODEL"
+# RadVLM's evaluation (vilmedic BertScore), RadEval's standalone BERTScore and RadVLM-GRPO's BERTScore reward
+# (worker_bertscore.py): distilbert-base-uncased, layer 5, rescaled. The paper's BERTScore column is this one.
+DISTILBERT_MODEL = "distilbert-base-uncased"
+DISTILBERT_ENV_VAR = "RADRL_BERTSCORE_DISTILBERT_MODEL"
+DISTILBERT_LAYER = 5
 MAX_CHARS = 2048  # RadVLM-GRPO cuts both texts at 2,048 characters before scoring
 SPECS = (MetricSpec("bertscore", "BERTScore F1", needs_weights=True,
                     description="BERTScore F1 with the local model named in metrics.json versions (RadCliQ's "
-                                "configuration: distilroberta-base, baseline-rescaled), mean over samples"),)
+                                "configuration: distilroberta-base, baseline-rescaled), mean over samples"),
+         MetricSpec("bertscore_distilbert", "BERTScore F1 (distilbert)", needs_weights=True,
+                    description="rescaled BERTScore F1, distilbert-base-uncased layer 5: the paper's BERTScore "
+                                "column (RadVLM's evaluation, RadEval) and its BERTScore reward; mean over samples"))
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 _TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("vocab.txt",), ("spiece.model",),
                     ("sentencepiece.bpe.model",))
@@ -87,7 +107,7 @@ def prepare_text(text: str | None) -> str:
 
 def bertscore(refs: Sequence[str | None], hyps: Sequence[str | None], model: str | os.PathLike | None = None,
               num_layers: int | None = None, rescale: bool = True, baseline_path: str | os.PathLike | None = None,
-              batch_size: int = 64, device: str | None = None) -> MetricResult:
+              batch_size: int = 64, device: str | None = None, fast: bool = True) -> MetricResult:
     """BERTScore F1 per pair (``per_sample["bertscore"]``) and its mean (``aggregate``).
 
     ``model``: local model folder (default: ``$RADRL_BERTSCORE_MODEL``); ``num_layers``:
@@ -95,6 +115,10 @@ def bertscore(refs: Sequence[str | None], hyps: Sequence[str | None], model: str
     ``rescale``: baseline-rescaled F1 (RadCliQ's), with ``baseline_path`` or the shipped
     baseline of a known model; ``device``: torch device (default cuda when available).
     Results do not depend on ``batch_size`` beyond float rounding.
+    ``fast`` (default): each distinct text encoded once and references' token vectors cached across calls
+    (``radrl.metrics.encodings``: a GRPO group's 8 rollouts share one reference); ``fast=False``: the
+    ``bert-score`` package's ``score``. Equal to float rounding, except where bert-score's batch padding
+    enters a pair's greedy match (a token whose best cosine is negative): ``fast`` scores every pair alone.
     """
     check_aligned(refs, hyps)
     folder = _model_folder(model)
@@ -111,15 +135,27 @@ def bertscore(refs: Sequence[str | None], hyps: Sequence[str | None], model: str
     if not refs:
         return MetricResult(aggregate={"bertscore": 0.0}, per_sample={"bertscore": []}, versions=versions)
 
-    scorer = _scorer(folder, layers, rescale, baseline, batch_size, device)
+    scorer = _scorer(folder, layers, rescale, baseline, batch_size, metric_device(device))
     hyp_texts, ref_texts = [prepare_text(h) for h in hyps], [prepare_text(r) for r in refs]
     # bert-score sets raw P, R, F1 to 0 when a side is empty, but its code for that path
     # calls a tokenizer method transformers 5 removed; so empty pairs get that value here.
     empty_f1 = -float(scorer.baseline_vals[2]) / (1 - float(scorer.baseline_vals[2])) if rescale else 0.0
     full = [i for i, (h, r) in enumerate(zip(hyp_texts, ref_texts)) if h.strip() and r.strip()]
     values = [empty_f1] * len(hyp_texts)
-    if full:
-        _, _, f1 = scorer.score([hyp_texts[i] for i in full], [ref_texts[i] for i in full], batch_size=batch_size)
+    if full and fast:
+        from radrl.metrics.encodings import TextCache, bertscore_pairs
+
+        if not hasattr(scorer, "radrl_cache"):
+            scorer.radrl_cache = TextCache()
+        f1 = bertscore_pairs(scorer, [hyp_texts[i] for i in full], [ref_texts[i] for i in full], batch_size,
+                             scorer.radrl_cache)
+        for i, x in zip(full, f1):
+            values[i] = float(x)
+    elif full:
+        verbose = showing_progress()   # bert-score's own bars; its status lines go to stderr, not a command's output
+        with contextlib.redirect_stdout(sys.stderr) if verbose else contextlib.nullcontext():
+            _, _, f1 = scorer.score([hyp_texts[i] for i in full], [ref_texts[i] for i in full], batch_size=batch_size,
+                                    verbose=verbose)
         for i, x in zip(full, f1.tolist()):
             values[i] = float(x)
     return MetricResult(aggregate={"bertscore": math.fsum(values) / len(values)},
@@ -242,3 +278,69 @@ def _scorer(folder: Path, layers: int, rescale: bool, baseline: Path | None, bat
         if tokenizer.model_max_length > 100_000:  # no limit in tokenizer_config.json: positions stop at 512
             tokenizer.model_max_length = 512
     return _SCORERS[key]
+
+
+# --- distilbert-base-uncased, layer 5: the paper's BERTScore --------------------------------------------
+
+
+def bertscore_distilbert(refs: Sequence[str | None], hyps: Sequence[str | None],
+                         model: str | os.PathLike | None = None, batch_size: int = 64,
+                         device: str | None = None) -> MetricResult:
+    """BERTScore F1 as the paper reports and rewards it (``per_sample["bertscore_distilbert"]``): rescaled F1
+    of ``distilbert-base-uncased`` at layer 5, no IDF, with ``bert-score``'s shipped baseline for that model.
+
+    Why a second BERTScore: RadVLM's evaluation (the paper's tables), RadEval's standalone BERTScore and
+    RadVLM-GRPO's BERTScore reward all use this encoder, while RadCliQ-v1 uses distilroberta-base
+    (``bertscore``); the two numbers differ and neither stands in for the other. ``model``: the local
+    ``distilbert-base-uncased`` folder (default ``$RADRL_BERTSCORE_DISTILBERT_MODEL``); its layer and
+    baseline are fixed here, whatever the folder is called. Text is prepared as the reward does
+    (``prepare_text``: lower-cased, a no-op for this uncased model, and cut at 2,048 characters).
+
+    >>> r = bertscore_distilbert(["no effusion."], ["No effusion."], "/models/distilbert-base-uncased")  # doctest:+SKIP
+    >>> round(r.aggregate["bertscore_distilbert"], 4)  # doctest: +SKIP
+    1.0
+    """
+    folder = _distilbert_folder(model)
+    r = bertscore(refs, hyps, model=folder, num_layers=DISTILBERT_LAYER, baseline_path=_distilbert_baseline(),
+                  batch_size=batch_size, device=device)
+    versions = {k: v for k, v in r.versions.items() if k not in ("bertscore_model", "bertscore")}
+    versions["bertscore_distilbert_model"] = r.versions["bertscore_model"]
+    versions["bertscore_distilbert"] = r.versions["bertscore"]
+    return MetricResult(aggregate={"bertscore_distilbert": r.aggregate["bertscore"]},
+                        per_sample={"bertscore_distilbert": r.per_sample["bertscore"]}, versions=versions)
+
+
+def check_distilbert_weights(model: str | os.PathLike | None = None) -> None:
+    """What ``bertscore_distilbert`` needs, checked without loading the model: ``bert-score`` (with its
+    distilbert-base-uncased baseline) and a complete DistilBERT folder; raises with the fix."""
+    check_weights(_distilbert_folder(model), baseline_path=_distilbert_baseline())
+
+
+def _distilbert_folder(model: str | os.PathLike | None) -> Path:
+    folder = model_folder(model, DISTILBERT_ENV_VAR, "BERTScore (distilbert) model", _lacking,
+                          lambda why: BertScoreModelMissing(_distilbert_missing(why)))
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("model_type") != "distilbert" or config.get("n_layers", 0) < DISTILBERT_LAYER:
+        raise BertScoreModelMissing(_distilbert_missing(
+            f"{folder} holds a {config.get('model_type')!r} model with {config.get('n_layers')} layers, not "
+            f"{DISTILBERT_MODEL} (model_type 'distilbert', 6 layers)"))
+    return folder
+
+
+def _distilbert_baseline() -> Path:
+    """bert-score's shipped rescale baseline for distilbert-base-uncased (what RadVLM's evaluation uses)."""
+    try:
+        import bert_score
+    except ImportError:
+        raise ImportError("BERTScore needs the bert-score package: pip install 'bert-score>=0.3.13' (radrl's "
+                          "`bertscore` extra)") from None
+    return Path(bert_score.__file__).parent / "rescale_baseline" / "en" / f"{DISTILBERT_MODEL}.tsv"
+
+
+def _distilbert_missing(why: str) -> str:
+    return (f"{why}. BERTScore (distilbert), the paper's BERTScore, needs the '{DISTILBERT_MODEL}' folder from the "
+            f"Hugging Face hub (https://huggingface.co/{DISTILBERT_MODEL}): config.json, model.safetensors and "
+            f"vocab.txt (+ tokenizer_config.json). On a machine with internet run `huggingface-cli download "
+            f"{DISTILBERT_MODEL} config.json model.safetensors vocab.txt tokenizer_config.json --local-dir "
+            f"/models/{DISTILBERT_MODEL}`, copy the folder here, and pass model='/models/{DISTILBERT_MODEL}' or set "
+            f"{DISTILBERT_ENV_VAR}=/models/{DISTILBERT_MODEL}. Nothing is downloaded at run time.")

@@ -50,7 +50,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
-from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
+from radrl.metrics.base import (
+    MetricResult,
+    MetricSpec,
+    check_aligned,
+    file_fingerprint,
+    metric_device,
+    model_folder,
+    package_version,
+    progress,
+)
 from radrl.metrics.chexpert import label_f1
 
 __all__ = ["CONDITIONS", "ENV_VAR", "CheXbertModel", "CheXbertModelMissing", "check_weights", "chexbert",
@@ -111,13 +120,13 @@ class CheXbertModel:
         import torch
 
         vectors, labels = [], []
-        for i in range(0, len(texts), batch_size):
+        for i in progress(range(0, len(texts), batch_size), "CheXbert"):
             ids = [self._ids(t) for t in texts[i:i + batch_size]]
             width = max(len(x) for x in ids)
             pad = self.tokenizer.pad_token_id
             input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=self.device)
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=self.device)
-            with torch.no_grad():
+            with torch.inference_mode():
                 cls = self.bert(input_ids=input_ids, attention_mask=mask)[0][:, 0]  # (batch, hidden)
                 classes = [(cls @ w.T + b).argmax(-1).tolist() for w, b in self.heads]  # 14 x (batch,)
             vectors.extend(cls.double().cpu().tolist())
@@ -138,10 +147,8 @@ def load_chexbert(model: str | os.PathLike | None = None, device: str | None = N
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    from radrl.models.load import default_device
-
     folder = _model_folder(model)
-    device = device or default_device()
+    device = metric_device(device)   # the call's, else $RADRL_METRIC_DEVICE (--metric-device), else the GPU
     if (str(folder), device) in _MODELS:
         return _MODELS[(str(folder), device)]
     path = folder / "chexbert.pth"
@@ -182,12 +189,29 @@ def label_reports(texts: Sequence[str], model: str | os.PathLike | None = None,
 
 
 def chexbert(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike | None = None,
-             device: str | None = None, batch_size: int = 32) -> MetricResult:
-    """CheXbert F1 (micro/macro over 14 and 5 observations), per-pair example F1 and embedding cosine."""
+             device: str | None = None, batch_size: int = 32, fast: bool = True) -> MetricResult:
+    """CheXbert F1 (micro/macro over 14 and 5 observations), per-pair example F1 and embedding cosine.
+    Each distinct text is encoded once per call (a GRPO group's reference once, not 8 times); ``fast``
+    (default) also encodes in batches of similar length and keeps the references' encodings across calls
+    (``radrl.metrics.encodings.TextCache``), same values."""
+    from radrl.metrics.encodings import TextCache, encode_once
+
     check_aligned(refs, hyps)
     m = load_chexbert(model, device)
-    unique = list(dict.fromkeys(list(refs) + list(hyps)))  # a GRPO group's reference is encoded once
-    vectors, labels = m.encode(unique, batch_size)
+    if fast and not hasattr(m, "ref_cache"):
+        m.ref_cache = TextCache()
+
+    def encode(texts: list[str]) -> list[tuple]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if fast else list(range(len(texts)))
+        vecs, labs = m.encode([texts[i] for i in order], batch_size)
+        out: list = [None] * len(texts)
+        for i, v, lab in zip(order, vecs, labs):
+            out[i] = (v, lab)
+        return out
+
+    found = encode_once([*refs, *hyps], refs, encode, m.ref_cache if fast else None)
+    unique = list(found)
+    vectors, labels = [found[t][0] for t in unique], [found[t][1] for t in unique]
     at = {t: i for i, t in enumerate(unique)}
     ref_i, hyp_i = [at[r] for r in refs], [at[h] for h in hyps]
     f1s, sample_f1 = label_f1([labels[i] for i in ref_i], [labels[i] for i in hyp_i])

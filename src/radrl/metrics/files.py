@@ -7,7 +7,8 @@ use, and label reports the way the CheXpert labeler's ``labeled_reports.csv`` do
 Input files (``read_reports``), chosen by extension:
 
 * ``.jsonl``: one JSON object per line; the report is the field ``--column`` (or, with
-  two files, ``--ref-column`` / ``--pred-column``); without one, the only string field.
+  two files, ``--ref-column`` / ``--pred-column``); without one, ``report`` (the rows
+  ``radrl prepare --reports-only`` writes), else the only string field.
 * ``.csv``: a header row; the column ``--column``, else ``Reports`` (the CheXpert
   labeler's name), else the only column. ``--no-header``: the first column of every row
   (the CheXpert labeler's input format).
@@ -79,6 +80,7 @@ def _read_jsonl(path: Path, text: str, column: str | None) -> list[str]:
             raise ValueError(f"{path}, line {n}: a JSON {type(row).__name__}, not an object with a report field")  # noqa: TRY004 (bad data, not a bad call)
         if column is None:
             fields = [k for k, v in row.items() if isinstance(v, str)]
+            fields = ["report"] if "report" in fields else fields   # `radrl prepare --reports-only` rows
             if len(fields) != 1:
                 raise ValueError(f"{path}, line {n}: {len(fields)} text fields {fields}; say which holds the report "
                                  "with --column (or --ref-column / --pred-column)")

@@ -60,7 +60,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, model_folder, package_version
+from radrl.metrics.base import (
+    MetricResult,
+    MetricSpec,
+    check_aligned,
+    metric_device,
+    model_folder,
+    package_version,
+    progress,
+)
 
 __all__ = ["CATEGORIES", "ENV_ENDPOINT", "ENV_MODEL", "ENV_MODEL_NAME", "GREEN_MODEL", "SUB_CATEGORIES",
            "GreenJudgeMissing", "GreenParse", "check_judge", "green", "green_score", "make_prompt", "parse_green"]
@@ -267,9 +275,7 @@ def _generate_local(path: Path, prompts: list[str], batch_size: int, max_length:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from radrl.models.load import default_device
-
-    device = device or default_device()
+    device = metric_device(device)   # the call's, else $RADRL_METRIC_DEVICE (--metric-device), else the GPU
     if (str(path), device) not in _JUDGES:
         dtype = torch.float16 if device.startswith("cuda") else torch.float32  # as GREEN
         lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device).eval()
@@ -281,7 +287,7 @@ def _generate_local(path: Path, prompts: list[str], batch_size: int, max_length:
     lm, tok = _JUDGES[(str(path), device)]
     limits = {"max_new_tokens": max_new_tokens} if max_new_tokens else {"max_length": max_length}
     out = []
-    for i in range(0, len(prompts), batch_size):
+    for i in progress(range(0, len(prompts), batch_size), "GREEN"):
         texts = [tok.apply_chat_template([{"from": "human", "value": p}, {"from": "gpt", "value": ""}],
                                          tokenize=False, add_generation_prompt=True) for p in prompts[i:i + batch_size]]
         enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length).to(device)

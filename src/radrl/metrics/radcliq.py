@@ -18,9 +18,11 @@ with the inputs as the reference computes them:
   1/2, 1/2); RadEval feeds its own BLEU instead. Its coefficient is 4.3e-12, so which
   BLEU it is changes RadCliQ by less than 1e-11: it is kept for fidelity, not effect.
 
-The numbers below are the reference's to full precision (paper.md gives them rounded:
+The numbers below are RadEval's 8-digit roundings of CXR-Report-Metric's ``radcliq-v1.pkl``
+(what the authors' reward ran; the pickle's full doubles, listed in docs/metrics.md, move
+RadCliQ-v1 by under 7e-8 for inputs in [-1, 1]). paper.md rounds further:
 mean 0.5379, 0.6176, 0.7648, 0.4474; scale 0.3028, 0.2243, 0.2539, 0.2989; coefficients
--0.3771, -0.3703, -0.2526, ~0; intercept ~0). The first three coefficients sum to -1.0, so
+-0.3771, -0.3703, -0.2526, ~0; intercept ~0. The first three coefficients sum to -1.0, so
 a sample one standard deviation above the mean on every input scores about -1.
 
 ``radcliq_v1`` takes the four components; ``radcliq`` (``METRICS["radcliq"]``) computes them
@@ -139,13 +141,16 @@ def check_weights(radgraph_model: str | os.PathLike | None = None, bertscore_mod
 
 def radcliq(refs: Sequence[str], hyps: Sequence[str], radgraph_model: str | os.PathLike | None = None,
             bertscore_model: str | os.PathLike | None = None, chexbert_model: str | os.PathLike | None = None,
-            device: str | None = None) -> MetricResult:
+            device: str | None = None, fast: bool = True) -> MetricResult:
     """RadCliQ-v1 per pair from text (``per_sample["radcliq_v1"]``, lower is better) and its four components
     (``radcliq_radgraph_er``, ``radcliq_bertscore``, ``radcliq_chexbert_similarity``, ``radcliq_bleu2``: prefixed,
     since they are computed on RadCliQ's lower-cased text, not the text the plain scorers read); aggregates are
     means over pairs.
     Model folders: the arguments, else ``RADRL_RADGRAPH_MODEL``, ``RADRL_BERTSCORE_MODEL`` (a folder named
     ``distilroberta-base``, so that its layer and rescaling baseline are RadCliQ's), ``RADRL_CHEXBERT_MODEL``.
+    ``fast`` (default, the reward's path): every scorer encodes each distinct text once, in batches of similar
+    length, and keeps the references' encodings across calls; ``fast=False`` is the straightforward path
+    (bert-score's own ``score``, no cache). Values agree to float rounding (tests/metrics/test_encodings.py).
     """
     from radrl.metrics.base import check_aligned
     from radrl.metrics.bertscore import bertscore, prepare_text
@@ -154,9 +159,9 @@ def radcliq(refs: Sequence[str], hyps: Sequence[str], radgraph_model: str | os.P
 
     check_aligned(refs, hyps)
     refs, hyps = [prepare_text(r) for r in refs], [prepare_text(h) for h in hyps]
-    parts = [radgraph(refs, hyps, model=radgraph_model, device=device),
-             bertscore(refs, hyps, model=bertscore_model, device=device),
-             chexbert(refs, hyps, model=chexbert_model, device=device)]
+    parts = [radgraph(refs, hyps, model=radgraph_model, device=device, fast=fast),
+             bertscore(refs, hyps, model=bertscore_model, device=device, fast=fast),
+             chexbert(refs, hyps, model=chexbert_model, device=device, fast=fast)]
     components = {"radcliq_radgraph_er": parts[0].per_sample["radgraph_er"],
                   "radcliq_bertscore": parts[1].per_sample["bertscore"],
                   "radcliq_chexbert_similarity": parts[2].per_sample["chexbert_similarity"],

@@ -39,8 +39,9 @@ Scores, per pair (hypothesis vs reference), as ``radgraph.F1RadGraph`` computes 
   and relation F1 over (source entity, target entity, relation type) (RadEval's
   ``RadGraphRadCliQ``; 0 for empty sets).
 
-Text is tokenised as ``radgraph`` does for RadGraph-XL (``\\n`` to spaces, nltk's
-``wordpunct_tokenize`` regex, a few punctuation splits) and not lower-cased here: the
+Text is tokenised as ``radgraph`` 0.1.18 does for RadGraph-XL with today's nltk (``\\n`` to spaces,
+nltk's ``wordpunct_tokenize`` pattern in the ``regex`` engine that nltk >= 3.10.3 uses, a few
+punctuation splits) and not lower-cased here: the
 encoder is uncased, but entity tokens keep their case in ``simple`` and ``partial``,
 as in ``radgraph``. Each report is one "sentence", as in ``radgraph``; word pieces
 beyond the encoder's ``max_length`` are encoded in further windows, as AllenNLP folds them.
@@ -68,7 +69,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, file_fingerprint, model_folder, package_version
+import regex
+
+from radrl.metrics.base import (
+    MetricResult,
+    MetricSpec,
+    check_aligned,
+    file_fingerprint,
+    metric_device,
+    model_folder,
+    package_version,
+    progress,
+)
 
 __all__ = ["ENCODER_ENV_VAR", "ENV_VAR", "KEYS", "RadGraphModel", "RadGraphModelMissing", "check_weights",
            "f1_scores", "load_radgraph", "radgraph", "tokenize_report"]
@@ -87,7 +99,10 @@ SPECS = (
 _EMB = "_embedder.token_embedder_bert._matched_embedder.transformer_model."
 _UNUSED = ("_coref.", "_events.")  # DyGIE modules RadGraph trains with loss weight 0
 _MODELS: dict[tuple, RadGraphModel] = {}
-_WORDPUNCT = re.compile(r"\w+|[^\w\s]+")  # nltk's wordpunct_tokenize, without importing nltk (seconds)
+# nltk's wordpunct_tokenize without importing nltk (seconds). Since 3.10.3 nltk compiles its patterns with the
+# third-party `regex` engine (nltk.redos), whose \w is Unicode's (combining marks in, "²" out), not `re`'s, so
+# "cm²", decomposed accents and "İ" split differently under `re`: compiled here the way nltk compiles it.
+_WORDPUNCT = regex.compile(r"\w+|[^\w\s]+", regex.UNICODE | regex.MULTILINE | regex.DOTALL)
 
 
 class RadGraphModelMissing(FileNotFoundError):
@@ -150,15 +165,15 @@ class RadGraphModel:
     def annotate_many(self, texts: Sequence[str], batch_size: int = 8) -> list[dict]:
         """``annotate`` for each text; the encoder runs on ``batch_size`` reports of similar length at a time
         (padded windows, masked; the annotations are the same for any batch size, tested), the span heads per
-        report. Padding makes large batches cost more on CPU; their speed has not been recorded."""
+        report. Speed against the ``radgraph`` package: bench/scorers_speed.py."""
         import torch
 
         words = [tokenize_report(t, self.namespace) or ["None"] for t in texts]
         order = sorted(range(len(words)), key=lambda i: len(words[i]))  # similar lengths share a batch: less padding
         out: list[dict] = [{}] * len(words)
-        for i in range(0, len(order), batch_size):
+        for i in progress(range(0, len(order), batch_size), "RadGraph"):
             chunk = [words[j] for j in order[i:i + batch_size]]
-            with torch.no_grad():
+            with torch.inference_mode():
                 for j, w, vec in zip(order[i:i + batch_size], chunk, self._word_vectors(chunk)):
                     ner, rel = self._predict(w, vec)
                     out[j] = {"text": " ".join(w), "entities": _entities(ner, rel, w)}
@@ -278,8 +293,6 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
     """Load RadGraph-XL from its extracted archive (``model`` or ``$RADRL_RADGRAPH_MODEL``); cached."""
     import torch
 
-    from radrl.models.load import default_device
-
     folder = _model_folder(model)
     config = json.loads((folder / "config.json").read_text())
     try:
@@ -292,7 +305,7 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
         raise ValueError(f"{folder / 'config.json'} is not a RadGraph (DyGIE) config: missing or bad {e}; "
                          "use the config.json from radgraph-xl.tar.gz unchanged") from e
     enc = _encoder_folder(folder, encoder, bert.get("model_name", "?"))
-    device = device or default_device()
+    device = metric_device(device)   # the call's, else $RADRL_METRIC_DEVICE (--metric-device), else the GPU
     key = (str(folder), str(enc), device)
     if key in _MODELS:
         return _MODELS[key]
@@ -330,14 +343,22 @@ def load_radgraph(model: str | os.PathLike | None = None, encoder: str | os.Path
 
 
 def radgraph(refs: Sequence[str], hyps: Sequence[str], model: str | os.PathLike | None = None,
-             encoder: str | os.PathLike | None = None, device: str | None = None, batch_size: int = 8) -> MetricResult:
+             encoder: str | os.PathLike | None = None, device: str | None = None, batch_size: int = 8,
+             fast: bool = True) -> MetricResult:
     """RadGraph F1 per pair at the three reward levels and RadCliQ's entity/relation mean (``KEYS``);
-    aggregates are their means over pairs, as ``radgraph.F1RadGraph`` reports them."""
+    aggregates are their means over pairs, as ``radgraph.F1RadGraph`` reports them. Each distinct text is
+    annotated once per call; ``fast`` (default) also keeps the references' annotations across calls
+    (``radrl.metrics.encodings.TextCache``: GRPO steps and epochs repeat references), same values."""
+    from radrl.metrics.encodings import TextCache, encode_once
+
     check_aligned(refs, hyps)
     m = load_radgraph(model, encoder, device)
     blank = [not (r or "").strip() or not (h or "").strip() for r, h in zip(refs, hyps)]
-    unique = list(dict.fromkeys(t for r, h, b in zip(refs, hyps, blank) if not b for t in (r, h)))
-    cache = dict(zip(unique, m.annotate_many(unique, batch_size)))
+    if fast and not hasattr(m, "ref_cache"):
+        m.ref_cache = TextCache()
+    cache = encode_once([t for r, h, b in zip(refs, hyps, blank) if not b for t in (r, h)],
+                        [r for r, b in zip(refs, blank) if not b], lambda texts: m.annotate_many(texts, batch_size),
+                        m.ref_cache if fast else None)
     per: dict[str, list[float]] = {k: [] for k in KEYS}
     for r, h, b in zip(refs, hyps, blank):
         values = (0.0,) * 4 if b else f1_scores(cache[r], cache[h])

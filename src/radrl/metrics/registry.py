@@ -88,10 +88,13 @@ METRICS: dict[str, Callable[[list[str], list[str]], MetricResult]] = {
     "chexpert": _lazy("chexpert", "chexpert_f1"),
     "meteor": _lazy("text", "score_meteor", "check_meteor"),  # needs the `meteor` extra (pycocoevalcap + Java)
     "bertscore": _lazy("bertscore", "bertscore", "check_weights"),  # bert-score + a local model (RADRL_BERTSCORE_MODEL)
+    # the paper's BERTScore (RadVLM's evaluation): distilbert-base-uncased layer 5 (RADRL_BERTSCORE_DISTILBERT_MODEL)
+    "bertscore_distilbert": _lazy("bertscore", "bertscore_distilbert", "check_distilbert_weights"),
     "radgraph": _lazy("radgraph", "radgraph", "check_weights"),  # RadGraph-XL archive on disk (RADRL_RADGRAPH_MODEL)
     "chexbert": _lazy("chexbert", "chexbert", "check_weights"),  # chexbert.pth + BERT files (RADRL_CHEXBERT_MODEL)
     "radcliq": _lazy("radcliq", "radcliq", "check_weights"),  # RadGraph-XL + CheXbert + BERTScore (the three variables)
     "green": _lazy("green", "green", "check_judge"),  # GREEN judge: RADRL_GREEN_MODEL (local) or RADRL_GREEN_ENDPOINT
+    "ratescore": _lazy("ratescore", "ratescore", "check_weights"),  # RaTE-NER + BioLORD folders (RADRL_RATESCORE_MODEL)
 }
 
 

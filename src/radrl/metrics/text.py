@@ -8,15 +8,19 @@ Which implementation, and why:
 * ROUGE-L (``rouge_l``): Google's ``rouge-score`` package, ``rougeL`` F-measure with the
   Porter stemmer and its own tokenizer (lower-cases, keeps ``[a-z0-9]`` runs), averaged
   over samples: what vilmedic (RadVLM's evaluation) and RadEval run.
-* BLEU-1..4 (``bleu1``..``bleu4``; ``bleu`` = ``bleu4``): ``nltk``'s ``corpus_bleu`` /
-  ``sentence_bleu`` (no smoothing, uniform weights over 1..n). RadVLM and RadEval use the
-  pycocoevalcap ``BleuScorer``, which also splits on whitespace and picks the closest
-  reference length; nltk gives the same corpus values (within 1e-13 on RadEval's 200
-  impression pairs, see tests/metrics/fixtures/radeval_lexical.json) without
-  pycocoevalcap's 100 MB wheel of Java jars. Per sample, pycocoevalcap adds 1e-15 to
-  zero n-gram counts, so where nltk gives 0 it gives up to a few 1e-5: the same for
-  any table. sacrebleu's BLEU was not chosen: its 13a tokenisation splits punctuation,
-  so its numbers differ from the field's BLEU.
+* BLEU-1..4 (``bleu1``..``bleu4``; ``bleu`` = ``bleu4``): pycocoevalcap 1.2's ``Bleu(4)``
+  (``BleuScorer``, option "closest"), the BLEU of RadVLM's evaluation (vilmedic) and RadEval,
+  written out here operation for operation (``bleu_all``; bit-identical to it, see
+  tests/metrics/test_text.py) rather than pulling in pycocoevalcap's 100 MB wheel of Java
+  jars. Per sample is what its ``compute_score`` returns per pair (RadEval's per-sample
+  BLEU): each pair's own counts and brevity penalty, with pycocoevalcap's
+  ``(count + 1e-15) / (guess + 1e-9)``, so an order a short text cannot fill is smoothed
+  to about 1e-6 rather than 0 (a 3-word hypothesis identical to its reference scores
+  BLEU-4 = 1e-6 ** (1/4) = 0.032). nltk's ``corpus_bleu`` is not used: it counts one
+  n-gram for a hypothesis shorter than n words where pycocoevalcap counts none, which
+  moved corpus BLEU-4 (0.1334 vs 0.1345 on short impressions, issue 15), and its sentence BLEU
+  gave 0 where pycocoevalcap gives up to 0.03. sacrebleu's BLEU was not chosen: its 13a
+  tokenisation splits punctuation, so its numbers differ from the field's BLEU.
 * CIDEr (``cider``): CIDEr-D exactly as pycocoevalcap's ``Cider`` computes it (n-grams
   1..4, TF-IDF with document frequencies over the references of the scored set,
   clipped hypothesis weights, Gaussian length penalty sigma 6, times 10), written out
@@ -32,21 +36,22 @@ Which implementation, and why:
   over the corpus, as ``google_bleu`` does on a list.
 * METEOR: see ``score_meteor``.
 
-Tokenisation: BLEU and CIDEr split lower-cased text on whitespace, as RadEval and
-vilmedic do (they pass raw text to pycocoevalcap's scorers without its PTB tokenizer,
-so "effusion." and "effusion" are different words). RadEval itself does not
-lower-case; the reports it is run on are lower-cased upstream (all 400 RadEval
-impressions are), so lower-casing here changes nothing on the field's data and makes
-"No effusion" match "no effusion" on raw model output. GLEU keeps case, as its
-reference does. Empty or whitespace-only texts score 0 and never raise.
+Tokenisation: BLEU and CIDEr split the text as written on whitespace, case-sensitive, as
+RadVLM's evaluation (vilmedic's copies of pycocoevalcap's scorers) and RadEval do: they
+pass raw text to the scorers without pycocoevalcap's PTB tokenizer or lower-casing, so
+"effusion." and "effusion", "No" and "no" are different words. (Before, radrl lower-cased
+both sides; that matched "No effusion" with "no effusion" but gave other numbers than the
+authors' code on MIMIC-CXR's capitalised reports.) GLEU keeps case, as its reference
+does; ROUGE-L lower-cases inside rouge-score. Empty or whitespace-only texts never
+raise and score 0 (BLEU: below 1e-8, pycocoevalcap's smoothing).
 
 The aggregates ``bleu*`` and ``gleu`` pool n-gram counts over the corpus (as the papers
 report), so they are not the mean of ``per_sample`` (sentence values); ``rouge_l`` and
 ``cider`` aggregate as their references do, by the mean over samples.
 
->>> r = score_text(["No pleural effusion or pneumothorax."], ["no pleural effusion or pneumothorax."])
->>> r.aggregate["rouge_l"], r.per_sample["bleu"], r.per_sample["bleu1"]
-(1.0, [1.0], [1.0])
+>>> r = score_text(["No pleural effusion or pneumothorax."], ["No pleural effusion or pneumothorax."])
+>>> r.aggregate["rouge_l"], round(r.per_sample["bleu"][0], 6), round(r.per_sample["bleu1"][0], 6)
+(1.0, 1.0, 1.0)
 """
 
 from __future__ import annotations
@@ -63,17 +68,17 @@ from pathlib import Path
 
 from radrl.metrics.base import MetricResult, MetricSpec, check_aligned, package_version
 
-__all__ = ["bleu_scores", "check_meteor", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l",
+__all__ = ["bleu_all", "bleu_scores", "check_meteor", "cider_d", "gleu_scores", "meteor_coco", "meteor_nltk", "rouge_l",
            "score_gleu", "score_meteor", "score_rouge_l", "score_text", "tokenize_13a"]
-
-BLEU_WEIGHTS = {1: (1.0,), 2: (1 / 2,) * 2, 3: (1 / 3,) * 3, 4: (1 / 4,) * 4}
 
 SPECS = (
     MetricSpec("rouge_l", "ROUGE-L", description="rouge-score ROUGE-L F-measure (Porter stemmer), mean over samples"),
-    MetricSpec("bleu", "BLEU-4", description="nltk corpus BLEU-4, no smoothing, lower-cased whitespace tokens"),
-    *(MetricSpec(f"bleu{n}", f"BLEU-{n}", description=f"nltk corpus BLEU-{n}", same_as="bleu" if n == 4 else None)
+    MetricSpec("bleu", "BLEU-4", description="corpus BLEU-4 as pycocoevalcap's Bleu, case-sensitive whitespace tokens"),
+    *(MetricSpec(f"bleu{n}", f"BLEU-{n}", description=f"corpus BLEU-{n} as pycocoevalcap's Bleu",
+                 same_as="bleu" if n == 4 else None)
       for n in (1, 2, 3, 4)),
-    MetricSpec("cider", "CIDEr-D", "raw", description="CIDEr-D as pycocoevalcap (x10, IDF over the scored refs)"),
+    MetricSpec("cider", "CIDEr-D", "raw", description="CIDEr-D as pycocoevalcap (x10, IDF over the scored refs), "
+               "case-sensitive"),
     MetricSpec("gleu", "GLEU", description="Google-BLEU on case-sensitive 13a tokens (RadVLM-GRPO's GLEU reward)"),
     MetricSpec("meteor", "METEOR", description="METEOR 1.5 jar via pycocoevalcap"),
     MetricSpec("meteor_nltk", "METEOR (nltk)", description="nltk meteor_score with WordNet, mean over samples"),
@@ -87,8 +92,9 @@ def score_text(refs: Sequence[str], hyps: Sequence[str]) -> MetricResult:
     rl = rouge_l(refs, hyps)
     agg: dict[str, float] = {"rouge_l": math.fsum(rl) / len(rl) if rl else 0.0}
     per: dict[str, list[float]] = {"rouge_l": rl}
+    bleu_corpus, bleu_per = bleu_all(refs, hyps)
     for n in (1, 2, 3, 4):
-        agg[f"bleu{n}"], per[f"bleu{n}"] = bleu_scores(refs, hyps, n)
+        agg[f"bleu{n}"], per[f"bleu{n}"] = bleu_corpus[n - 1], bleu_per[n - 1]
     agg["bleu"], per["bleu"] = agg["bleu4"], list(per["bleu4"])
     agg["cider"], per["cider"] = cider_d(refs, hyps)
     agg["gleu"], per["gleu"] = gleu_scores(refs, hyps)
@@ -99,9 +105,10 @@ _VERSIONS = {
     "rouge-score": package_version("rouge-score"),
     "nltk": package_version("nltk"),
     "rouge_l": "rouge-score rougeL F-measure, Porter stemmer, lower-cased",
-    "bleu": "nltk BLEU-1..4, no smoothing, lower-cased whitespace tokens; corpus aggregate, sentence per sample",
+    "bleu": "BLEU-1..4 as pycocoevalcap 1.2 Bleu(4) (closest ref length, 1e-15/1e-9 smoothing), case-sensitive "
+            "whitespace tokens; corpus aggregate, compute_score's per-pair values per sample",
     "cider": "CIDEr-D as pycocoevalcap 1.2 Cider (n=4, sigma=6, IDF over the scored refs), "
-             "lower-cased whitespace tokens",
+             "case-sensitive whitespace tokens",
     "gleu": "nltk corpus_gleu (1..4-grams) on case-sensitive 13a tokens = HF evaluate google_bleu "
             "(RadVLM-GRPO reward); corpus aggregate, one-pair value per sample",
 }
@@ -132,17 +139,60 @@ def rouge_l(refs: Sequence[str | None], hyps: Sequence[str | None]) -> list[floa
 
 
 def bleu_scores(refs: Sequence[str | None], hyps: Sequence[str | None], n: int = 4) -> tuple[float, list[float]]:
-    """(corpus BLEU-n, sentence BLEU-n per pair) on lower-cased whitespace tokens."""
-    from nltk.translate.bleu_score import corpus_bleu, sentence_bleu
+    """(corpus BLEU-n, BLEU-n per pair) on case-sensitive whitespace tokens, as pycocoevalcap computes them."""
+    corpus, per = bleu_all(refs, hyps)
+    return corpus[n - 1], per[n - 1]
 
-    weights = BLEU_WEIGHTS[n]
-    ref_tokens = [[_clean(r).split()] for r in refs]
-    hyp_tokens = [_clean(h).split() for h in hyps]
-    with warnings.catch_warnings():  # nltk warns when an n-gram order has no match; that is a 0, not news
-        warnings.simplefilter("ignore")
-        sentence = [float(sentence_bleu(r, h, weights)) if h and r[0] else 0.0 for r, h in zip(ref_tokens, hyp_tokens)]
-        corpus = float(corpus_bleu(ref_tokens, hyp_tokens, weights)) if any(hyp_tokens) else 0.0
-    return corpus, sentence
+
+def bleu_all(refs: Sequence[str | None], hyps: Sequence[str | None]) -> tuple[list[float], list[list[float]]]:
+    """([corpus BLEU-1..4], [per-pair BLEU-1..4]): pycocoevalcap 1.2's ``Bleu(4).compute_score``
+    (``BleuScorer``, option "closest", one reference per pair), operation for operation.
+
+    Why not nltk: its ``corpus_bleu`` counts at least one n-gram for a hypothesis shorter
+    than n words (``max(1, len)``), pycocoevalcap none, so corpus BLEU-4 differed
+    whenever a hypothesis had fewer than 4 words ("No acute disease."); and per pair
+    pycocoevalcap smooths a zero count to ``(0 + 1e-15) / (guess + 1e-9)`` where nltk
+    gives 0, which moved a short pair's BLEU by up to 0.03. Per pair is what
+    pycocoevalcap's and RadEval's ``compute_score`` return per sample: each pair's own
+    counts and brevity penalty, with the same 1e-15 / 1e-9 terms.
+
+    >>> corpus, per = bleu_all(["no acute disease ."], ["no acute disease ."])
+    >>> round(corpus[3], 6), round(per[0][0], 6)
+    (1.0, 1.0)
+    """
+    tiny, small = 1e-15, 1e-9  # pycocoevalcap's: a zero count gives ~0, never a division by zero
+    per: list[list[float]] = [[] for _ in range(4)]
+    total_correct, total_guess = [0] * 4, [0] * 4
+    total_test = total_ref = 0
+    for ref, hyp in zip(refs, hyps, strict=True):
+        ref_words, hyp_words = (ref or "").split(), (hyp or "").split()
+        ref_counts, hyp_counts = _ngrams(ref_words, 4), _ngrams(hyp_words, 4)
+        correct = [0] * 4
+        for gram, count in hyp_counts.items():
+            correct[len(gram) - 1] += min(ref_counts.get(gram, 0), count)
+        guess = [max(0, len(hyp_words) - k) for k in range(4)]
+        bleu = 1.0
+        for k in range(4):
+            bleu *= (float(correct[k]) + tiny) / (float(guess[k]) + small)
+            per[k].append(bleu ** (1.0 / (k + 1)))
+        ratio = (len(hyp_words) + tiny) / (len(ref_words) + small)
+        if ratio < 1:
+            for k in range(4):
+                per[k][-1] *= math.exp(1 - 1 / ratio)
+        total_test += len(hyp_words)
+        total_ref += len(ref_words)
+        for k in range(4):
+            total_correct[k] += correct[k]
+            total_guess[k] += guess[k]
+    corpus = []
+    bleu = 1.0
+    for k in range(4):
+        bleu *= float(total_correct[k] + tiny) / (total_guess[k] + small)
+        corpus.append(bleu ** (1.0 / (k + 1)))
+    ratio = (total_test + tiny) / (total_ref + small)
+    if ratio < 1:
+        corpus = [c * math.exp(1 - 1 / ratio) for c in corpus]
+    return corpus, per
 
 
 def cider_d(refs: Sequence[str | None], hyps: Sequence[str | None], n: int = 4,
@@ -155,8 +205,8 @@ def cider_d(refs: Sequence[str | None], hyps: Sequence[str | None], n: int = 4,
     damped by exp(-delta^2 / (2 sigma^2)), where delta is the difference in bigram
     count (pycocoevalcap's length, one less than the word count), and scaled by 10.
     """
-    ref_counts = [_ngrams(_clean(r).split(), n) for r in refs]
-    hyp_counts = [_ngrams(_clean(h).split(), n) for h in hyps]
+    ref_counts = [_ngrams((r or "").split(), n) for r in refs]
+    hyp_counts = [_ngrams((h or "").split(), n) for h in hyps]
     doc_freq = Counter(g for counts in ref_counts for g in counts)
     log_docs = math.log(len(refs)) if refs else 0.0
 

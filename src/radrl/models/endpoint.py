@@ -70,8 +70,9 @@ __all__ = ["ChatClient", "EndpointError", "LocalServer", "image_data_url", "to_o
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
-class EndpointError(RuntimeError):
-    """A request the endpoint refused, or that still failed after every retry."""
+class EndpointError(ConnectionError):
+    """A request the endpoint refused, or that still failed after every retry. A ``ConnectionError`` (an
+    ``OSError``), so ``radrl <verb>`` reports it as its usual one-line error."""
 
 
 def image_data_url(image: Image.Image | str | os.PathLike) -> str:
@@ -143,6 +144,19 @@ class ChatClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def ping(self, timeout: float = 30.0) -> None:
+        """One ``GET /models``, no retries: a server that is not there is an error now, naming the URL and how
+        to start one, instead of a traceback after every retry of the first request. A server that answers
+        at all passes (some proxies answer 404 here and still serve chat completions)."""
+        import httpx
+
+        try:
+            self._http.get(self.base_url + "/models", timeout=timeout)
+        except (httpx.TransportError, httpx.TimeoutException) as e:
+            raise EndpointError(f"no server answers at {self.base_url} ({type(e).__name__}: {e}); start it (e.g. "
+                                "`vllm serve MODEL --port 8000`, or `python -m radrl.cli.endpoint --model CKPT "
+                                "--port 8000`) or fix --endpoint") from None
 
     def models(self) -> list[str]:
         return [m["id"] for m in self._request("GET", "/models")["data"]]

@@ -17,10 +17,11 @@ def load_any(path: str, device: str | None = None, loader: str = "auto", dtype=N
              min_pixels: int | None = None, max_pixels: int | None = None):
     """(model, processor) for a local checkpoint: Qwen3-VL through ``radrl.models.load``, anything else
     (or ``loader="generic"``) through ``AutoModelForImageTextToText`` and its own processor and chat template."""
-    from radrl.models.load import default_device, default_dtype, load
+    from radrl.models.load import default_device, default_dtype, load, require_local
 
     if loader not in ("auto", "qwen3vl", "generic"):
         raise ValueError(f"loader={loader!r}; choose auto, qwen3vl or generic")
+    require_local(path)   # a hub id is not fetched behind the user's back, whichever loader
     config = Path(path) / "config.json"
     model_type = json.loads(config.read_text()).get("model_type") if config.exists() else None
     if loader == "qwen3vl" or (loader == "auto" and model_type in ("qwen3_vl", None)):
@@ -52,11 +53,14 @@ def load_any(path: str, device: str | None = None, loader: str = "auto", dtype=N
 @torch.no_grad()
 def generate_messages(model, processor, conversations: list[list[dict]], max_new_tokens: int = 1024,
                       do_sample: bool = False, temperature: float = 1.0, top_p: float | None = None,
-                      per_row_max_new_tokens: list[int] | None = None, stats: dict | None = None) -> list[str]:
+                      per_row_max_new_tokens: list[int] | None = None, stats: dict | None = None,
+                      streamer=None) -> list[str]:
     """One left-padded batch of chat conversations (PIL images in their parts) -> decoded completions.
 
     ``per_row_max_new_tokens`` cuts each row's completion at its own limit (the batch runs to
-    the largest). ``stats``, when given, receives ``prompt_tokens`` and ``new_tokens`` per row."""
+    the largest). ``stats``, when given, receives ``prompt_tokens`` and ``new_tokens`` per row.
+    ``streamer`` (a transformers streamer, one conversation) sees tokens as they come, so an app can
+    show a report while it is written; the returned text is decoded here all the same."""
     tokenizer = getattr(processor, "tokenizer", processor)
     model.eval()
     inputs = processor.apply_chat_template(
@@ -66,7 +70,7 @@ def generate_messages(model, processor, conversations: list[list[dict]], max_new
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=do_sample,
                          temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
-                         top_k=None, pad_token_id=pad)
+                         top_k=None, pad_token_id=pad, streamer=streamer)
     new = gen[:, inputs["input_ids"].shape[1]:]  # (batch, new_tokens)
     eos = model.generation_config.eos_token_id
     stop = ({eos} if isinstance(eos, int) else set(eos or [])) | {pad}

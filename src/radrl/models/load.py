@@ -73,27 +73,73 @@ VIDEO_DEFAULTS = {"video_processor_type": "Qwen3VLVideoProcessor", "processor_cl
 AutoProcessor.register(Qwen3VLConfig, ImageOnlyQwen3VLProcessor, exist_ok=True)
 
 
-def _check_checkpoint(path: str) -> None:
+# What a Qwen3-VL checkpoint folder needs, part by part: (the part, any one of these files or patterns).
+CHECKPOINT_PARTS = (
+    ("config", ("config.json",)),
+    ("weights", ("*.safetensors", "pytorch_model*.bin")),
+    ("tokenizer", ("tokenizer.json", "vocab.json")),
+    ("tokenizer config", ("tokenizer_config.json",)),
+    ("image processor", ("preprocessor_config.json", "processor_config.json")),
+)
+# The opt-in for fetching a hub id on first use; without it a model that is not a local folder is an error.
+ALLOW_DOWNLOAD_ENV = "RADRL_ALLOW_DOWNLOAD"
+
+
+def missing_parts(folder: str | Path) -> list[str]:
+    """The parts of a checkpoint ``folder`` lacks, each as "part (file or file)", including the chat template
+    (a ``chat_template.jinja``/``.json`` file or a ``chat_template`` in ``tokenizer_config.json``).
+
+    >>> missing_parts("/nonexistent")[:2]
+    ['config (config.json)', 'weights (*.safetensors or pytorch_model*.bin)']
+    """
+    p = Path(folder)
+    missing = [f"{part} ({' or '.join(files)})" for part, files in CHECKPOINT_PARTS
+               if not any(next(p.glob(f), None) is not None for f in files)]
+    template = (p / "chat_template.jinja").exists() or (p / "chat_template.json").exists()
+    if not template and (p / "tokenizer_config.json").exists():
+        try:
+            template = bool(json.loads((p / "tokenizer_config.json").read_text()).get("chat_template"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            template = False
+    if not template:
+        missing.append("chat template (chat_template.jinja)")
+    return missing
+
+
+def require_local(path: str) -> None:
+    """Stop unless ``path`` is a local folder (or a hub id with ``RADRL_ALLOW_DOWNLOAD=1``). Why: a hub id
+    made transformers go to the network for about a minute and end in a long traceback, while radrl
+    promises that nothing is downloaded implicitly; the error says how to fetch the model instead."""
     p = Path(path)
+    if p.is_dir():
+        return
     if p.exists():
-        missing = [f for f in ("config.json",) if not (p / f).exists()]
-        if not any((p / f).exists() for f in ("preprocessor_config.json", "processor_config.json")):
-            missing.append("preprocessor_config.json")
-        if missing:
-            raise FileNotFoundError(
-                f"{p} is not a complete Qwen3-VL checkpoint: missing {missing}. Point to the folder that holds "
-                "config.json, the *.safetensors weights, the tokenizer files and preprocessor_config.json "
-                "(e.g. a local copy of Qwen/Qwen3-VL-8B-Instruct), or build a test model with `radrl tiny-model OUT`.")
-    elif not _looks_like_hub_id(path):
-        raise FileNotFoundError(f"checkpoint folder {path} does not exist; check the path (or build one with "
-                                "`radrl tiny-model OUT`)")
+        raise FileNotFoundError(f"{path} is a file; --model takes the checkpoint folder that holds config.json")
+    if _looks_like_hub_id(path):
+        if os.environ.get(ALLOW_DOWNLOAD_ENV, "") in ("1", "true", "True"):
+            return
+        name = path.split("/")[-1]
+        raise FileNotFoundError(f"{path} is not a local folder, and radrl downloads nothing by itself: fetch it "
+                                f"once with `huggingface-cli download {path} --local-dir models/{name}` and pass "
+                                f"models/{name} (or set {ALLOW_DOWNLOAD_ENV}=1 to let transformers download it)")
+    raise FileNotFoundError(f"checkpoint folder {path} does not exist; check the path (or build one with "
+                            "`radrl tiny-model OUT`)")
+
+
+def _check_checkpoint(path: str) -> None:
+    require_local(path)
+    if not Path(path).is_dir():
+        return   # a hub id the user allowed to download
+    missing = missing_parts(path)
+    if missing:
+        raise FileNotFoundError(
+            f"{path} is not a complete Qwen3-VL checkpoint: missing {'; '.join(missing)}. Copy them from the model's "
+            "release (e.g. `huggingface-cli download Qwen/Qwen3-VL-8B-Instruct --local-dir DIR`) or point to the "
+            "folder that has them (`radrl tiny-model OUT` builds a test model)")
 
 
 def _looks_like_hub_id(s: str) -> bool:
-    """``org/name`` whose ``org`` is not a local folder (``runs/sftx`` is a mistyped path, not a hub id),
-    and only when hub access is not switched off."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
+    """``org/name`` whose ``org`` is not a local folder (``runs/sftx`` is a mistyped path, not a hub id)."""
     return s.count("/") == 1 and not s.startswith(("/", ".", "~")) and not Path(s).parent.is_dir()
 
 
@@ -137,7 +183,7 @@ DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.floa
 def load(path: str, dtype: torch.dtype | str | None = None, device: str | None = None,
          min_pixels: int | None = None, max_pixels: int | None = None,
          ) -> tuple[Qwen3VLForConditionalGeneration, ImageOnlyQwen3VLProcessor]:
-    """Load a Qwen3-VL checkpoint folder (or hub id, where the user has access).
+    """Load a Qwen3-VL checkpoint folder (a hub id only with ``RADRL_ALLOW_DOWNLOAD=1``; ``require_local``).
 
     Inference: defaults pick the GPU and bf16 when there is one. Training passes
     ``dtype=torch.float32, device="cpu"``: the Trainer places the model and autocasts to bf16,

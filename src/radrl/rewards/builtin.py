@@ -229,6 +229,7 @@ REWARDS: dict[str, TaskReward] = {
     "report_chexbert_f1": ReportMetric("report_chexbert_f1", "chexbert", "chexbert_f1"),
     "report_rouge_l": ReportMetric("report_rouge_l", "rouge_l", "rouge_l"),
     "report_green": ReportMetric("report_green", "green", "green"),
+    "report_ratescore": ReportMetric("report_ratescore", "ratescore", "ratescore"),
     "think_format": ThinkFormat(),
     "report_length_guard": LengthGuard(),
 }

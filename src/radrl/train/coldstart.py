@@ -31,6 +31,7 @@ from pathlib import Path
 
 from radrl.data.instructions import THINK_SUFFIX, build_conversations
 from radrl.data.schema import read_jsonl
+from radrl.package import version
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ def run_coldstart(data: str, out: str, tasks: list[str] | tuple[str, ...] = ("re
             server.stop()
     mixed, summary = build_coldstart(rows, read_traces(out / "traces.jsonl"), direct_ratio, min_reward,
                                      min_think_chars, seed, filter_rewards)
-    summary = {**counts, **summary}
+    summary = {"radrl_version": version(), **counts, **summary}
     with (out / "coldstart.jsonl").open("w") as f:
         f.writelines(json.dumps(r) + "\n" for r in mixed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

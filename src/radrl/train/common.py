@@ -14,7 +14,9 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from radrl.data.instructions import build_conversations, build_task_mix, to_dataset
 from radrl.data.schema import read_jsonl
+from radrl.lookup import did_you_mean
 from radrl.models import load
+from radrl.package import version
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ class RadrlArgs:
     """Fields radrl adds to TRL's SFTConfig / GRPOConfig (mixed in; TRL's own fields keep their meaning)."""
 
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Qwen3-VL checkpoint folder (or hub id where you have access)."})
+        default=None, metadata={"help": "Qwen3-VL checkpoint folder (a hub id only with RADRL_ALLOW_DOWNLOAD=1)."})
     train_data: str | None = field(
         default=None, metadata={"help": "Samples JSONL (radrl.data.schema rows), a JSONL of conversation rows "
                                          "(radrl coldstart output), or RadVLM / LLaVA instruction JSON."})
@@ -62,6 +64,10 @@ class RadrlArgs:
     lora_target_modules: str | None = field(
         default=None, metadata={"help": "A regex fullmatched against module names, overriding the part flags, "
                                          "e.g. 'model[.]language_model[.].*[.](q|v)_proj'."})
+    peak_tflops: float | None = field(
+        default=None, metadata={"help": "Peak dense FLOP/s of one device in TFLOP/s, for the MFU logged as perf/mfu "
+                                        "(default: the device's published bf16 peak, radrl.models.flops; none on a "
+                                        "CPU)."})
     lora_merge: bool = field(
         default=True, metadata={"help": "Also write the merged full model to output_dir (the adapter always goes to "
                                         "output_dir/adapter); eval and vLLM load the merged folder."})
@@ -260,7 +266,8 @@ def resume_checkpoint(value: str | None, output_dir: str) -> str | None:
 
 
 def save_outputs(trainer, processor, args: RadrlArgs) -> str:
-    """Final model, processor and log history (the curves reports plot), written once (main process).
+    """Final model, processor, log history (the curves reports plot) and ``radrl.json`` (the radrl version and
+    the run's inputs), written once (main process).
 
     With LoRA the adapter goes to ``output_dir/adapter``; with ``lora_merge`` the main process then
     loads the base checkpoint on the CPU, merges the adapter into it and writes a complete checkpoint
@@ -276,6 +283,11 @@ def save_outputs(trainer, processor, args: RadrlArgs) -> str:
             merge_lora(args.model_name_or_path, Path(output_dir) / "adapter", output_dir)
         processor.save_pretrained(output_dir)
         (Path(output_dir) / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        # Which radrl made this checkpoint, from what: a model folder outlives the command that trained it.
+        (Path(output_dir) / "radrl.json").write_text(json.dumps({
+            "radrl_version": version(), "trainer": type(trainer).__name__, "base_model": args.model_name_or_path,
+            "train_data": args.train_data, "tasks": list(args.tasks), "lora": bool(args.use_lora),
+            "global_step": trainer.state.global_step}, indent=1))
     return output_dir
 
 
@@ -295,3 +307,92 @@ def merge_lora(base: str, adapter: str | Path, out: str | Path) -> Path:
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(out))
     return Path(out)
+
+
+def parse_recipe(config_cls, argv: list[str] | None, verb: str):
+    """The recipe (``--config YAML``) with command-line overrides, read by TRL's ``TrlParser`` into
+    ``config_cls``, after checking the recipe itself.
+
+    Why not TrlParser alone: without ``--config`` it builds the config from TRL's defaults and fails
+    on bf16 or a GPU the machine lacks; a misspelt recipe field came back without the file or a
+    suggestion; a value of the wrong type came back as an argparse ``usage:`` error that does not
+    name the YAML file. Here each of those is one line naming the recipe, the field and the closest
+    valid name (``ValueError``). Without ``--config`` the command line must carry the recipe itself
+    (at least ``--model_name_or_path`` and ``--train_data``). Command-line flags take dashes or
+    underscores (``--learning-rate`` or ``--learning_rate``: transformers' parser registers both)."""
+    import sys
+
+    import yaml
+    from trl import TrlParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = TrlParser((config_cls,))
+    if "-h" in argv or "--help" in argv:
+        return parser.parse_args_and_config(argv)[0]   # argparse prints the fields and exits
+    argv = [part for a in argv for part in (a.split("=", 1) if a.startswith("--config=") else [a])]
+    if "--config" not in argv or argv.index("--config") + 1 >= len(argv):
+        given = {a.split("=", 1)[0][2:].replace("-", "_") for a in argv if a.startswith("--")}
+        if not {"model_name_or_path", "train_data"} <= given:   # the whole recipe on the command line is fine too
+            raise ValueError(f"radrl {verb} needs a recipe: --config RECIPE.yaml (e.g. recipes/demo/{verb}.yaml on a "
+                             "CPU, recipes/qwen3vl-8b/ for the paper's runs); command-line fields then override it")
+        return _parse_command_line(parser, argv, verb)
+    path = Path(argv[argv.index("--config") + 1])
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {path} not found; pass a YAML file from recipes/ or your own copy of one")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must be a YAML mapping of field: value (radrl {verb} --help lists the fields)")  # noqa: TRY004 (bad data)
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    problems = []
+    for key, value in config.items():
+        if key == "env":
+            continue
+        if key not in actions:
+            problems.append(f"unknown field {key!r}{did_you_mean(str(key), actions)}")
+        elif (problem := _value_problem(actions[key], value)) is not None:
+            problems.append(f"field {key!r}: {problem}")
+    if problems:
+        raise ValueError(f"{path}: {'; '.join(problems)} (radrl {verb} --help lists every field)")
+    return _parse_command_line(parser, argv, verb)
+
+
+def _parse_command_line(parser, argv: list[str], verb: str):
+    """TrlParser's result; an unknown flag is one line with the closest known one."""
+    cfg, *rest = parser.parse_args_and_config(argv, return_remaining_strings=True)
+    unknown = [a for a in (rest[0] if rest else []) if a.startswith("-")]
+    if unknown:
+        options = [o for a in parser._actions for o in a.option_strings]
+        flag = unknown[0].split("=", 1)[0]
+        raise ValueError(f"radrl {verb}: unknown option {flag}{did_you_mean(flag, options)} "
+                         f"(radrl {verb} --help lists every field)")
+    return cfg
+
+
+def _value_problem(action, value) -> str | None:
+    """Why a recipe value does not fit the field's command-line type, or None. Only the types argparse would
+    convert (numbers, booleans, choices) are checked; dicts and free text pass as TRL reads them."""
+    if value is None:
+        return None
+    values = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
+    for v in values:
+        if action.choices is not None:
+            names = [str(c) for c in action.choices]
+            if str(v) not in names:
+                return f"{v!r} is not one of {names}{did_you_mean(str(v), names)}"
+        elif action.type in (int, float):
+            what = "a whole number" if action.type is int else "a number"
+            try:
+                ok = not isinstance(v, (bool, list, dict)) and action.type(str(v)) is not None
+            except ValueError:
+                ok = False
+            if not ok:
+                return f"{v!r} is not {what}"
+        elif getattr(action.type, "__name__", "") == "string_to_bool":   # transformers' and TRL's own copy
+            try:
+                action.type(v if isinstance(v, bool) else str(v))
+            except Exception:  # noqa: BLE001 (argparse's own error type for any non-boolean text)
+                return f"{v!r} is not true or false"
+    return None

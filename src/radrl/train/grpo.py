@@ -11,20 +11,23 @@ before training, counted (``grpo_dataset``).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl import GRPOConfig, GRPOTrainer, TrlParser
+from trl import GRPOConfig, GRPOTrainer
 
 from radrl.data.images import fit_pixels
 from radrl.rewards import REWARDS, build_rewards, check_rewards
+from radrl.train import throughput
 from radrl.train.common import (
     RadrlArgs,
     conversation_dataset,
     load_for_training,
     lora_config,
+    parse_recipe,
     resume_checkpoint,
     save_outputs,
 )
@@ -73,6 +76,33 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
             raise ValueError(f"no reward scores task(s) {uncovered} (rewards: {self.rewards}); every one of their "
                              "rollouts would get reward 0. Add a reward for them or drop them from tasks")
         self.remove_unused_columns = False  # rewards read task / solution / thinking
+        self.model_init_kwargs = reference_init_kwargs(self)
+
+
+def reference_init_kwargs(cfg: RadrlGRPOConfig) -> dict | None:
+    """``model_init_kwargs`` that build TRL's KL reference model in the training dtype.
+
+    With full fine-tuning and ``beta > 0``, TRL 1.16 builds the reference as a second full model in the dtype
+    of the policy it is handed, which radrl loads in fp32 (the Trainer keeps fp32 master weights): about 35 GB
+    per process for the 8B, before any sharding. The reference never trains, so bf16 (``bf16: true``) loses
+    nothing and halves it; DeepSpeed ZeRO-3 and FSDP then shard it like the policy (TRL's
+    ``prepare_deepspeed`` / ``prepare_fsdp``), ZeRO-3 with ``offload_param`` offloads it, ZeRO-2 keeps a
+    whole copy per GPU (``radrl plan`` counts each case). A dtype the recipe sets itself is kept; LoRA has
+    no reference model (the adapter is switched off instead)."""
+    kwargs = cfg.model_init_kwargs
+    if isinstance(kwargs, str):
+        kwargs = json.loads(kwargs)
+    if not cfg.beta or cfg.use_lora or not (cfg.bf16 or cfg.fp16):
+        return kwargs
+    return {**(kwargs or {}), "dtype": (kwargs or {}).get("dtype", "bfloat16" if cfg.bf16 else "float16")}
+
+
+class _ReferenceKwargsNote(logging.Filter):
+    """Drops TRL's "model_init_kwargs will be ignored" warning: with an instantiated policy TRL still builds
+    the reference model from them (``reference_init_kwargs``), so the warning would mislead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "model_init_kwargs" not in record.getMessage()
 
 
 def scored_tasks(funcs: list, tasks: list[str]) -> set[str]:
@@ -88,8 +118,7 @@ def scored_tasks(funcs: list, tasks: list[str]) -> set[str]:
 def parse_config(argv: list[str] | None = None) -> RadrlGRPOConfig:
     """The recipe (``--config YAML``) with command-line overrides, read by TRL's ``TrlParser``
     (``radrl grpo`` is ``train(parse_config(argv))``)."""
-    (cfg,) = TrlParser((RadrlGRPOConfig,)).parse_args_and_config(argv)
-    return cfg
+    return parse_recipe(RadrlGRPOConfig, argv, "grpo")
 
 
 def train(cfg: RadrlGRPOConfig) -> str:
@@ -101,10 +130,16 @@ def train(cfg: RadrlGRPOConfig) -> str:
     # padding the rollouts used, or Qwen3-VL's multimodal positions misalign (TRL sets this only when it
     # loads the processor itself).
     processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
-                          processing_class=processor, peft_config=lora_config(cfg))
+    trl_log = logging.getLogger("trl.trainer.grpo_trainer")
+    trl_log.addFilter(note := _ReferenceKwargsNote())
+    try:
+        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
+                              processing_class=processor, peft_config=lora_config(cfg))
+    finally:
+        trl_log.removeFilter(note)
     if cfg.use_vllm and cfg.vllm_mode == "colocate":
         fix_colocated_vllm_images(trainer.vllm_generation, processor)
+    throughput.attach(trainer, cfg.peak_tflops)  # perf/ tokens/s, MFU, generation / reward / update time
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
     return save_outputs(trainer, processor, cfg)
 

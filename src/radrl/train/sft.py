@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trl import SFTConfig, SFTTrainer, TrlParser
+from trl import SFTConfig, SFTTrainer
 
+from radrl.train import throughput
 from radrl.train.common import (
     RadrlArgs,
     conversation_dataset,
     load_for_training,
     lora_config,
+    parse_recipe,
     resume_checkpoint,
     save_outputs,
 )
@@ -40,8 +42,7 @@ class RadrlSFTConfig(RadrlArgs, SFTConfig):
 def parse_config(argv: list[str] | None = None) -> RadrlSFTConfig:
     """The recipe (``--config YAML``) with command-line overrides, read by TRL's ``TrlParser``
     (``radrl sft`` is ``train(parse_config(argv))``)."""
-    (cfg,) = TrlParser((RadrlSFTConfig,)).parse_args_and_config(argv)
-    return cfg
+    return parse_recipe(RadrlSFTConfig, argv, "sft")
 
 
 def build_trainer(cfg: RadrlSFTConfig) -> tuple[SFTTrainer, object]:
@@ -49,6 +50,7 @@ def build_trainer(cfg: RadrlSFTConfig) -> tuple[SFTTrainer, object]:
     model, processor = load_for_training(cfg)
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=dataset, processing_class=processor,
                          peft_config=lora_config(cfg))
+    throughput.attach(trainer, cfg.peak_tflops)  # perf/ tokens/s per device and MFU at every logging step
     return trainer, processor
 
 

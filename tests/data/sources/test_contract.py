@@ -129,6 +129,15 @@ def _radvlm_json(mod, tmp, cxr, write_dicom):
     return mod.read_conversations(tmp / "radvlm.json")
 
 
+def _folder(mod, tmp, cxr, write_dicom):
+    # your own data: a table of real NIH images, one with a report, one with two boxes (one a row), one broken row
+    (tmp / "table.csv").write_text("image,findings,label,x1,y1,x2,y2\n"
+                                   "00001369_000.png,No acute disease.,,,,,\n"
+                                   "00001933_000.png,,Nodule,100,100,140,150\n00001933_000.png,,Mass,500,500,700,650\n"
+                                   "missing.png,Normal.,,,,,\n")
+    return mod.read(tmp / "table.csv", images=str(cxr / "nih_bbox"))
+
+
 def _synthetic(mod, tmp, cxr, write_dicom):
     paths = mod.write_dataset(tmp, n_train=3, n_test=1, size=32)
     return [*read_jsonl(paths["train"]), *read_jsonl(paths["test"])]
@@ -138,6 +147,7 @@ LAYOUTS: dict[str, Callable[..., Iterable]] = {
     "nih": _nih, "rsna": _rsna, "tbx11k": _tbx11k, "iu-xray": _iu_xray, "vindr-cxr": _vindr,
     "mimic-cxr": _mimic_cxr, "chexpert-plus": _chexpert_plus, "chest-imagenome": _chest_imagenome,
     "ms-cxr": _ms_cxr, "padchest-gr": _padchest_gr, "radvlm-json": _radvlm_json, "synthetic": _synthetic,
+    "folder": _folder,
 }
 
 SOURCES = list(declared())

@@ -39,7 +39,11 @@ class SourceInfo:
     ``radrl prepare --list`` and with a missing-file error); ``tasks`` the task names
     (``radrl.data.instructions.TASKS``) its samples feed in the paper's instruction mix, ``()``
     for a source of ready-made conversations; ``repeats`` how often each of those tasks is
-    repeated (paper.md's "pairs x repeats"), 1 where not given.
+    repeated (paper.md's "pairs x repeats"), 1 where not given; ``class_names`` how each class name
+    the source writes on its boxes reads inside a request sentence ("ActiveTuberculosis" -> "active
+    tuberculosis", "ILD" -> "interstitial lung disease"), where the generic rule of
+    ``radrl.data.instructions.finding_phrase`` would not read well. The boxes and answers keep the
+    dataset's own class name: it is the label scorers and per-class tables match on.
 
     >>> SourceInfo("x", "x.csv", tasks=("report",), repeats={"grounding": 2})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -50,6 +54,7 @@ class SourceInfo:
     expects: str
     tasks: tuple[str, ...] = ()
     repeats: dict[str, int] = field(default_factory=dict)
+    class_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -62,6 +67,10 @@ class SourceInfo:
         bad = {t: n for t, n in self.repeats.items() if type(n) is not int or n < 1}
         if bad:
             raise ValueError(f"source {self.name!r}: repeats must be whole numbers >= 1, got {bad}")
+        blank = [k for k, v in self.class_names.items() if not isinstance(v, str) or not v.strip()]
+        if blank:
+            raise ValueError(f"source {self.name!r}: class_names {blank} need readable text, e.g. "
+                             "{'ILD': 'interstitial lung disease'}")
 
 
 # Modules outside this package that declare a source: the synthetic generator makes its samples

@@ -115,3 +115,21 @@ def read(root: str | Path) -> Iterator[Sample | Skip]:
             yield Sample(id=image_id, image=str(path.resolve()), source=SOURCE.name, split="all",
                          view=views.get(path.name) or None, width=size[0], height=size[1],
                          findings=findings, impression=impression)
+
+
+def read_reports(root: str | Path) -> Iterator[dict | Skip]:
+    """``--reports-only``: one report row per report, images neither needed nor opened, so the reports alone
+    (``NLMCXR_reports.tgz``) serve ``radrl score`` and ``radrl label``. A row holds ``id`` (``CXR<n>``),
+    ``source``, ``split`` (``all``), ``findings``, ``impression``, ``report`` (findings, else impression) and
+    ``images`` (the image ids the report lists); a report with neither section is skipped as "empty report"."""
+    for where, xml in _reports(Path(root)):
+        parsed = parse_report(xml, where)
+        if isinstance(parsed, Skip):
+            yield parsed
+            continue
+        report_id, findings, impression, image_ids = parsed
+        if not (findings or impression):
+            yield Skip(where, "empty report", f"report {report_id} has neither FINDINGS nor IMPRESSION text")
+            continue
+        yield {"id": report_id, "source": SOURCE.name, "split": "all", "findings": findings, "impression": impression,
+               "report": findings or impression, "images": image_ids}

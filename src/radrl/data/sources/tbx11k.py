@@ -31,12 +31,18 @@ from radrl.data.schema import NO_FINDING, Sample
 from radrl.data.sources import Skip, SourceInfo
 from radrl.data.sources._files import header_size, pixel_box
 
+# The COCO category names as they read in a request ("Locate the active tuberculosis"); boxes keep the COCO names.
+CLASS_NAMES = {"ActiveTuberculosis": "active tuberculosis",
+               "ObsoletePulmonaryTuberculosis": "obsolete pulmonary tuberculosis",
+               "PulmonaryTuberculosis": "pulmonary tuberculosis"}
+
 SOURCE = SourceInfo(
     name="tbx11k",
     expects="""TBX11K root:
   annotations/json/TBX11K_train.json, TBX11K_val.json (COCO; also accepted at the root)
   imgs/{health,sick,tb}/*.png""",
     tasks=("grounding", "detection"),  # not in the paper's table: a box-only public set feeds the abnormality tasks
+    class_names=CLASS_NAMES,
 )
 
 SPLITS = {"train": "train", "val": "valid", "test": "test", "trainval": "train"}

@@ -43,6 +43,19 @@ from radrl.data.sources._files import (
     pixel_box,
 )
 
+# VinDr's class names as they read in a request ("Locate the interstitial lung disease"; lower-cased they gave
+# "the ild" and "the nodule/mass"); boxes keep VinDr's names. The 22 local labels of the PhysioNet release.
+CLASS_NAMES = {"Aortic enlargement": "aortic enlargement", "Atelectasis": "atelectasis",
+               "Calcification": "calcification", "Cardiomegaly": "cardiomegaly",
+               "Clavicle fracture": "clavicle fracture", "Consolidation": "consolidation", "Edema": "edema",
+               "Emphysema": "emphysema", "Enlarged PA": "enlarged pulmonary artery",
+               "ILD": "interstitial lung disease", "Infiltration": "infiltration", "Lung cavity": "lung cavity",
+               "Lung cyst": "lung cyst", "Lung Opacity": "lung opacity", "Mediastinal shift": "mediastinal shift",
+               "Nodule/Mass": "nodule or mass", "Other lesion": "other lesion",
+               "Pleural effusion": "pleural effusion", "Pleural thickening": "pleural thickening",
+               "Pneumothorax": "pneumothorax", "Pulmonary fibrosis": "pulmonary fibrosis",
+               "Rib fracture": "rib fracture"}
+
 SOURCE = SourceInfo(
     name="vindr-cxr",
     expects="""VinDr-CXR root, PhysioNet layout:
@@ -53,6 +66,7 @@ or the Kaggle (vinbigdata) layout:
 options: iou=0.1 (weighted-box-fusion IoU threshold)""",
     tasks=("grounding", "detection"),  # paper.md: abnormality grounding 16,089 x 3, detection 15,000 x 2
     repeats={"grounding": 3, "detection": 2},
+    class_names=CLASS_NAMES,
 )
 
 NO_FINDING_CLASS = "No finding"

@@ -1,0 +1,178 @@
+"""Real-size check on a CPU: a random-weight checkpoint of Qwen3-VL-2B's architecture, then one step each
+of `radrl sft` (LoRA), `radrl grpo` (grounding, report) and `radrl eval` at the paper's pixel budgets,
+recording wall time and peak resident memory of each (issue 16).
+
+Nothing is downloaded. The architecture is read from ``bench/configs/qwen3vl-2b/config.json`` and
+``preprocessor_config.json``, copies of the files Qwen/Qwen3-VL-2B-Instruct publishes (their source is in
+``bench/configs/README.md``), so the model is exactly the released one in shape and parameter count; the
+weights are random and the tokenizer is radrl's tiny one (``radrl.models.tiny``) with the real vocabulary
+size (rows past the tokenizer are zeroed in the output layer, so generated text decodes; they still cost
+their matmul). Each stage is the `radrl` command a user runs, on the shipped 8B recipes with the
+overrides a CPU needs (LoRA, fp32, no vLLM, a few rows, short completions), each in its own process whose
+peak RSS (``getrusage`` of the child) and wall time are recorded in ``bench/results/realsize_cpu.json``
+with the commands, the CPU and the parameter count (built model and ``radrl plan``'s count side by side).
+
+    bash bench/realsize_cpu.sh                      # about 20 minutes on 2 cores, 12-14 GiB peak
+    bash bench/realsize_cpu.sh --config-dir DIR --image-size 64 --sft-pixels 4096 ...   # a reduced run (tests)
+
+Pixel budgets (paper.md): SFT images capped at 262,144 pixels; GRPO min 1,024, max 451,584; evaluation at
+the GRPO budget. Lengths are not the paper's (1,024-4,096-token completions would take hours on a CPU):
+``--completion-tokens`` (default 16) for GRPO and evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes" / "qwen3vl-8b"
+
+
+def build_checkpoint(config_dir: Path, out: Path, corpus: list[str], seed: int = 0) -> dict:
+    """Random bf16 weights in the architecture of ``config_dir/config.json``, the tiny tokenizer (the config's
+    special-token ids moved to the tokenizer's), and the processor of ``preprocessor_config.json``."""
+    import torch
+    from transformers import Qwen2VLImageProcessorPil, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    from radrl.models.load import ImageOnlyQwen3VLProcessor
+    from radrl.models.tiny import demo_corpus, train_tokenizer
+
+    raw = json.loads((config_dir / "config.json").read_text())
+    pre = json.loads((config_dir / "preprocessor_config.json").read_text())
+    tokenizer = train_tokenizer(demo_corpus(corpus), vocab_size=1024)
+    ids = tokenizer.convert_tokens_to_ids
+    raw.update(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+               vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+    raw["text_config"].update(bos_token_id=None, eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"))
+    # a reduced config's vocabulary may be smaller than this tokenizer (Qwen3-VL's 151,936 never is)
+    raw["text_config"]["vocab_size"] = max(raw["text_config"]["vocab_size"], len(tokenizer))
+    config = Qwen3VLConfig.from_dict(raw)
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+    with torch.no_grad():
+        model.lm_head.weight[len(tokenizer):] = 0  # unused rows: greedy text stays inside the tokenizer
+    model.generation_config.eos_token_id = [config.text_config.eos_token_id]
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    params = sum(p.numel() for p in model.parameters())
+    model.save_pretrained(out)
+    del model
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=pre["patch_size"], temporal_patch_size=pre["temporal_patch_size"], merge_size=pre["merge_size"],
+        image_mean=pre["image_mean"], image_std=pre["image_std"], size=pre["size"])
+    ImageOnlyQwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                              chat_template=tokenizer.chat_template).save_pretrained(out)
+    return {"parameters": params, "tied_embeddings": bool(raw.get("tie_word_embeddings"))}
+
+
+def run(name: str, argv: list[str], log_dir: Path) -> dict:
+    """``argv`` in a child process: wall seconds, peak RSS (GiB) and exit status; its output to log_dir/name.log."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{name}.log", "w") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    print(f"{name}: {wall:.0f} s, peak RSS {usage.ru_maxrss / 2**20:.1f} GiB, exit {code}", flush=True)
+    return {"command": " ".join(str(a) for a in argv), "wall_s": round(wall, 1),
+            "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2), "exit_code": code}
+
+
+def perf(output_dir: Path) -> dict:
+    """The perf/ values the run logged (radrl.train.throughput), from its log_history.json."""
+    path = output_dir / "log_history.json"
+    if not path.is_file():
+        return {}
+    rows = [h for h in json.loads(path.read_text()) if "perf/step_s" in h]
+    return {k: v for k, v in rows[-1].items() if k.startswith("perf/")} if rows else {}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config-dir", type=Path, default=REPO / "bench" / "configs" / "qwen3vl-2b",
+                   help="folder with config.json and preprocessor_config.json (default: Qwen3-VL-2B's)")
+    p.add_argument("--work", type=Path, default=REPO / "runs" / "realsize-cpu", help="checkpoints, data, logs")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "realsize_cpu.json")
+    p.add_argument("--image-size", type=int, default=672, help="synthetic image side (672^2 = 451,584 pixels)")
+    p.add_argument("--sft-pixels", type=int, default=262144)
+    p.add_argument("--grpo-pixels", type=int, default=451584)
+    p.add_argument("--completion-tokens", type=int, default=16)
+    p.add_argument("--rows", type=int, default=2, help="training rows / evaluation rows per task")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (checkpoint included)")
+    a = p.parse_args(argv)
+
+    import torch
+
+    if a.work.exists():
+        shutil.rmtree(a.work)
+    a.work.mkdir(parents=True)
+    cli = [sys.executable, "-m", "radrl.cli"]
+    stages: dict = {}
+    stages["synth_data"] = run("synth_data", [*cli, "synth-data", a.work / "data", "--train", "8", "--test", "4",
+                                              "--size", str(a.image_size)], a.work / "logs")
+    data = a.work / "data"
+    start = time.perf_counter()
+    model = a.work / "model"
+    built = build_checkpoint(a.config_dir, model, [str(data / "train.jsonl")])
+    stages["build"] = {"wall_s": round(time.perf_counter() - start, 1), **built}
+    from radrl.train.plan import read_architecture
+
+    planned = read_architecture(model).total  # the plan's count of what was built
+    cpu = ["--bf16", "false", "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1",
+           "--max_steps", "1", "--model_name_or_path", str(model), "--train_data", str(data / "train.jsonl"),
+           "--use_lora", "true", "--lora_merge", "false", "--max_train_rows", str(a.rows), "--dataloader_num_workers",
+           "0", "--gradient_accumulation_steps", "1"]
+    stages["sft_lora"] = run("sft_lora", [*cli, "sft", "--config", RECIPES / "sft_lora.yaml", *cpu,
+                                          "--output_dir", a.work / "sft", "--per_device_train_batch_size", "1",
+                                          "--max_pixels", str(a.sft_pixels)], a.work / "logs")
+    stages["sft_lora"]["perf"] = perf(a.work / "sft")
+    grpo = [*cpu, "--use_vllm", "false", "--num_generations", "2", "--per_device_train_batch_size", "2",
+            "--generation_batch_size", "2", "--max_completion_length", str(a.completion_tokens),
+            "--min_pixels", "1024", "--max_pixels", str(a.grpo_pixels)]
+    for task, extra in (("grounding", []), ("report", ["--rewards", "report_clinical"])):
+        name = f"grpo_{task}"
+        stages[name] = run(name, [*cli, "grpo", "--config", RECIPES / f"{name}.yaml", *grpo, *extra,
+                                  "--output_dir", a.work / name], a.work / "logs")
+        stages[name]["perf"] = perf(a.work / name)
+    stages["eval"] = run("eval", [*cli, "eval", "--model", model, "--data", data / "test.jsonl", "--out",
+                                  a.work / "eval", "--max-rows", str(2 * a.rows), "--batch-size", str(2 * a.rows),
+                                  "--max-new-tokens-report", str(a.completion_tokens), "--max-new-tokens-grounding",
+                                  str(a.completion_tokens), "--max-pixels", str(a.grpo_pixels), "--device", "cpu"],
+                         a.work / "logs")
+    result = {
+        "command": "bash bench/realsize_cpu.sh " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "architecture": str(a.config_dir.resolve().relative_to(REPO) if a.config_dir.resolve().is_relative_to(REPO)
+                            else a.config_dir),
+        "parameters_built": built["parameters"], "parameters_radrl_plan": planned,
+        "budgets": {"sft_max_pixels": a.sft_pixels, "grpo_min_pixels": 1024, "grpo_max_pixels": a.grpo_pixels,
+                    "eval_max_pixels": a.grpo_pixels, "completion_tokens": a.completion_tokens,
+                    "image_size": a.image_size},
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores_visible": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+                    "torch": torch.__version__},
+        "stages": stages,
+        "all_passed": all(s.get("exit_code", 0) == 0 for s in stages.values()),
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(f"written to {a.out}")
+    if not a.keep:
+        shutil.rmtree(model, ignore_errors=True)
+    if not result["all_passed"]:
+        failed = [k for k, s in stages.items() if s.get("exit_code", 0)]
+        sys.exit(f"stages failed: {failed}; see their logs in {a.work / 'logs'}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Real-size check on a CPU (issue 16): random weights in Qwen3-VL-2B's published architecture
+# (bench/configs/qwen3vl-2b), one step each of `radrl sft` (LoRA), `radrl grpo` (grounding, report) and
+# `radrl eval` at the paper's pixel budgets; wall time and peak RSS of each to bench/results/realsize_cpu.json.
+# About 20 minutes on 2 cores and 12-14 GiB of memory; not run in CI (tests/test_bench_realsize.py runs it
+# on a tiny config). Arguments pass through to bench/realsize_cpu.py (--help lists them).
+#   bash bench/realsize_cpu.sh [--keep] [--work runs/realsize-cpu] [--out bench/results/realsize_cpu.json]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python
+exec "$PYTHON" bench/realsize_cpu.py "$@"

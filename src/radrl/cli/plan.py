@@ -1,0 +1,110 @@
+"""``radrl plan --config RECIPE --gpus N [--gpu-memory 80]``: will the recipe fit, per GPU (``radrl.train.plan``).
+
+    radrl plan --config recipes/qwen3vl-8b/grpo_report.yaml --gpus 32 --architecture bench/configs/qwen3vl-8b
+    radrl plan --config recipes/qwen3vl-8b/sft.yaml --gpus 8 --launch recipes/accelerate/deepspeed_zero3.yaml
+    radrl plan --config R --gpus 8 --per_device_train_batch_size 2 --gradient_accumulation_steps 8   # overrides
+
+Prints the estimate by component and either "fits" or "will not fit: try ..." with the changes that make it
+fit (command-line flags for `radrl sft` / `radrl grpo`, plus `--engine` / `--gpus` for the launch). Exit
+status 1 when it does not fit, so a job script can check before it asks for the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from radrl.cli.args import ArgumentParser
+
+
+def _overrides(rest: list[str], parser: argparse.ArgumentParser) -> dict:
+    """``--field value`` pairs after the known flags, values read as YAML (``--bf16 false`` -> False)."""
+    import yaml
+
+    out = {}
+    it = iter(rest)
+    for key in it:
+        if not key.startswith("--"):
+            parser.error(f"unexpected {key!r}: recipe overrides are --field value pairs")
+        value = next(it, None)
+        if value is None:
+            parser.error(f"{key} needs a value")
+        out[key[2:].replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> bool:
+    p = ArgumentParser(prog="radrl plan", description=__doc__.split("\n\n")[0],
+                       epilog="Any other --field value pair overrides the recipe, as for radrl sft / grpo.")
+    p.add_argument("--config", required=True, help="the SFT or GRPO recipe (YAML)")
+    p.add_argument("--gpus", type=int, required=True, help="training processes (GPUs) in all")
+    p.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
+    p.add_argument("--gpus-per-node", type=int, default=8, help="for the host RAM estimate (default 8)")
+    p.add_argument("--architecture", default=None,
+                   help="Qwen3-VL config.json or its folder (default: the recipe's model_name_or_path)")
+    p.add_argument("--launch", default=None, help="accelerate launch config (recipes/accelerate/*.yaml) to read "
+                                                  "the engine from")
+    p.add_argument("--engine", choices=["ddp", "zero2", "zero3", "fsdp"], default=None,
+                   help="instead of --launch (default: what docs/training.md launches this kind of recipe with: "
+                        "GRPO zero2, full SFT zero3, LoRA ddp)")
+    p.add_argument("--offload-optimizer", action="store_true", help="with --engine zero2/zero3")
+    p.add_argument("--offload-params", action="store_true", help="with --engine zero3/fsdp")
+    p.add_argument("--prompt-text-tokens", type=int, default=64,
+                   help="text tokens of a prompt besides the image (chat template + request; default 64)")
+    p.add_argument("--reserve", type=float, default=3.0, help="GiB kept for CUDA context, NCCL, fragmentation")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    args, rest = p.parse_known_args(argv)
+    if args.launch and args.engine:
+        p.error("give --launch or --engine, not both")
+
+    from radrl.train.plan import (
+        DEFAULT_ENGINE,
+        Engine,
+        GiB,
+        engine_from_launch_config,
+        estimate,
+        read_architecture,
+        read_recipe,
+        suggestions,
+        to_json,
+    )
+
+    recipe = read_recipe(args.config, _overrides(rest, p))
+    if args.launch:
+        engine = engine_from_launch_config(args.launch)
+    else:
+        kind = args.engine or DEFAULT_ENGINE["lora" if recipe["use_lora"] else recipe.kind]
+        engine = Engine(kind, offload_optimizer=args.offload_optimizer or (kind == "fsdp" and args.offload_params),
+                        offload_params=args.offload_params)
+    arch = read_architecture(args.architecture or recipe["model_name_or_path"])
+    kwargs = {"gpu_memory_gib": args.gpu_memory, "gpus_per_node": args.gpus_per_node,
+              "prompt_text_tokens": args.prompt_text_tokens, "reserve_gib": args.reserve}
+    est = estimate(arch, recipe, engine, args.gpus, **kwargs)
+    if args.json:
+        print(to_json(est))
+    else:
+        b = est.batch
+        print(f"{args.config}: {recipe.kind.upper()}, {arch.total / 1e9:.2f} B parameters, {engine}, {args.gpus} x "
+              f"{args.gpu_memory:g} GiB")
+        print(f"micro-batch {b['micro_batch']} x accumulation {b['accumulation']} x {args.gpus} GPUs = "
+              f"{b['effective_batch']} sequences per optimizer step; sequence {b['sequence']:,} tokens "
+              f"({b['image_tokens']} image tokens)")
+        width = max(len(k) for k in est.components)
+        for name, (value, how) in est.components.items():
+            print(f"  {name:<{width}}  {value / GiB:7.1f} GiB  {how}")
+        print(f"  {'peak':<{width}}  {est.peak / GiB:7.1f} GiB  of {est.capacity / GiB:g}")
+        for note in est.notes:
+            print(f"  note: {note}")
+    cannot_start = any("cannot start" in n for n in est.notes)
+    if est.fits and not cannot_start:
+        print(f"fits: {est.peak / GiB:.1f} of {est.capacity / GiB:g} GiB per GPU", file=sys.stderr)
+        return True
+    tries = suggestions(arch, recipe, engine, args.gpus, **kwargs)
+    if tries:
+        lines = "\n".join(f"  {' '.join(flags)}   ({e.peak / GiB:.1f} GiB)" for flags, e in tries)
+        print(f"will not fit ({est.peak / GiB:.1f} of {est.capacity / GiB:g} GiB per GPU): try\n{lines}",
+              file=sys.stderr)
+    else:
+        print(f"will not fit ({est.peak / GiB:.1f} of {est.capacity / GiB:g} GiB per GPU), and no single change "
+              "tried here makes it fit: try more GPUs, larger GPUs or a smaller model", file=sys.stderr)
+    sys.exit(1)

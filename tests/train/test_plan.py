@@ -1,0 +1,238 @@
+"""`radrl plan` (issue 16): DeepSpeed's estimator reimplemented and held to DeepSpeed's numbers, parameter
+counts and resident memory measured on the CPU, and the verdicts and suggestions of the command."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from radrl.train.plan import (
+    Engine,
+    deepspeed_zero2_estimate,
+    deepspeed_zero3_estimate,
+    engine_from_launch_config,
+    estimate,
+    read_architecture,
+    read_recipe,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ARCH_8B = REPO / "bench" / "configs" / "qwen3vl-8b"
+GRPO_REPORT = REPO / "recipes" / "qwen3vl-8b" / "grpo_report.yaml"
+GRPO_GROUNDING = REPO / "recipes" / "qwen3vl-8b" / "grpo_grounding.yaml"
+
+
+def gb(n):  # DeepSpeed prints bytes / 2**30 with two decimals and calls it GB
+    return round(n / 2**30, 2)
+
+
+# DeepSpeed's memory docs (docs/code-docs/source/memory.rst), "estimate_zero3_model_states_mem_needs_all_cold
+# (total_params=2851e6, largest_layer_params=32e6, num_gpus_per_node=8, num_nodes=1)": per CPU, per GPU
+@pytest.mark.parametrize("offload_opt, offload_param, zero_init, cpu, gpu", [
+    (True, True, True, 71.69, 0.12),
+    (True, True, False, 127.45, 0.12),
+    (True, False, True, 63.72, 0.78),
+    (True, False, False, 127.45, 0.78),
+    (False, False, True, 1.43, 6.09),
+    (False, False, False, 127.45, 6.09),
+])
+def test_zero3_estimate_matches_the_deepspeed_docs(offload_opt, offload_param, zero_init, cpu, gpu):
+    c, g, _ = deepspeed_zero3_estimate(2851e6, 32e6, 8, 1, cpu_offload=offload_opt, cpu_offload_params=offload_param,
+                                       zero_init=zero_init)
+    assert (gb(c), gb(g)) == (cpu, gpu)
+
+
+def test_zero2_estimate_matches_deepspeed():
+    # the docs' ZeRO-2 example (2851e6 parameters, 8 GPUs): offload_optimizer=cpu -> 127.45 GB CPU, 5.31 GB GPU
+    assert tuple(gb(x) for x in deepspeed_zero2_estimate(2851e6, 8, 1, cpu_offload=True)) == (127.45, 5.31)
+    # offload none: the docs print 15.93 GB (4 P + 16 P / N), DeepSpeed 0.18.0's code computes 2 P + 18 P / N
+    # (gradients sharded too); these bytes are what deepspeed==0.18.0 itself returned (pip install, CPU):
+    assert deepspeed_zero2_estimate(2851e6, 8, 1, cpu_offload=False) == (136848000000, 12116750000)
+    assert deepspeed_zero2_estimate(8767123696, 8, 4, cpu_offload=False) == (420821937408, 22465754471)
+    assert deepspeed_zero2_estimate(8767123696, 8, 4, cpu_offload=True) == (1683287749632, 17534247392)
+    assert deepspeed_zero3_estimate(8767123696, 622329856, 8, 4, cpu_offload=False, cpu_offload_params=False) == (
+        29871833088, 7420826503, 2489319424)
+
+
+def test_against_deepspeed_itself_where_installed():
+    ds2 = pytest.importorskip("deepspeed.runtime.zero.stage_1_and_2")
+    ds3 = pytest.importorskip("deepspeed.runtime.zero.stage3")
+    for total, largest, per_node, nodes in ((2851e6, 32e6, 8, 1), (8.767e9, 6.2e8, 8, 4), (1e9, 1e7, 1, 1)):
+        for off in (True, False):
+            assert deepspeed_zero2_estimate(total, per_node, nodes, off) == \
+                ds2.estimate_zero2_model_states_mem_needs(total, per_node, nodes, off)
+            for off_p in (True, False):
+                for init in (True, False):
+                    assert deepspeed_zero3_estimate(total, largest, per_node, nodes, off, off_p, init) == \
+                        ds3.estimate_zero3_model_states_mem_needs(total, largest, per_node, nodes, off, off_p, init)
+
+
+@pytest.fixture(scope="module")
+def arch_8b():
+    return read_architecture(ARCH_8B)
+
+
+@pytest.mark.parametrize("kind, offload_opt, offload_param", [
+    ("zero2", False, False), ("zero2", True, False),
+    ("zero3", False, False), ("zero3", True, False), ("zero3", True, True),
+])
+def test_plan_model_states_are_deepspeeds_estimate(arch_8b, kind, offload_opt, offload_param):
+    # full fine-tuning (every parameter trains): the plan's weights + gradients + optimizer (+ ZeRO-3's gather
+    # buffer) per GPU is DeepSpeed's own GPU estimate for the same model on 32 GPUs
+    recipe = read_recipe(GRPO_REPORT)
+    est = estimate(arch_8b, recipe, Engine(kind, offload_opt, offload_param), 32)
+    states = sum(est.components[k][0] for k in ("weights", "gradients", "optimizer", "gather buffer")
+                 if k in est.components)
+    if kind == "zero2":
+        expected = deepspeed_zero2_estimate(arch_8b.total, 8, 4, cpu_offload=offload_opt)[1]
+    else:
+        expected = deepspeed_zero3_estimate(arch_8b.total, arch_8b.largest_layer, 8, 4, cpu_offload=offload_opt,
+                                            cpu_offload_params=offload_param)[1]
+    assert states == pytest.approx(expected, abs=2)
+
+
+def test_parameter_counts_are_those_of_the_built_model(tiny_model_dir):
+    # counted on the meta device; the same config built with real (random) weights on the CPU has exactly these
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    from radrl.train.common import model_part
+
+    arch = read_architecture(tiny_model_dir)
+    model = Qwen3VLForConditionalGeneration.from_pretrained(str(tiny_model_dir))
+    assert arch.total == sum(p.numel() for p in model.parameters())
+    parts = {"vision_tower": 0, "projector": 0, "language_model": 0}
+    for name, p in model.named_parameters():
+        parts[model_part(name)] += p.numel()
+    assert arch.parts == parts
+    # DeepSpeed's largest layer (its model_to_params): the most parameters one module holds itself
+    assert arch.largest_layer == max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
+    # LoRA adapters: what peft adds with the recipe's targets
+    from peft import LoraConfig, get_peft_model
+
+    from radrl.train.common import LORA_TARGETS
+
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules="|".join(f"({r})" for r in LORA_TARGETS.values())))
+    assert arch.lora_params(4, set(LORA_TARGETS)) == sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    assert torch.float32 == model.dtype
+
+
+RSS_PROBE = """
+import gc, json, sys, torch
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+torch.set_num_threads(1)
+def rss():
+    gc.collect()
+    return int(open('/proc/self/statm').read().split()[1]) * 4096
+config = Qwen3VLConfig.from_pretrained(sys.argv[1])
+before = rss()
+model = Qwen3VLForConditionalGeneration(config)  # fp32, as radrl loads a policy for training
+weights = rss() - before
+ids = torch.randint(0, 100, (1, 8))
+model(input_ids=ids, labels=ids).loss.backward()  # once, so that the allocator's one-time growth is paid
+model.zero_grad(set_to_none=True)
+settled = rss()
+model(input_ids=ids, labels=ids).loss.backward()
+grads = rss() - settled
+opt = torch.optim.AdamW(model.parameters(), foreach=False)
+opt.step()
+optimizer = rss() - settled - grads
+print(json.dumps({"weights": weights, "gradients": grads, "optimizer": optimizer}))
+"""
+
+
+def test_resident_memory_measured_on_the_cpu(tmp_path, tiny_model_dir):
+    # a model of ~40 M parameters (the real 151,936-token vocabulary on a tiny body) built in a fresh process:
+    # its weights, gradients and Adam state, measured as resident memory, are what the plan counts for one
+    # device without DeepSpeed (4 + 4 + 8 bytes per parameter)
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["text_config"]["vocab_size"] = 151936
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    # glibc serves large blocks from mmap (returned to the system when freed) only below a threshold it raises as
+    # blocks are freed; pinning it makes freed activations leave the resident set, as on a GPU they leave the
+    # allocator's live bytes
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", RSS_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                         check=True, env=env)
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    arch = read_architecture(tmp_path)
+    recipe = read_recipe(REPO / "recipes" / "qwen3vl-8b" / "sft.yaml")
+    est = estimate(arch, recipe.replace(bf16=False), Engine("ddp"), 1)
+    for part in ("weights", "gradients", "optimizer"):
+        assert measured[part] == pytest.approx(est.components[part][0], rel=0.1), (part, measured, arch.total)
+
+
+@pytest.mark.parametrize("stem, engine", [
+    ("deepspeed_zero2", Engine("zero2")),
+    ("deepspeed_zero3", Engine("zero3")),
+    ("fsdp", Engine("fsdp")),
+    ("cpu", Engine("ddp")),
+])
+def test_engine_from_the_launch_configs(stem, engine):
+    assert engine_from_launch_config(REPO / "recipes" / "accelerate" / f"{stem}.yaml") == engine
+
+
+def test_reference_model_by_engine(arch_8b):
+    # bf16 reference: a whole copy per GPU under ZeRO-2 (TRL's stage-0 prepare), sharded under ZeRO-3 / FSDP,
+    # none with LoRA or beta 0
+    recipe = read_recipe(GRPO_REPORT)
+    p = arch_8b.total
+    ref = {e: estimate(arch_8b, recipe, Engine(e), 32).components["reference model"][0] for e in ("zero2", "zero3",
+                                                                                                  "fsdp", "ddp")}
+    assert ref == {"zero2": 2 * p, "zero3": 2 * p / 32, "fsdp": 2 * p / 32, "ddp": 2 * p}
+    assert estimate(arch_8b, recipe, Engine("zero3", True, True), 32).components["reference model"][0] == 0
+    assert estimate(arch_8b, recipe.replace(use_lora=True), Engine("zero2"), 32).components["reference model"][0] == 0
+    assert estimate(arch_8b, recipe.replace(beta=0.0), Engine("zero2"), 32).components["reference model"][0] == 0
+
+
+@pytest.mark.parametrize("recipe", [GRPO_REPORT, GRPO_GROUNDING])
+def test_shipped_8b_grpo_recipes_fit_32_gpus_of_80_gb(recipe, capsys):
+    from radrl.cli.plan import main
+
+    assert main(["--config", str(recipe), "--gpus", "32", "--architecture", str(ARCH_8B),
+                 "--launch", str(REPO / "recipes" / "accelerate" / "deepspeed_zero2.yaml")])
+    assert "fits:" in capsys.readouterr().err
+
+
+def test_will_not_fit_says_what_to_try_and_the_first_try_fits(capsys):
+    from radrl.cli.plan import main
+
+    # the paper's micro-batch 8 with 4,096-token completions, padded, under ZeRO-2 on 32 GPUs
+    base = ["--config", str(GRPO_GROUNDING), "--gpus", "32", "--architecture", str(ARCH_8B), "--engine", "zero2",
+            "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "4"]
+    with pytest.raises(SystemExit) as stop:
+        main(base)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "will not fit" in err and "try" in err
+    first = err.split("try\n", 1)[1].splitlines()[0].split("(")[0].split()
+    assert main(base + first)  # the suggestion, applied, fits
+    # the suggested micro-batch keeps the effective batch: per_device x GPUs x accumulation = 1,024
+    if "--per_device_train_batch_size" in first:
+        b = int(first[first.index("--per_device_train_batch_size") + 1])
+        acc = int(first[first.index("--gradient_accumulation_steps") + 1])
+        assert b * 32 * acc == 1024
+
+
+def test_vllm_share_too_small_for_its_weights(arch_8b):
+    recipe = read_recipe(GRPO_REPORT).replace(vllm_gpu_memory_utilization=0.2)  # 16 GiB < 16.3 GiB of weights
+    est = estimate(arch_8b, recipe, Engine("zero3"), 32)
+    assert any("vLLM cannot start" in n for n in est.notes)
+
+
+def test_json_output(capsys):
+    from radrl.cli.plan import main
+
+    main(["--config", str(GRPO_REPORT), "--gpus", "32", "--architecture", str(ARCH_8B), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["fits"] and out["batch"]["effective_batch"] == 1024
+    assert out["peak_gib"] == pytest.approx(sum(v for k, v in out["components_gib"].items() if k != "activations"))
+
+
+def test_recipe_without_a_pixel_budget_is_refused(tmp_path):
+    (tmp_path / "r.yaml").write_text("model_name_or_path: x\nper_device_train_batch_size: 2\n")
+    with pytest.raises(ValueError, match="max_pixels"):
+        read_recipe(tmp_path / "r.yaml")
