@@ -207,10 +207,11 @@ class FakeScorer:
 
 @pytest.fixture
 def fake_metrics(monkeypatch):
-    """METRICS with fake radcliq / bertscore / radgraph / chexbert / green / ratescore scorers."""
+    """METRICS with fake radcliq / bertscore (both encoders) / radgraph / chexbert / green / ratescore scorers."""
     fakes = {"radcliq": FakeScorer("radcliq_v1"), "bertscore": FakeScorer("bertscore"),
              "radgraph": FakeScorer("radgraph_complete"), "chexbert": FakeScorer("chexbert_f1"),
-             "green": FakeScorer("green"), "ratescore": FakeScorer("ratescore")}
+             "green": FakeScorer("green"), "ratescore": FakeScorer("ratescore"),
+             "bertscore_distilbert": FakeScorer("bertscore_distilbert")}
     for name, fake in fakes.items():
         monkeypatch.setitem(METRICS, name, fake)
     return fakes
@@ -233,6 +234,9 @@ METRIC_CASES = [
     # the other model-based rewards: value with its sign (+), floors at the bottom of their range
     ("bertscore_value", "report_bertscore", LONG, REPORT_REF, False, 0.6),
     ("bertscore_empty", "report_bertscore", "", REPORT_REF, False, -1.0),
+    # the paper's BERTScore-alone ablation (distilbert): its own scorer, too-short answers 0 as the authors' worker
+    ("bertscore_distilbert_value", "report_bertscore_distilbert", LONG, REPORT_REF, False, 0.6),
+    ("bertscore_distilbert_empty", "report_bertscore_distilbert", "", REPORT_REF, False, 0.0),
     ("radgraph_value", "report_radgraph", LONG, REPORT_REF, False, 0.6),
     ("radgraph_empty", "report_radgraph", "   ", REPORT_REF, False, 0.0),
     ("chexbert_value", "report_chexbert_f1", LONG, REPORT_REF, False, 0.6),

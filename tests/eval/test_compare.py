@@ -80,7 +80,7 @@ def comparable_block(folder: Path, max_new_tokens: int = 128) -> dict:
         tasks[task] = {"rows": len(mine), "row_ids_sha256": _sha([p["id"] for p in mine]),
                        "requests_sha256": _sha([p["request"] for p in mine]), "max_new_tokens": max_new_tokens,
                        "mean_image_tokens": 64.0, "metric_versions": metrics[task]["versions"]}
-    return {"contract": 1, "data_sha256": _sha("fixture rows"), "prompt_scheme": "radrl-requests-2",
+    return {"contract": 1, "data_sha256": _sha("fixture rows"), "prompt_scheme": "radrl-requests-3",
             "pixels": {"min_pixels": 1024, "max_pixels": 451584},
             "decoding": {"temperature": 0.0, "top_p": None, "thinking": False, "box_instruction": False},
             "precision": "float32", "tasks": tasks,
@@ -140,7 +140,8 @@ def test_comparison_tables_from_two_fixed_runs(runs, tmp_path):
     # Report table: the paper's columns first, then ours; the oracle (references as answers) scores 100 on ROUGE-L
     # and the rule labeler's F1s. No CheXbert ran: its columns stay "-" (the rule labeler never fills them).
     header = next(x for x in md.splitlines() if x.startswith("| model | ROUGE-L"))
-    assert header.startswith("| model | ROUGE-L | BERTScore F1 | CheXbert micro-F1 (14) | CheXbert macro-F1 (14) | "
+    assert header.startswith("| model | ROUGE-L | BERTScore F1 (distilbert) | CheXbert micro-F1 (14) | "
+                             "CheXbert macro-F1 (14) | "
                              "RadGraph F1 (paper; level not stated) | GREEN | RadCliQ-v1 (lower better) | "
                              "CheXpert-rules micro-F1 (14) | CheXpert-rules macro-F1 (14) |")
     line = next(x for x in md.splitlines() if x.startswith("| B | "))

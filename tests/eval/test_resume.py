@@ -108,7 +108,7 @@ def test_killed_eval_resumes_without_recomputing_or_duplicating(tiny_model_dir, 
 
 _MANIFEST = {"model": {"id": "m", "engine": "hf", "endpoint": None, "loader": "auto", "files": {"w": [1, "t0"]}},
              "decoding": {"temperature": 0.0}, "data": {"sha256": "abc", "tasks": ["report"], "prompt_seed": 1},
-             "comparable": {"prompt_scheme": "radrl-requests-2", "precision": "float32"},
+             "comparable": {"prompt_scheme": "radrl-requests-3", "precision": "float32"},
              "generation_runs": [{"generated": 3}]}
 
 # (case, change to the new settings, expected: earlier runs kept, [] after a restart, or the error text)
@@ -124,9 +124,9 @@ RESUME_CASES = [
      {"model": {**_MANIFEST["model"], "files": {"w": [1, "t1"]}}}, []),
     ("nothing generated yet (a first attempt failed): any settings start", {"decoding": {"temperature": 0.7}}, None),
     # requests drawn by another rule (before prompt identity, requests depended on the other rows): not resumed
-    ("another request scheme: refused", {"comparable": {"prompt_scheme": "radrl-requests-3", "precision": "float32"}},
-     "requests drawn by radrl-requests-2"),
-    ("another precision: refused", {"comparable": {"prompt_scheme": "radrl-requests-2", "precision": "bfloat16"}},
+    ("another request scheme: refused", {"comparable": {"prompt_scheme": "radrl-requests-2", "precision": "float32"}},
+     "requests drawn by radrl-requests-3"),
+    ("another precision: refused", {"comparable": {"prompt_scheme": "radrl-requests-3", "precision": "bfloat16"}},
      "different comparable.precision"),
 ]
 

@@ -31,3 +31,29 @@ def test_unreadable_images_are_counted_skips_named_in_the_manifest(tiny_model_di
     lines = (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(f"{s.id}-report" for s in samples[2:])
     assert any("skipped 2 rows whose image cannot be read (2 images" in r.getMessage() for r in caplog.records)
+
+
+def test_image_verdicts_are_cached_by_size_and_time(synth_data, tmp_path, monkeypatch):
+    """A resumed evaluation decodes only the files that changed since the last check (a DICOM test split takes
+    minutes to decode), and a changed file is decoded again."""
+    from radrl.data import images
+    from radrl.eval.run import drop_unreadable
+
+    good = tmp_path / "good.png"
+    good.write_bytes(Path(next(iter(read_jsonl(synth_data["test"]))).image).read_bytes())
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(good.read_bytes()[:200])
+    rows = [{"id": "g", "task": "report", "images": [str(good)]}, {"id": "b", "task": "report", "images": [str(bad)]}]
+    cache = tmp_path / "image_check.json"
+    decoded = []
+    real = images.load_image
+    monkeypatch.setattr(images, "load_image", lambda p, *a, **k: decoded.append(p) or real(p, *a, **k))
+    first = drop_unreadable(rows, cache=cache)
+    assert [r["id"] for r in first[0]] == ["g"] and len(decoded) == 2
+    second = drop_unreadable(rows, cache=cache)
+    assert second == first and len(decoded) == 2          # both verdicts came from the cache
+    bad.write_bytes(good.read_bytes())                     # the file was fixed: decoded again, now kept
+    third = drop_unreadable(rows, cache=cache)
+    assert [r["id"] for r in third[0]] == ["g", "b"] and decoded[2:] == [str(bad)]
+    cache.write_text("not json")                           # a broken cache is only a cache
+    assert drop_unreadable(rows, cache=cache)[0] == third[0]

@@ -90,8 +90,8 @@ def test_cli_refuses_a_malformed_engine_argument(arg, message, synth_data, tmp_p
 def test_cli_engine_argument_keys_may_use_dashes(fake_vllm, synth_data, tmp_path):
     from radrl.cli import main
 
-    main(["eval", "--model", str(tmp_path), "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"), "--engine", "vllm",
-          "--tasks", "report", "--max-rows", "1", "--engine-arg", "tensor-parallel-size=2"])
+    main(["eval", "--model", str(tmp_path), "--data", str(synth_data["test"]), "--out", str(tmp_path / "e"),
+          "--engine", "vllm", "--tasks", "report", "--max-rows", "1", "--engine-arg", "tensor-parallel-size=2"])
     assert fake_vllm.calls[0]["tensor_parallel_size"] == 2
 
 

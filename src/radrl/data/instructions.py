@@ -126,8 +126,12 @@ DETECTION_PROMPTS = (
 
 NO_ABNORMALITY = "No abnormalities."
 
-# The rule that draws requests (see the module docstring); recorded by evaluation, checked by comparison.
-PROMPT_SCHEME = "radrl-requests-2"
+# The rule that writes requests (see the module docstring); recorded by evaluation, checked by comparison.
+# -3 reads VinDr's and TBX11K's class names from their sources' tables ("active tuberculosis", not
+# "activetuberculosis"); the random draws are -2's, so the requests of every other source are unchanged,
+# but a run recorded under -2 is not compared with one under -3 (its VinDr/TBX11K requests differ).
+PROMPT_SCHEME = "radrl-requests-3"
+_DRAW_SCHEME = "radrl-requests-2"
 
 
 def request_rng(seed: int, sample_id: str, task: str, target: str = "", repeat: int = 0) -> random.Random:
@@ -137,7 +141,7 @@ def request_rng(seed: int, sample_id: str, task: str, target: str = "", repeat: 
     >>> request_rng(0, "s1", "report").random() == request_rng(0, "s1", "report").random()
     True
     """
-    return random.Random(f"{PROMPT_SCHEME}|{seed}|{sample_id}|{task}|{target}|{repeat}")
+    return random.Random(f"{_DRAW_SCHEME}|{seed}|{sample_id}|{task}|{target}|{repeat}")
 
 BOX_INSTRUCTION = {
     "paper": " Answer with boxes as [x_min, y_min, x_max, y_max] in 0-1 image coordinates.",

@@ -87,11 +87,12 @@ PUBLISHED_BENCHMARKS = ("anatomy", "abnormality", "MS-CXR", "PadChest-GR")
 # without a scorer shows "-" there (the rule labeler never stands in for CheXbert). The paper's CheXbert F1s
 # are placed in the 14-label columns: its table does not say, its text lists 14 labels first, and RadVLM's
 # evaluation code calls those "all". Its RadGraph F1 names no level (simple, partial, complete), so it has a
-# column of its own beside our radgraph_* columns.
+# column of its own beside our radgraph_* columns. Its BERTScore is RadVLM's evaluation (distilbert-base-uncased,
+# layer 5): our bertscore_distilbert, not RadCliQ's distilroberta-base `bertscore` (docs/metrics.md).
 PAPER_RADGRAPH = MetricSpec("paper_radgraph_f1", "RadGraph F1 (paper; level not stated)", needs_weights=True,
                             description="the paper's RadGraph F1, at a level its table does not state")
-PUBLISHED_REPORT_KEYS = ("rouge_l", "bertscore", "chexbert_f1_micro_14", "chexbert_f1_macro_14", PAPER_RADGRAPH.key,
-                         "green", "radcliq_v1")
+PUBLISHED_REPORT_KEYS = ("rouge_l", "bertscore_distilbert", "chexbert_f1_micro_14", "chexbert_f1_macro_14",
+                         PAPER_RADGRAPH.key, "green", "radcliq_v1")
 
 
 def _spec(key: str) -> MetricSpec:

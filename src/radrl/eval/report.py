@@ -16,9 +16,9 @@ from radrl.metrics import MetricResult, all_specs, metric_spec
 # last, under its own name: nothing is dropped.
 TABLE_KEYS = {
     "grounding": ["soft_f1", "map50", "ap50_dataset", "mean_iou", "acc50", "normal_correct", "false_positive_rate"],
-    "report": ["rouge_l", "bertscore", "chexbert_f1_micro_14", "chexbert_f1_macro_14", "radgraph_partial", "green",
-               "radcliq_v1", "chexpert_rules_micro_f1_14", "chexpert_rules_macro_f1_14", "chexpert_rules_micro_f1_5",
-               "chexpert_rules_macro_f1_5", "clinical", "bleu"],
+    "report": ["rouge_l", "bertscore_distilbert", "bertscore", "chexbert_f1_micro_14", "chexbert_f1_macro_14",
+               "radgraph_partial", "green", "radcliq_v1", "chexpert_rules_micro_f1_14", "chexpert_rules_macro_f1_14",
+               "chexpert_rules_micro_f1_5", "chexpert_rules_macro_f1_5", "clinical", "bleu"],
 }
 
 

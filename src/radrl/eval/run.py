@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -111,7 +112,7 @@ def evaluate(model_path: str, data: str, out: str, tasks: tuple[str, ...] = ("re
     # Limits of every task in the file, not only those within --max-rows: a rerun with more rows resumes.
     limits = {t: v for t, v in task_limits(max_new_tokens, thinking).items() if any(r["task"] == t for r in rows)}
     rows = first_per_task(rows, max_rows) if max_rows else rows
-    rows, unreadable = drop_unreadable(rows, progress)
+    rows, unreadable = drop_unreadable(rows, progress, cache=out_dir / "image_check.json")
     if not rows:
         raise ValueError(f"{data} gives no scorable rows for tasks {tasks} (skipped: {skipped or 'none'}; unreadable "
                          f"images: {unreadable.get('images', 0)}); check the file and the tasks")
@@ -239,11 +240,11 @@ def _check_resume(path: Path, new: dict) -> list[dict]:
     old = json.loads(path.read_text())
     scheme = (old.get("comparable") or {}).get("prompt_scheme")
     if scheme != new["comparable"]["prompt_scheme"]:
-        raise ValueError(f"{path.parent} was generated with requests drawn by {scheme or 'an older rule'}, where each "
-                         "request depended on the other rows and tasks evaluated beside it; this radrl draws "
-                         f"them by {new['comparable']['prompt_scheme']} (a pure function of sample, task and "
-                         "seed), so its predictions answer other questions. Pass a new --out folder, or delete "
-                         "that folder to start over")
+        why = "" if scheme else ", where each request depended on the other rows and tasks evaluated beside it"
+        raise ValueError(f"{path.parent} was generated with requests drawn by {scheme or 'an older rule'}{why}; "
+                         f"this radrl writes them by {new['comparable']['prompt_scheme']} "
+                         "(radrl.data.instructions.PROMPT_SCHEME says what changed), so its predictions may "
+                         "answer other questions. Pass a new --out folder, or delete that folder to start over")
     for keys in _RESUME_KEYS:
         a, b = old, new
         for k in keys:
@@ -312,24 +313,56 @@ def _clusters(rows: list[dict], keys: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def drop_unreadable(rows: list[dict], progress: bool = False) -> tuple[list[dict], dict]:
+def _read_image_cache(cache: Path | None) -> dict:
+    """The verdicts ``drop_unreadable`` saved earlier; an unreadable cache is ignored (it is only a cache)."""
+    if cache is None or not cache.exists():
+        return {}
+    try:
+        files = json.loads(cache.read_text()).get("files", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 3} if isinstance(files, dict) else {}
+
+
+def drop_unreadable(rows: list[dict], progress: bool = False, cache: Path | None = None) -> tuple[list[dict], dict]:
     """(the rows whose images decode, a record of the others). Why: one corrupt or missing file used to abort
     a whole evaluation mid-generation; now its rows are skipped, counted per task and listed with the file
     and the error (manifest.json ``data.unreadable_images``; a warning says so). Each image is decoded once,
-    the way generation decodes it (``load_image``); both sides of a comparison skip the same rows, and
-    ``radrl compare`` sees any difference in the row-id hashes."""
+    the way generation decodes it (``load_image``), before generation, so both sides of a comparison skip
+    the same rows and ``radrl compare`` sees any difference in the row-id hashes. Decoding a large DICOM
+    test split takes minutes, so the verdicts are kept in ``cache`` (the output folder's
+    ``image_check.json``) by file size and modification time, and a resumed run decodes only changed files."""
     from tqdm.auto import tqdm
 
     from radrl.data.images import load_image
 
     paths = list(dict.fromkeys(str(p) for r in rows for p in r.get("images") or [] if isinstance(p, (str, Path))))
+    known = _read_image_cache(cache)
+    verdicts: dict[str, list] = {}
     errors: dict[str, str] = {}
     for path in tqdm(paths, desc="check images", unit=" images", disable=not progress or len(paths) < 50,
                      leave=False):
         try:
+            st = os.stat(path)
+            stamp = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            stamp = None
+        hit = known.get(path)
+        if stamp is not None and hit is not None and hit[:2] == stamp:
+            verdicts[path] = hit
+            if hit[2] is not None:
+                errors[path] = hit[2]
+            continue
+        try:
             load_image(path)
+            error = None
         except ImageError as e:
-            errors[path] = str(e)
+            error = errors[path] = str(e)
+        if stamp is not None:
+            verdicts[path] = [*stamp, error]
+    if cache is not None and verdicts != {p: known[p] for p in verdicts if p in known}:
+        cache.write_text(json.dumps({"about": "radrl eval: image decode verdicts by [size, mtime_ns, error]",
+                                     "files": {**known, **verdicts}}))
     if not errors:
         return rows, {}
     bad = {r["id"]: r for r in rows if any(str(p) in errors for p in r.get("images") or [])}

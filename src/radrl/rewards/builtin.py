@@ -221,6 +221,10 @@ REWARDS: dict[str, TaskReward] = {
     # the paper's single-metric alternatives
     "report_bertscore": ReportMetric("report_bertscore", "bertscore", "bertscore", floor=-1.0,
                                      bounds=(-math.inf, 1.0)),
+    # the paper's BERTScore-alone ablation as the authors' code scores it (distilbert-base-uncased, layer 5;
+    # worker_bertscore.py gives too-short answers 0); report_bertscore keeps RadCliQ's distilroberta-base
+    "report_bertscore_distilbert": ReportMetric("report_bertscore_distilbert", "bertscore_distilbert",
+                                                "bertscore_distilbert", floor=0.0, bounds=(-math.inf, 1.0)),
     "report_radgraph": ReportMetric("report_radgraph", "radgraph", "radgraph_complete"),
     "report_gleu": ReportMetric("report_gleu", "gleu", "gleu"),
     # CheXpert labels: our rule labeler (offline) and CheXbert (needs its weights)
