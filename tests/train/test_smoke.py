@@ -33,6 +33,9 @@ def test_sft_resumes_from_last_checkpoint(tiny_model_dir, synth_data, tmp_path):
     out = tmp_path / "sft"
     _sft(tiny_model_dir, synth_data, out, "--max_steps", "2", "--save_steps", "2")
     assert (out / "checkpoint-2").is_dir()
+    # an intermediate checkpoint says which radrl made it, from what (it is often the one evaluated or shared)
+    info = json.loads((out / "checkpoint-2" / "radrl.json").read_text())
+    assert (info["global_step"], info["trainer"], info["base_model"]) == (2, "SFTTrainer", str(tiny_model_dir))
     _sft(tiny_model_dir, synth_data, out, "--max_steps", "3", "--save_steps", "2", "--resume_from_checkpoint", "last")
     history = json.loads((out / "log_history.json").read_text())
     steps = [h["step"] for h in history if "loss" in h]
@@ -80,6 +83,7 @@ def test_grpo_resumes_from_last_checkpoint(tiny_model_dir, synth_data, tmp_path)
             "--output_dir", str(tmp_path / "grpo"), "--num_generations", "4", "--per_device_train_batch_size", "8",
             "--max_completion_length", "8", "--save_steps", "2", *COMMON]
     main([*args, "--max_steps", "2"])
+    assert json.loads((tmp_path / "grpo" / "checkpoint-2" / "radrl.json").read_text())["global_step"] == 2
     main([*args, "--max_steps", "3", "--resume_from_checkpoint", "last"])
     history = json.loads((tmp_path / "grpo" / "log_history.json").read_text())
     assert [h["step"] for h in history if "reward" in h] == [1, 2, 3]

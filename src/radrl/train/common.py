@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from radrl.data.instructions import build_conversations, build_task_mix, to_dataset
 from radrl.data.schema import read_jsonl
@@ -283,12 +284,29 @@ def save_outputs(trainer, processor, args: RadrlArgs) -> str:
             merge_lora(args.model_name_or_path, Path(output_dir) / "adapter", output_dir)
         processor.save_pretrained(output_dir)
         (Path(output_dir) / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        # Which radrl made this checkpoint, from what: a model folder outlives the command that trained it.
-        (Path(output_dir) / "radrl.json").write_text(json.dumps({
-            "radrl_version": version(), "trainer": type(trainer).__name__, "base_model": args.model_name_or_path,
-            "train_data": args.train_data, "tasks": list(args.tasks), "lora": bool(args.use_lora),
-            "global_step": trainer.state.global_step}, indent=1))
+        write_run_info(output_dir, trainer, args)
     return output_dir
+
+
+def write_run_info(folder: str | Path, trainer, args: RadrlArgs) -> None:
+    """``folder/radrl.json``: which radrl made this checkpoint, from what. Why: a model folder outlives the
+    command that trained it, and an intermediate ``checkpoint-N`` is often the one evaluated or shared."""
+    (Path(folder) / "radrl.json").write_text(json.dumps({
+        "radrl_version": version(), "trainer": type(trainer).__name__, "base_model": args.model_name_or_path,
+        "train_data": args.train_data, "tasks": list(args.tasks), "lora": bool(args.use_lora),
+        "global_step": trainer.state.global_step}, indent=1))
+
+
+class RunInfoOnSave(TrainerCallback):
+    """Writes ``radrl.json`` into every ``checkpoint-N`` folder the trainer saves (main process)."""
+
+    def __init__(self, trainer, args: RadrlArgs) -> None:
+        self.trainer, self.args = trainer, args
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            write_run_info(folder, self.trainer, self.args)
 
 
 def merge_lora(base: str, adapter: str | Path, out: str | Path) -> Path:

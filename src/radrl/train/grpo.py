@@ -24,6 +24,7 @@ from radrl.rewards import REWARDS, build_rewards, check_rewards
 from radrl.train import throughput
 from radrl.train.common import (
     RadrlArgs,
+    RunInfoOnSave,
     conversation_dataset,
     load_for_training,
     lora_config,
@@ -140,6 +141,7 @@ def train(cfg: RadrlGRPOConfig) -> str:
     if cfg.use_vllm and cfg.vllm_mode == "colocate":
         fix_colocated_vllm_images(trainer.vllm_generation, processor)
     throughput.attach(trainer, cfg.peak_tflops)  # perf/ tokens/s, MFU, generation / reward / update time
+    trainer.add_callback(RunInfoOnSave(trainer, cfg))  # radrl.json in every checkpoint-N
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir))
     return save_outputs(trainer, processor, cfg)
 

@@ -15,6 +15,7 @@ from trl import SFTConfig, SFTTrainer
 from radrl.train import throughput
 from radrl.train.common import (
     RadrlArgs,
+    RunInfoOnSave,
     conversation_dataset,
     load_for_training,
     lora_config,
@@ -51,6 +52,7 @@ def build_trainer(cfg: RadrlSFTConfig) -> tuple[SFTTrainer, object]:
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=dataset, processing_class=processor,
                          peft_config=lora_config(cfg))
     throughput.attach(trainer, cfg.peak_tflops)  # perf/ tokens/s per device and MFU at every logging step
+    trainer.add_callback(RunInfoOnSave(trainer, cfg))  # radrl.json in every checkpoint-N
     return trainer, processor
 
 
