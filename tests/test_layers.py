@@ -16,15 +16,15 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# Bottom to top. ``radrl.lookup``, ``radrl.machine`` and ``radrl.package`` (version, packaged recipes) import nothing
-# of radrl; ``data`` is the sample
+# Bottom to top. ``radrl.hub`` (the download command hints print), ``radrl.lookup``, ``radrl.machine`` and
+# ``radrl.package`` (version, packaged recipes) import nothing of radrl; ``data`` is the sample
 # schema, boxes, images and dataset adapters; ``models`` loads and runs checkpoints (and serves them);
 # ``parsing`` reads completions; ``metrics`` score parsed answers (model-based ones run on a
 # ``models`` device); ``rewards`` adapt metrics for TRL; ``eval`` and ``train`` are the pipeline's
 # stages (``app``, one image at a time with eval's requests, budget and parser, sits on ``eval``); ``demo`` runs
 # them all; ``cli`` holds every verb's argument parser and entry point.
 LAYERS = (
-    ("base", ("radrl", "radrl.lookup", "radrl.machine", "radrl.package")),
+    ("base", ("radrl", "radrl.hub", "radrl.lookup", "radrl.machine", "radrl.package")),
     ("data", ("radrl.data",)),
     ("models", ("radrl.models",)),
     ("parsing", ("radrl.parsing",)),

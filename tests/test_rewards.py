@@ -449,6 +449,8 @@ def test_model_based_rewards_equal_their_metrics(clinical_models, monkeypatch):
                                     ("report_bertscore", "bertscore", "bertscore", 1.0)]:
         out = REWARDS[name](completions, **columns)
         expected = METRICS[metric](refs[:2], answers).per_sample[key]
-        assert out[:2] == pytest.approx([sign * v for v in expected], abs=1e-9), name
+        # 1e-6, the metrics' contract with the reference packages: the reward keeps each reference's encoding
+        # across calls (radrl.metrics.encodings), encoded in another batch than the metric's own call
+        assert out[:2] == pytest.approx([sign * v for v in expected], abs=1e-6), name
         assert out[2:] == [REWARDS[name].floor] * 2, name
     assert REWARDS["report_radcliq"].floor == -3.0

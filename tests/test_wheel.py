@@ -113,6 +113,39 @@ def test_copy_keeps_the_layout_and_rewrites_names_for_another_folder(tmp_path, m
         copy_recipes("qwen3vl-7b")
 
 
+def test_copy_takes_the_destination_as_text(tmp_path, monkeypatch):
+    # the destination is a folder name, never a regex replacement: `\r` stays two characters, `\1` is no group
+    monkeypatch.chdir(tmp_path)
+    for dest in ("my\\recipes", "x\\1"):
+        copy_recipes("qwen3vl-8b/four_way_report.yaml", dest)
+        raw = yaml.safe_load((tmp_path / dest / "qwen3vl-8b/four_way_report.yaml").read_text())
+        assert raw["grpo_recipe"] == f"{dest}/qwen3vl-8b/grpo_report.yaml"
+
+
+def test_path_stays_inside_the_packaged_recipes(capsys):
+    from radrl.cli import main
+
+    assert packaged_recipe("demo/../demo/sft.yaml").name == "sft.yaml"
+    for name in ("../package.py", "..", "demo/../../package.py"):
+        with pytest.raises(FileNotFoundError, match=r"outside the packaged recipes.*radrl recipes list"):
+            packaged_recipe(name)
+    with pytest.raises(SystemExit) as e:
+        main(["recipes", "path", "../package.py"])
+    out = capsys.readouterr()
+    assert e.value.code == 1 and "package.py" not in out.out and "outside the packaged recipes" in out.err
+
+
+def test_the_readme_gives_the_pip_route_beside_the_make_commands():
+    # users with their own torch install with pip: that route must be on the first screen, the very next code
+    # block after `make demo` / `make test`, not below the app section
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\w*\n(.*?)```", text, flags=re.S)
+    make = next(i for i, b in enumerate(blocks) if b.startswith("make demo"))
+    assert "make test" in blocks[make] and blocks[make + 1].startswith("pip install 'radrl")
+    pip_at = text.index("pip install 'radrl @")
+    assert pip_at < text.index("radrl app") and text[:pip_at].count("\n") < 30
+
+
 def test_version_is_the_installed_distribution(capsys):
     from importlib.metadata import version
 

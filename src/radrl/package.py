@@ -59,7 +59,11 @@ def packaged_recipe(name: str = "") -> Path:
     recipes folder; a ``recipes/`` prefix is accepted. radrl is installed as files (never as a zip), so the
     resource is a path that the trainers and ``accelerate launch --config_file`` can open."""
     name = name.removeprefix(f"{RECIPES_DIR}/").strip("/")
-    path = Path(str(_root().joinpath(*name.split("/")))) if name else Path(str(_root()))
+    root = Path(str(_root()))
+    path = root.joinpath(*name.split("/")) if name else root
+    if not path.resolve().is_relative_to(root.resolve()):  # `../package.py` would hand out radrl's own code
+        raise FileNotFoundError(f"{name!r} is outside the packaged recipes; name a set {sorted(recipe_sets())} or "
+                                "one of its files as <set>/<file> (`radrl recipes list`)")
     if not (path.is_file() if "/" in name else path.is_dir()):
         raise FileNotFoundError(f"no packaged recipe {name!r}; choose a set {sorted(recipe_sets())} or one of its "
                                 "files (`radrl recipes list`)")
@@ -91,7 +95,8 @@ def copy_recipes(name: str, dest: str | Path = RECIPES_DIR, overwrite: bool = Fa
     while todo:  # the asked files, then the packaged files their settings name, transitively
         rel = todo.pop(0)
         text = _root().joinpath(*rel.split("/")).read_text(encoding="utf-8")
-        texts[rel] = text if prefix == RECIPES_DIR else ref.sub(f"{prefix}/", text)
+        # a function, not a replacement string: `\r` or `\1` in a folder name is text, not an escape or a group
+        texts[rel] = text if prefix == RECIPES_DIR else ref.sub(lambda _: f"{prefix}/", text)
         values = "\n".join(line.split(" #")[0] for line in text.splitlines() if not line.lstrip().startswith("#"))
         todo += [r for r in re.findall(rf"{ref.pattern}((?:{names})/[\w.-]+\.yaml)", values)
                  if r not in texts and r not in todo and r in recipe_files()]

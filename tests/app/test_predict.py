@@ -230,6 +230,12 @@ def test_radrl_predict_writes_json_lines_and_labelled_images(taught, cxr_data, t
     assert report["boxes"] == [{"label": "Cardiomegaly", "box": list(taught.box), "pixels": [132, 176, 308, 352]}]
     assert lines[6]["target"] == "opacity at the left base"
     assert "notes.png: not a readable image" in lines[3]["error"]
+    # every line, the unreadable image's too, says what answered: the checkpoint, its settings, radrl's version
+    from radrl import __version__
+
+    assert all(line["model"] == str(taught.path) and line["radrl_version"] == __version__ for line in lines)
+    assert all(line["settings"]["max_pixels"] == taught.pixels and line["settings"]["decoding"] == "greedy"
+               for line in lines)
     assert "1 unreadable" in capsys.readouterr().err
     # drawn at the original resolution (NIH 1024 x 1024, the DICOM 440 x 440), one file per image, names kept apart
     assert sorted(p.name for p in drawn.iterdir()) == ["CR-MONO1-10-chest.png", "chest.png", "nih.png"]
@@ -251,3 +257,54 @@ def test_radrl_predict_refuses_missing_inputs_in_one_line(args, message, tmp_pat
         main(["predict", *[str(tmp_path / a) for a in args], "--model", str(tmp_path / "no-model")])
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target,source,label,phrase", [
+    # VinDr's classes: the finding-grounding template, read with VinDr's table, as in eval's VinDr rows
+    ("Nodule/Mass", "vindr-cxr", "Nodule/Mass", "nodule or mass"),
+    ("ild", "vindr-cxr", "ILD", "interstitial lung disease"),   # any case; the generic reading would say "ILD"
+    # TBX11K's COCO categories
+    ("ActiveTuberculosis", "tbx11k", "ActiveTuberculosis", "active tuberculosis"),
+])
+def test_a_source_class_is_asked_as_evals_row_of_that_source(random_model, monkeypatch, target, source, label,
+                                                            phrase):
+    from radrl.app import KNOWN_FINDINGS, predict
+
+    sent = []
+    monkeypatch.setattr(predict, "generate_messages",
+                        lambda model, processor, convs, **kw: sent.append(convs) or ["no answer"])
+    image = Image.new("L", (300, 200), 90)
+    result = random_model.ground(image, target)
+
+    sample = Sample(id=predict.REQUEST_ID, image="image.png", source=source, findings="x",
+                    boxes=[Box(0, 0, 1, 1, label)])
+    row = build_conversations([sample], tasks=["grounding"], seed=random_model.seed)[0]
+    row["images"] = [image.convert("RGB")]
+    assert sent[0] == [messages_with_images(row)]
+    assert phrase in result.request and result.target == label and label in KNOWN_FINDINGS
+
+
+def test_closing_a_stream_stops_generation(tiny_model_dir):
+    # The viewer leaves after the first words: the generation thread stops within a token or two and frees the
+    # lock, instead of writing the rest of its 400 tokens while other requests wait.
+    import threading
+
+    from radrl.app import Predictor
+
+    model = Predictor(tiny_model_dir, max_new_tokens=400, dtype="fp32")
+    model.model.generation_config.eos_token_id = None   # a random model may say EOS early: it must run to the limit
+    steps = []
+    model.model.register_forward_hook(lambda *_: steps.append(1))
+    stream = model.report_stream(Image.new("L", (64, 64), 90))
+    next(stream)
+    stream.close()
+    thread = next((t for t in threading.enumerate() if t.name == "radrl-predict-stream"), None)
+    if thread is not None:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert len(steps) < 20, f"{len(steps)} forward passes after the stream was closed"
+    assert model._lock.acquire(blocking=False)
+    model._lock.release()
+    # and a stream read to the end still gives the whole answer
+    done = list(model.report_stream(Image.new("L", (64, 64), 90)))[-1]
+    assert done.complete and len(steps) > 100

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,37 @@ def test_the_token_is_the_login_password(taught, tmp_path):
             assert client.get(base + "/config").status_code == 200
     finally:
         app.close()
+
+
+def test_the_app_never_opens_a_public_share_link(taught, monkeypatch):
+    # GRADIO_SHARE=true (or Colab) makes Gradio open a public *.gradio.live tunnel unless launch says share=False:
+    # that would publish the model with no token. The launch call is captured, nothing is served.
+    import gradio as gr
+
+    from radrl.app import Predictor
+    from radrl.app.web import launch
+
+    monkeypatch.setenv("GRADIO_SHARE", "true")
+    seen = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
+    launch(Predictor(taught.path, max_pixels=taught.pixels), port=_free_port(), block=False, quiet=True)
+    assert seen["share"] is False and seen["enable_monitoring"] is False
+    assert seen["server_name"] == "127.0.0.1"
+
+
+def test_what_the_user_typed_comes_back_escaped(taught):
+    # "Locate" echoes the target into the page's message: markup typed there is shown as text, in both branches.
+    from radrl.app import Predictor, read_radiograph
+    from radrl.app.web import build
+
+    predictor = Predictor(taught.path, max_pixels=taught.pixels, max_new_tokens=40)
+    app = build(predictor)
+    on_ground = next(f.fn for f in app.fns.values() if f.name == "on_ground")
+    state = {"frontal": read_radiograph(Image.new("L", (64, 64), 90)), "boxes": [], "upload": None}
+    typed = "<img src=x onerror=alert(1)>"
+    _, _, note, *_ = on_ground(typed, state)   # the taught model answers with a box: "1 box(es) for ..."
+    assert "box(es) for &lt;img src=x onerror=alert(1)&gt;" in note and "<img" not in note
+    predictor.ground = lambda image, target: replace(predictor.__class__.ground(predictor, image, target),
+                                                     boxes=())
+    _, _, note, *_ = on_ground(typed, state)   # no box: the other branch
+    assert "no box for &lt;img" in note and "<img" not in note

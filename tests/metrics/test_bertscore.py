@@ -135,7 +135,7 @@ def test_missing_model_says_what_to_download(no_env):
     with pytest.raises(BertScoreModelMissing) as e:
         bertscore([REF], [REF])
     msg = str(e.value)
-    assert "distilroberta-base" in msg and ENV_VAR in msg and "huggingface-cli download" in msg
+    assert "distilroberta-base" in msg and ENV_VAR in msg and "hf download" in msg
 
 
 def test_missing_folder_and_incomplete_folder(no_env, tmp_path):
@@ -260,6 +260,6 @@ def test_distilbert_refuses_another_encoder(minilm):
 
 def test_distilbert_missing_model_says_what_to_download(monkeypatch):
     monkeypatch.delenv(DISTILBERT_ENV_VAR, raising=False)
-    with pytest.raises(BertScoreModelMissing, match=f"huggingface-cli download distilbert-base-uncased.*"
+    with pytest.raises(BertScoreModelMissing, match=f"hf download distilbert-base-uncased.*"
                                                     f"{DISTILBERT_ENV_VAR}"):
         check_distilbert_weights()

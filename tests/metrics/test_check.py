@@ -42,13 +42,13 @@ def test_unknown_names(case, names, words):
 
 # (metric, error type, words of its download instructions)
 MISSING = [
-    ("bertscore", BertScoreModelMissing, "huggingface-cli download distilroberta-base"),
-    ("bertscore_distilbert", BertScoreModelMissing, "huggingface-cli download distilbert-base-uncased"),
-    ("radgraph", RadGraphModelMissing, "huggingface-cli download StanfordAIMI/RRG_scorers radgraph-xl.tar.gz"),
-    ("chexbert", CheXbertModelMissing, "huggingface-cli download StanfordAIMI/RRG_scorers chexbert.pth"),
+    ("bertscore", BertScoreModelMissing, "hf download distilroberta-base"),
+    ("bertscore_distilbert", BertScoreModelMissing, "hf download distilbert-base-uncased"),
+    ("radgraph", RadGraphModelMissing, "hf download StanfordAIMI/RRG_scorers radgraph-xl.tar.gz"),
+    ("chexbert", CheXbertModelMissing, "hf download StanfordAIMI/RRG_scorers chexbert.pth"),
     ("radcliq", RadGraphModelMissing, "RADRL_RADGRAPH_MODEL unset"),  # the first of its three models
     ("green", GreenJudgeMissing, "RADRL_GREEN_ENDPOINT=http://HOST:8000/v1"),
-    ("ratescore", RaTEScoreModelMissing, "huggingface-cli download Angelakeke/RaTE-NER-Deberta"),
+    ("ratescore", RaTEScoreModelMissing, "hf download Angelakeke/RaTE-NER-Deberta"),
 ]
 
 

@@ -168,7 +168,7 @@ def test_endpoint_from_environment(endpoint, no_env, monkeypatch):
 
 
 def test_endpoint_errors_name_the_url(endpoint, no_env):
-    with pytest.raises(RuntimeError, match=r"/v1/chat/completions answered HTTP 500"):
+    with pytest.raises(ValueError, match=r"/v1/chat/completions answered HTTP 500"):
         green(["x"], ["server error"], endpoint=endpoint)
     with pytest.raises(ConnectionError, match=r"unreachable.*RADRL_GREEN_ENDPOINT"):
         green(["x"], ["y"], endpoint="http://127.0.0.1:9/v1", model_name="m", timeout=2)

@@ -225,7 +225,7 @@ def test_affinity_choices(tmp_path):
 
 def test_missing_weights_say_what_to_download(monkeypatch, tmp_path, tiny):
     monkeypatch.delenv(rs.ENV_VAR, raising=False)
-    with pytest.raises(rs.RaTEScoreModelMissing, match="huggingface-cli download Angelakeke/RaTE-NER-Deberta"):
+    with pytest.raises(rs.RaTEScoreModelMissing, match="hf download Angelakeke/RaTE-NER-Deberta"):
         check_metrics(["ratescore"])
     (tmp_path / rs.NER_FOLDER).mkdir()
     (tmp_path / rs.NER_FOLDER / "config.json").write_text("{}")

@@ -19,7 +19,7 @@ def test_hub_id_is_not_fetched_and_says_how(monkeypatch, tmp_path):
     assert time.time() - t0 < 5
     msg = str(e.value)
     assert "\n" not in msg and "downloads nothing" in msg
-    assert "huggingface-cli download Qwen/Qwen3-VL-8B-Instruct --local-dir models/Qwen3-VL-8B-Instruct" in msg
+    assert "hf download Qwen/Qwen3-VL-8B-Instruct --local-dir models/Qwen3-VL-8B-Instruct" in msg
     monkeypatch.setenv("RADRL_ALLOW_DOWNLOAD", "1")   # the explicit opt-in lets it through to transformers
     require_local("Qwen/Qwen3-VL-8B-Instruct")
 
@@ -32,7 +32,7 @@ def test_eval_with_a_hub_id_is_one_line_error(monkeypatch, tmp_path, synth_data,
     assert e.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("radrl eval: error: org/name is not a local folder") and len(err) == 2
-    assert "huggingface-cli download org/name" in err[0]
+    assert "hf download org/name" in err[0]
     assert not (tmp_path / "ev" / "manifest.json").exists()   # stopped before writing anything
 
 

@@ -23,7 +23,7 @@ def no_weights(monkeypatch):
 def test_all_floored_rows_still_need_the_scorer(no_weights):
     # every answer is too short to score, so the scorer is never called; before the preflight this paid -3
     # to every rollout and training went on without RadCliQ's weights
-    with pytest.raises(RadGraphModelMissing, match=r"reward report_radcliq \(metric 'radcliq'\): .*huggingface-cli"):
+    with pytest.raises(RadGraphModelMissing, match=r"reward report_radcliq \(metric 'radcliq'\): .*hf download"):
         REWARDS["report_radcliq"](["", "Clear", "<think>never closed"], task=["report"] * 3,
                                   solution=[REF] * 3, thinking=[False, False, True])
 

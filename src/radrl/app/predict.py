@@ -45,6 +45,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +62,7 @@ from radrl.data.instructions import (
     report_conversation,
 )
 from radrl.data.schema import CHEXPERT_LABELS, NO_FINDING, Sample
+from radrl.data.sources import declared
 from radrl.data.synthetic import FINDINGS as SYNTHETIC_FINDINGS
 from radrl.eval.generate import messages_with_images, task_limits
 from radrl.eval.run import EVAL_PIXELS
@@ -75,8 +77,28 @@ __all__ = ["KNOWN_FINDINGS", "MAX_INPUT_PIXELS", "FoundBox", "Prediction", "Pred
 REQUEST_ID = "image"
 # Refused before decoding: a 43 x 43 cm detector at 0.1 mm is 18.5 MP, and a forged header can claim gigapixels.
 MAX_INPUT_PIXELS = 64 * 2**20
+
+
+def _known_findings() -> dict[str, tuple[str, str]]:
+    """lower-cased name -> (class name, source) of every finding asked with the finding-grounding template: the
+    CheXpert observations and the synthetic findings (no source: the generic reading of ``finding_phrase``), then
+    every declared source's classes with that source, so "ILD" reads "interstitial lung disease" as in a VinDr row.
+    Why the source: eval words a request for a row of that source with the source's ``class_names``; without it
+    the request would differ from the one the checkpoint was trained and scored on. A name two tables share in any
+    case ("Pleural Effusion", VinDr's "Pleural effusion") keeps the first, CheXpert's: its request is eval's for a
+    row labelled the CheXpert way."""
+    known: dict[str, tuple[str, str]] = {}
+    names = [(k, "") for k in CHEXPERT_LABELS if k != NO_FINDING] + [(k, "") for k in SYNTHETIC_FINDINGS]
+    names += [(k, info.name) for info in declared().values() for k in info.class_names]
+    for name, source in names:
+        known.setdefault(name.lower(), (name, source))
+    return known
+
+
+_FINDINGS = _known_findings()
 # Findings asked with the finding-grounding template ("Locate the cardiomegaly ..."); any other text is a phrase.
-KNOWN_FINDINGS = tuple(dict.fromkeys([*(k for k in CHEXPERT_LABELS if k != NO_FINDING), *SYNTHETIC_FINDINGS]))
+KNOWN_FINDINGS = tuple(name for name, _ in _FINDINGS.values())
+
 
 @dataclass(frozen=True)
 class Radiograph:
@@ -190,6 +212,32 @@ class _Job:
     history: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
+class _Cancelled(Exception):
+    """Raised inside ``generate`` by the stream's streamer (``_streamer_class``) once its reader has gone."""
+
+
+@cache
+def _streamer_class():
+    """Built on first use: transformers' generation module loads only when a stream is asked for."""
+    from transformers import TextIteratorStreamer
+
+    class CancellableStreamer(TextIteratorStreamer):
+        """A ``TextIteratorStreamer`` that stops ``generate`` (by raising ``_Cancelled`` on the next token) once
+        ``cancel`` is set; ``generate`` calls ``put`` before running the prompt and after every new token."""
+
+        def __init__(self, processor, cancel: threading.Event):
+            tokenizer = getattr(processor, "tokenizer", processor)
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=3600)
+            self.cancel = cancel
+
+        def put(self, value) -> None:
+            if self.cancel.is_set():
+                raise _Cancelled
+            super().put(value)
+
+    return CancellableStreamer
+
+
 class Predictor:
     """A checkpoint loaded once, answering questions about radiographs (see the module docstring).
 
@@ -274,10 +322,11 @@ class Predictor:
         return self._stream(self._chat_job(image, message, history, lateral, window))
 
     # --- requests: the rows radrl.data.instructions builds -------------------------------------------------
-    def _sample(self, radiograph: Radiograph, boxes: list[Box] | None = None) -> Sample:
-        # The reference text and boxes only decide which rows exist; the request does not depend on them.
-        return Sample(id=REQUEST_ID, image=radiograph.path or "image.png", findings="(placeholder)",
-                      boxes=boxes or [])
+    def _sample(self, radiograph: Radiograph, boxes: list[Box] | None = None, source: str = "") -> Sample:
+        # The reference text and boxes only decide which rows exist; the request does not depend on them. The
+        # source does: it picks how a class name reads (``SourceInfo.class_names``).
+        return Sample(id=REQUEST_ID, image=radiograph.path or "image.png", source=source,
+                      findings="(placeholder)", boxes=boxes or [])
 
     def _job(self, task: str, row: dict, radiograph: Radiograph, target: str | None = None,
              lateral: Radiograph | None = None) -> _Job:
@@ -305,11 +354,11 @@ class Predictor:
             raise ValueError("give a finding (e.g. Cardiomegaly) or a phrase (e.g. 'small left effusion') to locate")
         if kind not in ("auto", "finding", "phrase"):
             raise ValueError(f"kind={kind!r}; choose auto, finding or phrase")
-        known = {f.lower(): f for f in KNOWN_FINDINGS}
-        finding = kind == "finding" or (kind == "auto" and target.lower() in known)
-        label = known.get(target.lower(), target)
+        finding = kind == "finding" or (kind == "auto" and target.lower() in _FINDINGS)
+        label, source = _FINDINGS.get(target.lower(), (target, ""))
         radiograph = read_radiograph(image, window)
-        sample = self._sample(radiograph, [Box(0.0, 0.0, 1.0, 1.0, label if finding else target)])
+        sample = self._sample(radiograph, [Box(0.0, 0.0, 1.0, 1.0, label if finding else target)],
+                              source if finding else "")
         build = grounding_conversations if finding else phrase_conversations
         row = build(sample, seed=self.seed, thinking=self.thinking, box_format=self.box_format,
                     box_instruction=self.box_instruction)[0]
@@ -346,27 +395,35 @@ class Predictor:
                                      streamer=streamer)[0]
 
     def _stream(self, job: _Job) -> Iterator[Prediction]:
-        from transformers import TextIteratorStreamer
-
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=3600)
+        """Generate on a thread and yield as the streamer gives text. Closing the generator early (the viewer left,
+        Gradio cancelled) sets ``cancel``: the streamer then stops ``generate`` at its next token, so the thread
+        ends and frees the lock instead of writing up to 4,096 tokens no one reads while other requests wait.
+        Why the streamer stops it: ``generate_messages`` takes no stopping criteria, and the streamer is the one
+        hook it calls on every token."""
+        cancel = threading.Event()
+        streamer = _streamer_class()(self.processor, cancel)
         out: dict = {}
 
         def run() -> None:
             try:
                 out["text"] = self._generate(job, streamer)
+            except _Cancelled:
+                streamer.end()
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread below
                 out["error"] = e
                 streamer.end()
 
         thread = threading.Thread(target=run, daemon=True, name="radrl-predict-stream")
         thread.start()
-        text = ""
-        for piece in streamer:
-            text += piece
-            if piece:
-                yield replace(self._finish(job, text), complete=False)
-        thread.join()
+        try:
+            text = ""
+            for piece in streamer:
+                text += piece
+                if piece:
+                    yield replace(self._finish(job, text), complete=False)
+            thread.join()
+        finally:
+            cancel.set()   # a no-op once generation has ended; stops it when the caller left early
         if "error" in out:
             raise out["error"]
         yield self._finish(job, out["text"])

@@ -104,7 +104,7 @@ def build(predictor: Predictor):
             return None, state, _problem(e, upload), hidden, gr.update(), gr.update(), "", []
         state.update(frontal=radiograph, upload=upload, file_window=window[:2] if window else None)
         w, h = radiograph.size
-        note = f"Frontal: {Path(upload).name}, {w} x {h} pixels{', DICOM' if radiograph.dicom else ''}."
+        note = f"Frontal: {html.escape(Path(upload).name)}, {w} x {h} pixels{', DICOM' if radiograph.dicom else ''}."
         if window is None:
             return shown(state), state, note, hidden, gr.update(), gr.update(), "", []
         centre, width, lo, hi = window
@@ -123,7 +123,7 @@ def build(predictor: Predictor):
             return gr.update(value=None, visible=False), state, _problem(e, upload)
         state["lateral"] = radiograph
         return (gr.update(value=radiograph.image, visible=True), state,
-                f"Lateral: {Path(upload).name}, {radiograph.size[0]} x {radiograph.size[1]} pixels.")
+                f"Lateral: {html.escape(Path(upload).name)}, {radiograph.size[0]} x {radiograph.size[1]} pixels.")
 
     def on_window(centre, width, state):
         radiograph = state.get("frontal")
@@ -181,7 +181,7 @@ def build(predictor: Predictor):
         except (ImageError, OSError, ValueError) as e:
             return gr.update(), state, _problem(e, state.get("upload")), gr.update(), gr.update(), gr.update()
         state = {**state, "boxes": [b.box for b in result.boxes]}
-        note = f"{len(result.boxes)} box(es) for {result.target}." if result.boxes else \
+        note = f"{len(result.boxes)} box(es) for {html.escape(result.target or '')}." if result.boxes else \
             f"The model gave no box for {html.escape(result.target or '')}; its answer: {html.escape(result.text)}"
         return (shown(state), state, note, _boxes_markdown(result), result.thinking or "",
                 gr.update(visible=bool(result.thinking)))
@@ -297,7 +297,11 @@ def build(predictor: Predictor):
 def launch(predictor: Predictor, host: str = "127.0.0.1", port: int = 7860, token: str | None = None,
            max_upload_mb: float = 200.0, block: bool = True, quiet: bool = False):
     """Serve ``build(predictor)`` on ``host:port`` (``check_host`` first). ``block=False`` returns at once with the
-    running app (tests; ``app.close()`` stops it); its address is ``app.local_url``."""
+    running app (tests; ``app.close()`` stops it); its address is ``app.local_url``.
+
+    ``share=False`` is passed explicitly: left out, Gradio opens a public *.gradio.live tunnel when GRADIO_SHARE=true
+    is set or in Colab, which would publish the model without the token ``check_host`` demands. Monitoring is off
+    for the same reason (its /monitoring page is one more route to expose)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     check_host(host, token)
     app = build(predictor)
@@ -309,5 +313,6 @@ def launch(predictor: Predictor, host: str = "127.0.0.1", port: int = 7860, toke
     app.launch(server_name=host, server_port=port, auth=auth,
                auth_message="Log in with any user name and the app's token as the password.",
                max_file_size=f"{max_upload_mb:g}mb", prevent_thread_lock=not block, quiet=quiet, ssr_mode=False,
-               show_error=True, theme=app.radrl_theme, footer_links=[], css=CSS)
+               show_error=True, theme=app.radrl_theme, footer_links=[], css=CSS, share=False,
+               enable_monitoring=False)
     return app

@@ -5,8 +5,11 @@
 
 One line per image and task: ``image``, ``task`` (report, detection, grounding), ``target`` (what grounding
 looked for), ``request`` (the exact request), ``text`` (the answer), ``thinking``, ``boxes`` (``label``, ``box``
-in 0-1, ``pixels`` in the image as given), ``image_size``, ``issues`` (the parser's), ``completion`` (raw). An
-image that cannot be read gets a line with ``error`` and the rest go on; the exit status is then 1.
+in 0-1, ``pixels`` in the image as given), ``image_size``, ``issues`` (the parser's), ``completion`` (raw), and on
+every line what the answer came from: ``model`` (the checkpoint as given), ``settings`` (``Predictor.settings``:
+pixel budget, decoding, thinking, token limits, seed, box format, device, dtype) and ``radrl_version``. An
+image that cannot be read gets a line with ``error`` (and the same three fields) and the rest go on; the exit
+status is then 1.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     files = expand(a.images)  # a typo stops here, before the model loads
+    from radrl import __version__
     from radrl.app.draw import draw_boxes
     from radrl.app.predict import Predictor, read_radiograph
     from radrl.data.images import ImageError
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     draw_dir = Path(a.draw) if a.draw else None
     if draw_dir:
         draw_dir.mkdir(parents=True, exist_ok=True)
+    # On every line, not in a header line: a JSONL reader that filters, shuffles or concatenates lines keeps them.
+    provenance = {"model": predictor.checkpoint, "settings": predictor.settings, "radrl_version": __version__}
     out = sys.stdout if a.out == "-" else open(a.out, "w")  # noqa: SIM115 - closed below unless it is stdout
     failed, taken = 0, set()
     try:
@@ -104,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                            *(predictor.ground(radiograph, target) for target in a.ground)]
             except (ImageError, OSError) as e:
                 failed += 1
-                out.write(json.dumps({"image": str(path), "error": str(e)}) + "\n")
+                out.write(json.dumps({"image": str(path), "error": str(e), **provenance}) + "\n")
                 print(f"radrl predict: skipped {path}: {e}", file=sys.stderr)
                 continue
             for r in results:
-                out.write(json.dumps(r.to_dict()) + "\n")
+                out.write(json.dumps({**r.to_dict(), **provenance}) + "\n")
             out.flush()
             if draw_dir:
                 boxes = [b.box for r in results for b in r.boxes]

@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         sys.exit(2)
     print(format_summary(summary))
     if summary["written"] == 0:
-        print(f"radrl prepare: error: no rows written from {a.root}; is --root the {a.source} folder as downloaded? "
+        # the folder source has no published layout to compare with: point at its table and its rows instead
+        what = ("your table, or the folder that holds it and the images, and do its rows name images that exist "
+                "there?" if a.source == "folder" else f"the {a.source} dataset folder as downloaded?")
+        print(f"radrl prepare: error: no rows written from {a.root}; is --root {what} "
               "(the skip reasons above and radrl prepare --list show what was expected)", file=sys.stderr)
         sys.exit(1)
     return summary

@@ -9,7 +9,7 @@ picks as ``rescale_baseline/{lang}/{model_type}.tsv`` with ``lang="en"``).
 Weights are never downloaded: the model is a local folder, given as ``model=`` or by the
 environment variable ``RADRL_BERTSCORE_MODEL``; without one, or when the folder lacks its
 files, ``bertscore`` raises ``BertScoreModelMissing`` saying what to download and where
-(``huggingface-cli download distilroberta-base --local-dir /models/distilroberta-base``
+(``hf download distilroberta-base --local-dir /models/distilroberta-base``
 on a machine with internet, then copy the folder). Only a checked local folder is ever
 passed on, and transformers reads a directory without contacting the hub.
 
@@ -61,6 +61,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from radrl.hub import HF_DOWNLOAD
 from radrl.metrics.base import (
     MetricResult,
     MetricSpec,
@@ -183,7 +184,7 @@ def _missing_message(why: str) -> str:
             f"Hugging Face hub (https://huggingface.co/{RADCLIQ_MODEL}): config.json, the weights "
             f"(model.safetensors or pytorch_model.bin) and the tokenizer files (vocab.json, merges.txt, "
             f"tokenizer.json, tokenizer_config.json). On a machine with internet run "
-            f"`huggingface-cli download {RADCLIQ_MODEL} --local-dir /models/{RADCLIQ_MODEL}`, copy the folder here "
+            f"`{HF_DOWNLOAD} {RADCLIQ_MODEL} --local-dir /models/{RADCLIQ_MODEL}`, copy the folder here "
             f"keeping its name '{RADCLIQ_MODEL}' (so bert-score's layer and rescale baseline are used), and pass "
             f"model='/models/{RADCLIQ_MODEL}' or set {ENV_VAR}=/models/{RADCLIQ_MODEL}. "
             "Nothing is downloaded at run time.")
@@ -340,7 +341,7 @@ def _distilbert_baseline() -> Path:
 def _distilbert_missing(why: str) -> str:
     return (f"{why}. BERTScore (distilbert), the paper's BERTScore, needs the '{DISTILBERT_MODEL}' folder from the "
             f"Hugging Face hub (https://huggingface.co/{DISTILBERT_MODEL}): config.json, model.safetensors and "
-            f"vocab.txt (+ tokenizer_config.json). On a machine with internet run `huggingface-cli download "
+            f"vocab.txt (+ tokenizer_config.json). On a machine with internet run `{HF_DOWNLOAD} "
             f"{DISTILBERT_MODEL} config.json model.safetensors vocab.txt tokenizer_config.json --local-dir "
             f"/models/{DISTILBERT_MODEL}`, copy the folder here, and pass model='/models/{DISTILBERT_MODEL}' or set "
             f"{DISTILBERT_ENV_VAR}=/models/{DISTILBERT_MODEL}. Nothing is downloaded at run time.")

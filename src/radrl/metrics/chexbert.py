@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radrl.data.schema import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN
+from radrl.hub import HF_DOWNLOAD
 from radrl.metrics.base import (
     MetricResult,
     MetricSpec,
@@ -97,9 +98,9 @@ def check_weights(model: str | os.PathLike | None = None) -> None:
 
 def _missing_message(why: str) -> str:
     return (f"{why}. CheXbert metrics need CheXbert's weights and bert-base-uncased's config and vocabulary on local "
-            "disk; nothing is downloaded at run time. On a machine with internet: `huggingface-cli download "
+            f"disk; nothing is downloaded at run time. On a machine with internet: `{HF_DOWNLOAD} "
             "StanfordAIMI/RRG_scorers chexbert.pth --local-dir /models/chexbert` (the same chexbert.pth as the "
-            "CheXbert release) and `huggingface-cli download bert-base-uncased config.json vocab.txt "
+            f"CheXbert release) and `{HF_DOWNLOAD} bert-base-uncased config.json vocab.txt "
             "tokenizer_config.json --local-dir /models/chexbert`; then pass model='/models/chexbert' or set "
             f"{ENV_VAR}=/models/chexbert (see docs/metrics.md).")
 

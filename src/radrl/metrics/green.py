@@ -60,6 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from radrl.hub import HF_DOWNLOAD
 from radrl.metrics.base import (
     MetricResult,
     MetricSpec,
@@ -114,7 +115,7 @@ class GreenJudgeMissing(FileNotFoundError):
 
 def _missing_message(why: str) -> str:
     return (f"{why}. GREEN needs a judge model; nothing is downloaded at run time. Either download "
-            f"{GREEN_MODEL} on a machine with internet (`huggingface-cli download {GREEN_MODEL} --local-dir "
+            f"{GREEN_MODEL} on a machine with internet (`{HF_DOWNLOAD} {GREEN_MODEL} --local-dir "
             f"/models/GREEN-radllama2-7b`), copy it here and pass model='/models/GREEN-radllama2-7b' or set "
             f"{ENV_MODEL}; or serve it with an OpenAI-compatible server (e.g. `vllm serve "
             f"/models/GREEN-radllama2-7b`) and set {ENV_ENDPOINT}=http://HOST:8000/v1 (and {ENV_MODEL_NAME}, "
@@ -323,7 +324,7 @@ def _generate_endpoint(endpoint: str, prompts: list[str], name: str | None, api_
                                  f"{json.dumps(reply)[:300]}") from e
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            return list(pool.map(ask, prompts)), name
+            return list(progress(pool.map(ask, prompts), "GREEN (endpoint)", total=len(prompts))), name
 
 
 def _call(client, method: str, url: str, body: dict | None = None) -> dict:
@@ -334,9 +335,13 @@ def _call(client, method: str, url: str, body: dict | None = None) -> dict:
     except httpx.HTTPError as e:
         raise ConnectionError(f"GREEN endpoint {url} unreachable ({type(e).__name__}: {e}); check "
                               f"{ENV_ENDPOINT} (an OpenAI-compatible base URL such as http://HOST:8000/v1)") from e
+    # ValueError, not RuntimeError: the command line turns it into one line (a served judge that refuses is
+    # a setting to fix, like a wrong model name or key, not a bug to trace)
     if r.status_code != 200:
-        raise RuntimeError(f"GREEN endpoint {url} answered HTTP {r.status_code}: {r.text[:300]}")
+        raise ValueError(f"GREEN endpoint {url} answered HTTP {r.status_code}: {r.text[:300]}; check the model "
+                         f"name ({ENV_MODEL_NAME}), the key and the server's log")
     try:
         return r.json()
     except ValueError as e:
-        raise RuntimeError(f"GREEN endpoint {url} answered non-JSON: {r.text[:300]}") from e
+        raise ValueError(f"GREEN endpoint {url} answered non-JSON: {r.text[:300]}; is {ENV_ENDPOINT} the "
+                         "OpenAI-compatible base URL (ending in /v1)?") from e

@@ -71,6 +71,7 @@ from pathlib import Path
 
 import regex
 
+from radrl.hub import HF_DOWNLOAD
 from radrl.metrics.base import (
     MetricResult,
     MetricSpec,
@@ -111,7 +112,7 @@ class RadGraphModelMissing(FileNotFoundError):
 
 def _missing_message(why: str) -> str:
     return (f"{why}. RadGraph F1 needs the RadGraph-XL archive on local disk; nothing is downloaded at run time. "
-            "On a machine with internet: `huggingface-cli download StanfordAIMI/RRG_scorers radgraph-xl.tar.gz "
+            f"On a machine with internet: `{HF_DOWNLOAD} StanfordAIMI/RRG_scorers radgraph-xl.tar.gz "
             "--local-dir /models`, then `mkdir -p /models/radgraph-xl && tar xzf /models/radgraph-xl.tar.gz -C "
             "/models/radgraph-xl` (it holds config.json, vocabulary/ and weights.th); put the config.json and "
             "vocab.txt of the BERT encoder that its config.json names (model.embedder.token_embedders.bert."

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from radrl.hub import HF_DOWNLOAD
 from radrl.metrics.base import (
     MetricResult,
     MetricSpec,
@@ -134,8 +135,8 @@ def check_weights(model: str | os.PathLike | None = None) -> None:
 
 def _missing_message(why: str) -> str:
     return (f"{why}. RaTEScore needs its NER model and its entity encoder on local disk; nothing is downloaded at "
-            "run time. On a machine with internet: `huggingface-cli download Angelakeke/RaTE-NER-Deberta "
-            f"--local-dir /models/ratescore/{NER_FOLDER}` and `huggingface-cli download FremyCompany/BioLORD-2023-C "
+            f"run time. On a machine with internet: `{HF_DOWNLOAD} Angelakeke/RaTE-NER-Deberta "
+            f"--local-dir /models/ratescore/{NER_FOLDER}` and `{HF_DOWNLOAD} FremyCompany/BioLORD-2023-C "
             f"--local-dir /models/ratescore/{EMBEDDER_FOLDER}`; then pass model='/models/ratescore' or set "
             f"{ENV_VAR}=/models/ratescore (see docs/metrics.md).")
 

@@ -27,6 +27,8 @@ from transformers import (
 )
 from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
 
+from radrl.hub import HF_DOWNLOAD
+
 
 class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
     """``Qwen3VLProcessor`` with images only: no video processor, hence no torchvision."""
@@ -120,7 +122,7 @@ def require_local(path: str) -> None:
             return
         name = path.split("/")[-1]
         raise FileNotFoundError(f"{path} is not a local folder, and radrl downloads nothing by itself: fetch it "
-                                f"once with `huggingface-cli download {path} --local-dir models/{name}` and pass "
+                                f"once with `{HF_DOWNLOAD} {path} --local-dir models/{name}` and pass "
                                 f"models/{name} (or set {ALLOW_DOWNLOAD_ENV}=1 to let transformers download it)")
     raise FileNotFoundError(f"checkpoint folder {path} does not exist; check the path (or build one with "
                             "`radrl tiny-model OUT`)")
@@ -134,7 +136,7 @@ def _check_checkpoint(path: str) -> None:
     if missing:
         raise FileNotFoundError(
             f"{path} is not a complete Qwen3-VL checkpoint: missing {'; '.join(missing)}. Copy them from the model's "
-            "release (e.g. `huggingface-cli download Qwen/Qwen3-VL-8B-Instruct --local-dir DIR`) or point to the "
+            f"release (e.g. `{HF_DOWNLOAD} Qwen/Qwen3-VL-8B-Instruct --local-dir DIR`) or point to the "
             "folder that has them (`radrl tiny-model OUT` builds a test model)")
 
 

@@ -76,6 +76,63 @@ def test_bad_rows_are_counted_skips_naming_the_row(cxr_data, tmp_path):
         list(folder.read(tmp_path / "t.csv", units="percent"))
 
 
+def test_a_name_is_looked_up_only_when_bare_and_unique(cxr_data, tmp_path):
+    # CheXpert-like: the same file name in every patient folder. A mistyped folder must not take another
+    # patient's film, and a bare name that several folders have cannot say which film it means.
+    films = sorted((cxr_data / "nih_bbox").glob("*.png"))
+    for patient, film in (("p1", films[0]), ("p2", films[1]), ("p4/study1", films[2])):
+        (tmp_path / patient).mkdir(parents=True)
+        (tmp_path / patient / "view1_frontal.png").symlink_to(film)
+    (tmp_path / "t.csv").write_text(
+        "image,id,findings\n"
+        "p3/view1_frontal.png,typo,Mistyped folder.\n"     # missing image (not p1's or p2's film)
+        "view1_frontal.png,bare,Which patient?\n"           # ambiguous image: three files have the name
+        "p1/view1_frontal.png,p1,Right.\n")                 # ok
+    got = list(folder.read(tmp_path / "t.csv"))
+    assert _reasons(got) == {"ok": 1, "missing image": 1, "ambiguous image": 1}
+    ambiguous = next(s for s in got if isinstance(s, Skip) and s.reason == "ambiguous image")
+    assert ambiguous.where.endswith("t.csv:3") and "matches 3 files" in ambiguous.detail
+    [sample] = [s for s in got if not isinstance(s, Skip)]
+    assert sample.image == str(films[0].resolve())
+    # a bare name that one file has is still found in its sub-folder
+    (tmp_path / "p4/study1/only.png").symlink_to(films[3])
+    (tmp_path / "t.csv").write_text("image,findings\nonly.png,Found.\n")
+    [sample] = folder.read(tmp_path / "t.csv")
+    assert sample.image == str(films[3].resolve())
+
+
+def test_different_images_under_one_id_are_not_merged(cxr_data, tmp_path):
+    # `a/b.png` and `a_b.png` both get the default id `a_b`: merging would give one film the other's box
+    films = sorted((cxr_data / "nih_bbox").glob("*.png"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b.png").symlink_to(films[0])
+    (tmp_path / "a_b.png").symlink_to(films[1])
+    (tmp_path / "c.png").symlink_to(films[2])
+    (tmp_path / "t.csv").write_text(
+        "image,id,label,x1,y1,x2,y2\n"
+        "a/b.png,,Nodule,10,10,50,50\n"
+        "a_b.png,,Mass,100,100,200,200\n"
+        "c.png,c,Nodule,10,10,50,50\n"
+        "./c.png,c,Mass,100,100,200,200\n")              # one image spelt two ways: merged
+    got = list(folder.read(tmp_path / "t.csv"))
+    assert _reasons(got) == {"ok": 1, "conflicting rows": 1}
+    conflict = next(s for s in got if isinstance(s, Skip))
+    assert conflict.where.endswith("t.csv:3") and "'a_b.png'" in conflict.detail and "id column" in conflict.detail
+    [sample] = [s for s in got if not isinstance(s, Skip)]
+    assert sample.id == "c" and [b.label for b in sample.boxes] == ["Nodule", "Mass"]
+
+
+def test_nothing_written_names_the_table_not_a_published_layout(tmp_path, capsys):
+    from radrl.cli.prepare import main
+
+    (tmp_path / "t.csv").write_text("image,findings\nnothere.png,Normal.\n")
+    with pytest.raises(SystemExit) as e:
+        main(["folder", "--root", str(tmp_path), "--out", str(tmp_path / "out"), "--format", "jsonl", "--no-progress"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "is --root your table, or the folder that holds it" in err
+    assert "folder folder" not in err and "as downloaded" not in err
+
+
 def test_table_lookup_says_what_to_name(tmp_path):
     (tmp_path / "a.csv").write_text("image\n")
     (tmp_path / "b.jsonl").write_text("")

@@ -120,18 +120,28 @@ def label_value(v: str | float | None, where: str) -> int | None:
     return int(f)
 
 
-def index_files(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    """File name -> path for every file under ``root`` with one of ``suffixes`` (first one found wins).
+def files_by_name(root: Path, suffixes: tuple[str, ...]) -> dict[str, list[Path]]:
+    """File name -> every path under ``root`` with that name (sorted), for files with one of ``suffixes``.
 
     One walk of the tree (about a second for NIH's 112,120 PNGs) instead of guessing which
-    ``images_0XX`` folder holds an image.
+    ``images_0XX`` folder holds an image. All paths are kept because a name can repeat
+    (CheXpert's ``view1_frontal.jpg`` is in every study folder): a caller that looks a name up
+    must see that it is ambiguous rather than take one of them.
     """
-    found: dict[str, Path] = {}
+    found: dict[str, list[Path]] = {}
     for folder, _dirs, files in os.walk(root):
         for name in files:
-            if name.lower().endswith(suffixes) and name not in found:
-                found[name] = Path(folder) / name
-    return found
+            if name.lower().endswith(suffixes):
+                found.setdefault(name, []).append(Path(folder) / name)
+    return {name: sorted(paths) for name, paths in found.items()}
+
+
+def index_files(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """File name -> path, for datasets whose image names are unique by design (NIH, IU X-ray, RSNA's
+    NIH images: the name is the image id); a name found twice is the same image copied twice, and the
+    first path in sorted order is taken so the choice does not depend on the file system's walk order.
+    Tables whose names may repeat use ``files_by_name``."""
+    return {name: paths[0] for name, paths in files_by_name(root, suffixes).items()}
 
 
 def header_size(path: Path, where: str) -> tuple[int, int, str | None] | Skip:

@@ -14,10 +14,11 @@ ignored and named once in the log):
 
 =============  ==============================================================================
 ``image``      the image file: a path relative to the image folder (``--root``, or ``-o images=DIR``),
-               an absolute path, or a bare file name found anywhere under the image folder.
-               PNG, JPEG or DICOM. Required, except with ``--reports-only``.
+               an absolute path, or a bare file name (no folder) found anywhere under the image
+               folder when exactly one file there has that name. PNG, JPEG or DICOM. Required,
+               except with ``--reports-only``.
 ``id``         the sample id; default: the ``image`` value without its suffix (``a/b.png`` -> ``a_b``),
-               or ``row<line>`` with ``--reports-only``.
+               or ``row<line>`` with ``--reports-only``. Rows of one id must name one image.
 ``split``      ``train``, ``valid``, ``test`` ...; default ``-o split=`` (``all``).
 ``view``       ``PA``, ``AP``, ``LATERAL`` ...; default: the DICOM's ViewPosition, else none.
 ``findings``   the findings section; ``impression``: the impression section; ``report``: the whole
@@ -33,8 +34,10 @@ ignored and named once in the log):
 Box coordinates are image pixels (``-o units=pixels``, the default; the image size is read
 from its header) or 0-1 fractions of the width and height (``-o units=fraction``); either way
 they end in the project's one convention (``radrl.data.boxes.Box``). A box outside its image,
-an unreadable image or two rows of one image that disagree on its report skip that image,
-counted, as in every adapter.
+an unreadable image, two rows of one image that disagree on its report, rows of one id that name
+different images ("conflicting rows") and a bare name that several files have ("ambiguous image")
+skip that image, counted, as in every adapter: none of them may become a sample with another
+image's labels or boxes.
 
 With ``--reports-only`` (``read_reports``) no image is opened: each row becomes a report row
 ``{"id", "source", "split", "findings", "impression", "report"}``, what ``radrl score`` and
@@ -48,13 +51,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from radrl.data.boxes import Box
 from radrl.data.schema import POSITIVE, Sample
 from radrl.data.sources import Skip, SourceInfo
-from radrl.data.sources._files import csv_dicts, header_size, index_files, pixel_box
+from radrl.data.sources._files import csv_dicts, files_by_name, header_size, pixel_box
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +215,11 @@ def _box(x1, y1, x2, y2, label, where: str, units: str, width: int, height: int,
     return box
 
 
+def _image_path(image: str, image_dir: Path) -> Path:
+    """Where a row's ``image`` value points: itself when absolute, else under the image folder."""
+    return Path(os.path.normpath(image if Path(image).is_absolute() else image_dir / image))
+
+
 def _default_id(image: str) -> str:
     p = Path(image)
     return str(p.with_suffix("")).lstrip("/").replace("/", "_").replace("\\", "_") if p.suffix else image
@@ -230,14 +239,28 @@ def read(root: str | Path, table: str | None = None, images: str | None = None, 
                                                  "without images")
             continue
         groups.setdefault(_text(row, "id") or _default_id(image), []).append((where, row))
-    index: dict[str, Path] | None = None
+    index: dict[str, list[Path]] | None = None
     for sample_id, rows in groups.items():
         where = rows[0][0]
         image = _text(rows[0][1], "image")
-        path = Path(image) if Path(image).is_absolute() else image_dir / image
-        if not path.is_file():   # a bare or differently nested name: look it up anywhere under the image folder
-            index = index_files(image_dir, IMAGE_SUFFIXES) if index is None else index
-            path = index.get(Path(image).name, path)
+        path = _image_path(image, image_dir)
+        other = next(((w, r) for w, r in rows[1:] if _image_path(_text(r, "image"), image_dir) != path), None)
+        if other is not None:   # `a/b.png` and `a_b.png` share the default id `a_b`: never merge two films
+            yield Skip(other[0], "conflicting rows", f"id {sample_id!r}: image {_text(other[1], 'image')!r} "
+                                                     f"differs from an earlier row's {image!r}; give each image "
+                                                     "its own id (an id column)")
+            continue
+        if not path.is_file() and "/" not in image and "\\" not in image:
+            # a bare name: look it up under the image folder, but only where one file has it, as names repeat
+            # (CheXpert's view1_frontal.jpg in every study); a path with folders is never looked up elsewhere
+            index = files_by_name(image_dir, IMAGE_SUFFIXES) if index is None else index
+            found = index.get(image, [])
+            if len(found) > 1:
+                yield Skip(where, "ambiguous image", f"{image!r} matches {len(found)} files under {image_dir} "
+                                                     f"({', '.join(map(str, found[:2]))}, ...); give its path "
+                                                     "relative to the image folder")
+                continue
+            path = found[0] if found else path
         merged = _merge(sample_id, rows, split)
         if isinstance(merged, Skip):
             yield merged
