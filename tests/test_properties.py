@@ -75,6 +75,7 @@ def _fake_scorer(key, low, high):
 
 # the model-based metrics' per-sample keys and value ranges (helper metrics' contracts)
 FAKES = {"radcliq": ("radcliq_v1", -1.5, 3.5), "bertscore": ("bertscore", -1.0, 1.0),
+         "bertscore_distilbert": ("bertscore_distilbert", -1.0, 1.0),
          "radgraph": ("radgraph_complete", 0.0, 1.0), "chexbert": ("chexbert_f1", 0.0, 1.0),
          "green": ("green", 0.0, 1.0), "ratescore": ("ratescore", 0.0, 1.0)}
 

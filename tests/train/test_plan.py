@@ -128,6 +128,8 @@ def rss():
     gc.collect()
     return int(open('/proc/self/statm').read().split()[1]) * 4096
 config = Qwen3VLConfig.from_pretrained(sys.argv[1])
+with torch.device("meta"):  # once without memory, so the modules the constructor imports lazily are paid before
+    Qwen3VLForConditionalGeneration(config)
 before = rss()
 model = Qwen3VLForConditionalGeneration(config)  # fp32, as radrl loads a policy for training
 weights = rss() - before
