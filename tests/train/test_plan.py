@@ -238,3 +238,10 @@ def test_recipe_without_a_pixel_budget_is_refused(tmp_path):
     (tmp_path / "r.yaml").write_text("model_name_or_path: x\nper_device_train_batch_size: 2\n")
     with pytest.raises(ValueError, match="max_pixels"):
         read_recipe(tmp_path / "r.yaml")
+
+
+def test_host_ram_note_reads_well_for_one_process(arch_8b):
+    # "1 processes, about 0 GiB" was printed for a single small process
+    notes = estimate(arch_8b, read_recipe(GRPO_REPORT), Engine("ddp"), 1).notes
+    host = next(n for n in notes if n.startswith("host RAM"))
+    assert "(1 process:" in host and " about 0 GiB" not in host

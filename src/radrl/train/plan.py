@@ -154,7 +154,8 @@ def read_architecture(path: str | Path) -> Architecture:
     folder = path.parent if path.suffix == ".json" else path
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} has no config.json: pass --architecture with a Qwen3-VL config.json or its "
-                                "folder (bench/configs/qwen3vl-8b and qwen3vl-2b hold the released ones)")
+                                "folder (the model you will train; a radrl clone also has the released 8B and 2B "
+                                "ones in bench/configs/)")
     config = Qwen3VLConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = Qwen3VLForConditionalGeneration(config)
@@ -431,8 +432,10 @@ def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_
     b, acc = int(recipe["per_device_train_batch_size"]), int(recipe["gradient_accumulation_steps"])
     batch = {"micro_batch": b, "accumulation": acc, "effective_batch": b * acc * gpus, **seq}
     host = _host_ram_per_node(arch, recipe, engine, gpus, gpus_per_node, bf16, lora)
-    notes.append(f"host RAM while loading: about {host / GiB:.0f} GiB per node ({min(gpus, gpus_per_node)} "
-                 "processes: radrl loads the policy in fp32 on the CPU, TRL the reference in its dtype)")
+    procs = min(gpus, gpus_per_node)
+    notes.append(f"host RAM while loading: about {host / GiB:.{0 if host >= 10 * GiB else 1}f} GiB per node ({procs} "
+                 f"process{'es' if procs > 1 else ''}: radrl loads the policy in fp32 on the CPU, TRL the reference in "
+                 "its dtype)")
     return Estimate(comps, peak, capacity, notes, batch)
 
 
