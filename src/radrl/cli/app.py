@@ -11,6 +11,7 @@ import os
 import sys
 
 from radrl.cli.args import ArgumentParser
+from radrl.cli.predict import add_model_args, load_predictor
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,16 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--token", default=None,
                    help="password of the login page (prefer $RADRL_APP_TOKEN: command lines are visible)")
-    p.add_argument("--thinking", action="store_true", help="append ' /think'; the thinking shows in its own block")
-    p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="per answer (default eval's: 1024 for reports, 4096 for boxes and when thinking)")
-    p.add_argument("--min-pixels", type=int, default=None, help="pixel budget, min (default eval's 1,024)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="pixel budget, max (default eval's 451,584; the demo's checkpoints were trained at 16,384)")
-    p.add_argument("--seed", type=int, default=0, help="picks the requests' phrasing, as in radrl eval")
+    add_model_args(p, "append ' /think'; the thinking shows in its own block")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload the page accepts")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: bf16 on a GPU, fp32 on a CPU)")
     a = p.parse_args(argv)
 
     from radrl.app.web import TOKEN_ENV, check_host
@@ -44,14 +37,9 @@ def main(argv: list[str] | None = None) -> None:
         import gradio  # noqa: F401 - only checks that it is installed
     except ImportError:
         raise ImportError("radrl app needs gradio: pip install 'radrl[app]'") from None
-    from radrl.app.predict import Predictor
     from radrl.app.web import launch
-    from radrl.eval.run import EVAL_PIXELS
 
-    predictor = Predictor(a.model, device=a.device, dtype=a.dtype, thinking=a.thinking,
-                          max_new_tokens=a.max_new_tokens, seed=a.seed,
-                          min_pixels=EVAL_PIXELS[0] if a.min_pixels is None else a.min_pixels,
-                          max_pixels=EVAL_PIXELS[1] if a.max_pixels is None else a.max_pixels)
+    predictor = load_predictor(a)
     print(f"radrl app: {a.model} on http://{a.host}:{a.port} ({'token required' if token else 'no token'}); "
           "research use only. Ctrl-C stops it.", file=sys.stderr, flush=True)
     launch(predictor, host=a.host, port=a.port, token=token, max_upload_mb=a.max_upload_mb, quiet=True)

@@ -56,6 +56,30 @@ def _drawn_name(path: Path, taken: set[str]) -> str:
     return name
 
 
+def add_model_args(p: ArgumentParser, thinking_help: str) -> None:
+    """The checkpoint's generation options, shared by ``radrl predict`` and ``radrl app`` (defaults: eval's)."""
+    p.add_argument("--thinking", action="store_true", help=thinking_help)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="per answer (default eval's: 1024 for reports, 4096 for boxes and when thinking)")
+    p.add_argument("--min-pixels", type=int, default=None, help="pixel budget, min (default eval's 1,024)")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="pixel budget, max (default eval's 451,584; the demo's checkpoints were trained at 16,384)")
+    p.add_argument("--seed", type=int, default=0, help="picks the requests' phrasing, as in radrl eval")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: bf16 on a GPU, fp32 on a CPU)")
+
+
+def load_predictor(a: argparse.Namespace):
+    """The ``Predictor`` for ``add_model_args``' options, at eval's pixel budget unless one is given."""
+    from radrl.app.predict import Predictor
+    from radrl.eval.run import EVAL_PIXELS
+
+    return Predictor(a.model, device=a.device, dtype=a.dtype, thinking=a.thinking,
+                     max_new_tokens=a.max_new_tokens, seed=a.seed,
+                     min_pixels=EVAL_PIXELS[0] if a.min_pixels is None else a.min_pixels,
+                     max_pixels=EVAL_PIXELS[1] if a.max_pixels is None else a.max_pixels)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="radrl predict", description=__doc__.split(": ", 1)[1],
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -71,28 +95,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="write each image with its boxes and their labels here, at the image's own resolution")
     p.add_argument("--window", nargs=2, type=float, default=None, metavar=("CENTRE", "WIDTH"),
                    help="DICOM window in modality units instead of the file's own")
-    p.add_argument("--thinking", action="store_true", help="append ' /think'; the answer is read after </think>")
-    p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="per answer (default eval's: 1024 for reports, 4096 for boxes and when thinking)")
-    p.add_argument("--min-pixels", type=int, default=None, help="pixel budget, min (default eval's 1,024)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="pixel budget, max (default eval's 451,584; the demo's checkpoints were trained at 16,384)")
-    p.add_argument("--seed", type=int, default=0, help="picks the requests' phrasing, as in radrl eval")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: bf16 on a GPU, fp32 on a CPU)")
+    add_model_args(p, "append ' /think'; the answer is read after </think>")
     a = p.parse_args(argv)
 
     files = expand(a.images)  # a typo stops here, before the model loads
     from radrl import __version__
     from radrl.app.draw import draw_boxes
-    from radrl.app.predict import Predictor, read_radiograph
+    from radrl.app.predict import read_radiograph
     from radrl.data.images import ImageError
-    from radrl.eval.run import EVAL_PIXELS
 
-    predictor = Predictor(a.model, device=a.device, dtype=a.dtype, thinking=a.thinking,
-                          max_new_tokens=a.max_new_tokens, seed=a.seed,
-                          min_pixels=EVAL_PIXELS[0] if a.min_pixels is None else a.min_pixels,
-                          max_pixels=EVAL_PIXELS[1] if a.max_pixels is None else a.max_pixels)
+    predictor = load_predictor(a)
     window = tuple(a.window) if a.window else None
     draw_dir = Path(a.draw) if a.draw else None
     if draw_dir:
