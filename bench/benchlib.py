@@ -1,11 +1,15 @@
-"""What every benchmark script needs: the real data folder and a description of the machine."""
+"""What every benchmark script needs: the real data folder and a description of the machine (``cpu_model``,
+``machine_info``: re-exported from ``radrl.machine``, which the demo and every evaluation manifest use too)."""
 
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from pathlib import Path
+
+from radrl.machine import cpu_model, machine_info  # one definition of "which machine", shared with radrl
+
+__all__ = ["REPO", "cpu_model", "data_dir", "machine_info"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,12 +25,3 @@ def data_dir(arg: str | None, *needed: str) -> Path:
     return path
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what platform reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from radrl.demo import readme_block
+from radrl.demo import machine_line, readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "demo.json"
@@ -32,7 +32,7 @@ def seeds_block(d: dict) -> str:
     """The README's multi-seed summary: per task, how many GRPO seeds beat SFT and the compute-matched SFT
     control on the targeted metric (paired, p < 0.05), the spread of the gain, and the control's own gain."""
     m = d["machine"]
-    lines = [f"`{d['command']}` on {m['cpu']} ({m['isa']}), {d['date']}, commit {d['commit']}"
+    lines = [f"`{d['command']}` on {machine_line(m, d.get('torch'))}, {d['date']}, commit {d['commit']}"
              + (" plus uncommitted changes" if d.get("worktree_dirty") else "") + ":", "",
              ("| task | targeted metric | GRPO seeds beating SFT | GRPO - SFT, mean [min, max] | seeds beating the "
               "compute-matched SFT control | control - SFT [95% CI] | seeds with a significant loss elsewhere |"),

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import yaml
 
-from radrl.demo import pixel_budget  # the budget the recipes train at; they must agree
+from radrl.demo import machine_line, pixel_budget  # pixel_budget: the recipes must agree on it
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "demo"
@@ -215,8 +215,7 @@ def markdown(results: dict) -> str:
     tag = f" ({results['tag']})" if results.get("tag") else ""
     lines = [f"# GRPO over seeds vs SFT and a compute-matched SFT control{tag}",
              "", f"`{results['command']}`", "",
-             (f"Machine: {results['machine'].get('cpu')} ({results['machine'].get('isa')}, "
-              f"torch threads {results['settings'].get('threads') or results['machine'].get('threads')}); commit "
+             (f"Machine: {machine_line(results['machine'], results.get('torch'))}; commit "
               f"{results['commit']}{' + uncommitted changes' if results.get('worktree_dirty') else ''}; "
               f"{results['date']}. "
               f"Held-out split: {results['settings']['test_rows']} images "

@@ -81,3 +81,6 @@ def test_smoke_flag_sets_the_sizes_and_explicit_values_win(monkeypatch, tmp_path
     assert seen["train"] == 20 and seen["test"] == SMOKE["test"]
     cli_demo.main(["--out", str(tmp_path)])
     assert (seen["train"], seen["test"], seen.get("sft_steps")) == (600, 400, None)   # the recipes' own steps
+    assert seen["threads"] is None  # torch's default thread count unless --threads (results.json records it)
+    cli_demo.main(["--smoke", "--threads", "1", "--out", str(tmp_path)])
+    assert seen["threads"] == 1

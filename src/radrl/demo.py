@@ -65,8 +65,11 @@ def run_demo(out: str | Path = "runs/demo", train: int = 600, test: int = 400,
              sft_recipe: str = str(RECIPES / "sft.yaml"),
              grpo_recipes: list[str] | tuple[str, ...] = tuple(str(RECIPES / f"grpo_{t}.yaml") for t in TASKS),
              sft_steps: int | None = None, grpo_steps: int | None = None, eval_rows: int | None = None,
-             command: str = "radrl demo") -> Path:
-    """The whole pipeline (``radrl demo``); returns report.md. ``command`` is recorded in results.json."""
+             command: str = "radrl demo", threads: int | None = None) -> Path:
+    """The whole pipeline (``radrl demo``); returns report.md. ``command`` is recorded in results.json.
+    ``threads``: torch's CPU threads (``torch.set_num_threads``; None keeps torch's default). CPU numbers depend
+    on the thread count and instruction set, so results.json records both; the same machine at the same thread
+    count gives the same numbers (``tests/test_demo_repro.py``)."""
     from radrl.data.synthetic import write_dataset
     from radrl.eval.report import summary_line
     from radrl.eval.run import evaluate
@@ -80,6 +83,8 @@ def run_demo(out: str | Path = "runs/demo", train: int = 600, test: int = 400,
                                     "(`radrl recipes copy demo` writes the packaged ones to ./recipes/demo)")
     if len(grpo_recipes) != len(TASKS):
         raise ValueError(f"--grpo-recipes takes one recipe per task, in the order {TASKS}")
+    if threads:
+        torch.set_num_threads(threads)
     st = Stages(7)
 
     st.start("data", f"synthetic chest X-rays: {train} train + {test} test images -> {out / 'data'}")
@@ -127,7 +132,7 @@ def run_demo(out: str | Path = "runs/demo", train: int = 600, test: int = 400,
     paired = {t: board["paired"]["tests"].get(f"SFT+GRPO-{t}", {}).get(t, {}) for t in grpo_dirs}
     settings = {"train_images": train, "test_images": test, "sft_steps": sft_steps, "grpo_steps": grpo_steps,
                 "eval_rows": eval_rows, "pixels": list(pixels), "max_new_tokens": common["max_new_tokens"],
-                "decoding": "greedy"}
+                "decoding": "greedy", "threads": threads}
     report = write_report(out, results, paired, settings, st.times, time.time() - st.t0, command)
     log.info("\nreport: %s  (total %.0f s)", report, time.time() - st.t0)
     log.info("leaderboard and HTML report: %s, %s", out / "compare" / "leaderboard.md", out / "compare" / "report.html")
@@ -214,14 +219,12 @@ def write_report(out: Path, results: dict, paired: dict, settings: dict, times: 
     lines += ["", "## Time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in times.items()]
     machine = machine_info()
-    lines += [f"| total | {total_s:.0f} |", "",
-              (f"Machine: {machine['cpu']} ({machine['isa']}), {machine['threads']} torch threads, "
-               f"torch {torch.__version__}.")]
+    lines += [f"| total | {total_s:.0f} |", "", f"Machine: {machine_line(machine)}."]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({
         "command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "radrl_version": version(), "commit": _commit(), "machine": machine, "torch": torch.__version__,
+        "radrl_version": version(), "commit": _commit(), "machine": machine,
         "settings": settings,
         "results": results, "paired": paired, "times_s": times, "total_s": total_s}, indent=2))
     return path
@@ -234,12 +237,34 @@ README_COLUMNS = {
 }
 
 
+def machine_line(m: dict, torch_version: str | None = None) -> str:
+    """What the numbers depend on, from a results file's ``machine`` (``radrl.machine.machine_info``): CPU model,
+    instruction set, torch threads, torch version, OS and architecture; "not recorded" for what an older file
+    lacks (``torch_version``: such a file's top-level ``torch``).
+
+    >>> machine_line({"cpu": "AMD EPYC", "isa": "AVX2", "threads": 1, "torch": "2.13.0", "os": "Linux",
+    ...               "arch": "x86_64"})
+    'AMD EPYC (AVX2, 1 torch thread), torch 2.13.0, Linux x86_64'
+    >>> machine_line({"cpu": "AMD EPYC"})
+    'AMD EPYC (instruction set not recorded, threads not recorded), torch not recorded, OS not recorded'
+    """
+    def get(key: str, what: str) -> str:
+        value = m.get(key)
+        return f"{what} not recorded" if value in (None, "") else str(value)
+
+    system = " ".join(str(m[k]) for k in ("os", "arch") if m.get(k)) or m.get("platform") or "OS not recorded"
+    n = m.get("threads")
+    threads = f"{n} torch thread{'s' if n != 1 else ''}" if n else "threads not recorded"
+    return (f"{get('cpu', 'CPU')} ({get('isa', 'instruction set')}, {threads}), "
+            f"torch {m.get('torch') or torch_version or 'not recorded'}, {system}")
+
+
 def readme_block(results: dict) -> str:
     """The README's demo section body, rendered from a ``results.json`` the demo wrote (checked in as
     ``bench/results/demo.json``): a test renders it again and fails when the README differs."""
     m, s = results["machine"], results["settings"]
     t = results["times_s"]
-    lines = [f"`{results['command']}` on {m['cpu']} ({m['isa']}, {m['threads']} threads), {results['date']}, "
+    lines = [f"`{results['command']}` on {machine_line(m, results.get('torch'))}, {results['date']}, "
              f"commit {results['commit']}: **{results['total_s'] / 60:.1f} min** for the pipeline ("
              + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + "). "
              f"Held-out split: {s['test_images']} images; every model at {s['pixels'][1]:,} pixels, greedy, the same "

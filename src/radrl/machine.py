@@ -24,19 +24,21 @@ def cpu_model() -> str:
 
 
 def machine_info() -> dict:
-    """``{"cpu", "isa", "cores", "threads", "gpus", "platform"}``; ``isa`` is the vector instruction set
-    torch's CPU kernels use (``torch.backends.cpu.get_cpu_capability()``: AVX512, AVX2, ...).
+    """``{"cpu", "isa", "cores", "threads", "gpus", "torch", "os", "arch", "platform"}``; ``isa`` is the vector
+    instruction set torch's CPU kernels use (``torch.backends.cpu.get_cpu_capability()``: AVX512, AVX2, ...),
+    ``threads`` torch's intra-op thread count now (``torch.get_num_threads()``), ``torch`` its version.
 
     >>> sorted(machine_info())
-    ['cores', 'cpu', 'gpus', 'isa', 'platform', 'threads']
+    ['arch', 'cores', 'cpu', 'gpus', 'isa', 'os', 'platform', 'threads', 'torch']
     """
-    info = {"cpu": cpu_model(), "isa": None, "cores": os.cpu_count(), "threads": None, "gpus": [],
-            "platform": platform.platform()}
+    info = {"cpu": cpu_model(), "isa": None, "cores": os.cpu_count(), "threads": None, "gpus": [], "torch": None,
+            "os": platform.system(), "arch": platform.machine(), "platform": platform.platform()}
     try:
         import torch
 
         info["isa"] = torch.backends.cpu.get_cpu_capability()
         info["threads"] = torch.get_num_threads()
+        info["torch"] = torch.__version__
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except ImportError:
         pass

@@ -28,9 +28,14 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--grpo-steps", type=int, default=None, help="override the GRPO recipes' max_steps")
     p.add_argument("--sft-steps", type=int, default=None, help="override the SFT recipe's max_steps")
     p.add_argument("--eval-rows", type=int, default=None, help="evaluate only the first N rows per model")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (torch.set_num_threads; default torch's, one per core). The numbers depend "
+                        "on it and on the CPU's instruction set: results.json records both, and the same machine at "
+                        "the same thread count gives the same numbers")
     a = p.parse_args(argv)
     command = "radrl demo " + " ".join(argv if argv is not None else sys.argv[1:])
     sizes = {**(SMOKE if a.smoke else {"train": 600, "test": 400}),
              **{k: getattr(a, k) for k in ("train", "test", "sft_steps", "grpo_steps", "eval_rows")
                 if getattr(a, k) is not None}}
-    return run_demo(a.out, sft_recipe=a.sft_recipe, grpo_recipes=a.grpo_recipes, command=command, **sizes)
+    return run_demo(a.out, sft_recipe=a.sft_recipe, grpo_recipes=a.grpo_recipes, command=command,
+                     threads=a.threads, **sizes)
