@@ -26,7 +26,7 @@ DRIVER = textwrap.dedent("""
     import radrl.train.grpo as grpo
 
     KILL_AT, STAGE = int(sys.argv[1]), sys.argv[2]
-    module, name = (sft, "SFTTrainer") if STAGE == "sft" else (grpo, "GRPOTrainer")
+    module, name = (sft, "SFTTrainer") if STAGE == "sft" else (grpo, "RadrlGRPOTrainer")
 
     class Kill(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):

@@ -47,8 +47,15 @@ a name, an import path ``package.module:attribute`` or an inline ``{metric, key,
 from radrl.metrics import named_error  # re-exported: rewards name the failing reward with it
 from radrl.rewards.base import MIN_ANSWER_CHARS, TaskReward, completion_text
 from radrl.rewards.build import build_rewards, check_rewards, inline_reward, make_reward
-from radrl.rewards.builtin import REWARDS, GroundingSoftF1, LengthGuard, ReportMetric, ThinkFormat
+from radrl.rewards.builtin import (
+    REWARDS,
+    GroundingSoftF1,
+    GroundingSoftF1Centre,
+    LengthGuard,
+    ReportMetric,
+    ThinkFormat,
+)
 
-__all__ = ["MIN_ANSWER_CHARS", "REWARDS", "GroundingSoftF1", "LengthGuard", "ReportMetric", "TaskReward",
-           "ThinkFormat", "build_rewards", "check_rewards", "completion_text", "inline_reward", "make_reward",
-           "named_error"]
+__all__ = ["MIN_ANSWER_CHARS", "REWARDS", "GroundingSoftF1", "GroundingSoftF1Centre", "LengthGuard", "ReportMetric",
+           "TaskReward", "ThinkFormat", "build_rewards", "check_rewards", "completion_text", "inline_reward",
+           "make_reward", "named_error"]

@@ -16,7 +16,7 @@ from radrl.metrics import named_error
 from radrl.parsing import Parsed, reference_boxes
 from radrl.rewards.base import MIN_ANSWER_CHARS, TaskReward
 
-__all__ = ["REWARDS", "GroundingSoftF1", "LengthGuard", "ReportMetric", "ThinkFormat"]
+__all__ = ["REWARDS", "GroundingSoftF1", "GroundingSoftF1Centre", "LengthGuard", "ReportMetric", "ThinkFormat"]
 
 
 class GroundingSoftF1(TaskReward):
@@ -38,8 +38,6 @@ class GroundingSoftF1(TaskReward):
 
     def score(self, parsed: list[Parsed], solutions: list[str],
               ref_boxes: list[Any] | None = None) -> list[float]:
-        from radrl.metrics.grounding import soft_f1
-
         refs: dict[Any, list[Box]] = {}  # a GRPO group shares one reference: read it once
         out = []
         for i, (p, s) in enumerate(zip(parsed, solutions, strict=True)):
@@ -50,14 +48,56 @@ class GroundingSoftF1(TaskReward):
                 key = (s, i)
             if key not in refs:
                 refs[key] = reference_boxes(s, given, where=f"reward {self.__name__}: row {i} of this reward's batch")
-            out.append(soft_f1(p.boxes, refs[key], extra_fp=p.invalid_boxes) if p.answer else 0.0)
+            out.append(self.value(p.boxes, refs[key], p.invalid_boxes) if p.answer else 0.0)
         return out
+
+    def value(self, boxes: list[Box], ref: list[Box], invalid: int) -> float:
+        """One answer's value from its valid boxes, the reference and its invalid-box count."""
+        from radrl.metrics.grounding import soft_f1
+
+        return soft_f1(boxes, ref, extra_fp=invalid)
 
     def rates(self, parsed: list[Parsed], solutions: list[str], thinking: list[bool]) -> dict[str, float]:
         """Also ``invalid_boxes_ratio``: answers with a box the parser dropped as invalid (each one a false
         positive), so a policy that drifts from the box format shows before its reward falls."""
         return {**super().rates(parsed, solutions, thinking),
                 "invalid_boxes_ratio": fmean(p.invalid_boxes > 0 for p in parsed)}
+
+
+class GroundingSoftF1Centre(GroundingSoftF1):
+    """``grounding_soft_f1`` with credit for centre distance: ``metrics.grounding.soft_f1_centre``,
+    each matched pair scoring ``(1 - centre_weight) * IoU + centre_weight * (1 - d / sqrt(2))``
+    (``d``: distance of the box centres, 0-1 coordinates). Same rows, reference boxes, invalid
+    boxes and ``</think>`` rule as ``grounding_soft_f1``. Range [0, 1].
+
+    Why: under IoU alone a group whose rollouts all miss a small lesion scores 0 throughout and
+    teaches nothing; here the nearer miss (and the right side of the chest) scores more, so the
+    group has an advantage to follow. Option ``centre_weight`` (default 0.5; 0 is plain soft F1).
+    It is a separate name so that ``rewards/grounding_soft_f1/mean`` always means the paper's
+    reward; evaluation reports plain ``soft_f1`` either way.
+
+    >>> r = GroundingSoftF1Centre()
+    >>> [round(v, 3) for v in r(["[0.46, 0.40, 0.51, 0.45]", "[0.80, 0.40, 0.85, 0.45]"], task=["grounding"] * 2,
+    ...                         solution=["[0.40, 0.40, 0.45, 0.45]"] * 2)]  # two misses: the near one scores more
+    [0.648, 0.528]
+    """
+
+    __name__ = "grounding_soft_f1_centre"
+    options = ("centre_weight",)
+
+    def __init__(self, centre_weight: float = 0.5) -> None:
+        self.centre_weight = float(centre_weight)
+        self.check()
+
+    def check(self) -> None:
+        if not 0 <= self.centre_weight <= 1:
+            raise ValueError(f"reward {self.__name__}: centre_weight must be in [0, 1], got {self.centre_weight}; "
+                             "0 is plain soft F1, 0.5 weighs IoU and centre distance equally")
+
+    def value(self, boxes: list[Box], ref: list[Box], invalid: int) -> float:
+        from radrl.metrics.grounding import soft_f1_centre
+
+        return soft_f1_centre(boxes, ref, extra_fp=invalid, centre_weight=self.centre_weight)
 
 
 class ReportMetric(TaskReward):
@@ -215,6 +255,8 @@ class LengthGuard(TaskReward):
 # the model-based ones need their weights in a local folder (see each metric's module).
 REWARDS: dict[str, TaskReward] = {
     "grounding_soft_f1": GroundingSoftF1(),
+    # soft F1 with credit for centre distance: misses still score by how near they land
+    "grounding_soft_f1_centre": GroundingSoftF1Centre(),
     # the paper's report reward: -RadCliQ-v1 (RadGraph, BERTScore, CheXbert, BLEU); about [-3.5, 1.45]
     "report_radcliq": ReportMetric("report_radcliq", "radcliq", "radcliq_v1", sign=-1.0, floor=-3.0,
                                    bounds=(-math.inf, math.inf)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -57,6 +58,13 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         default=None, metadata={"help": "Reward for rows the servers could not score after retries (logged and "
                                         "counted); None (default) fails the step instead of training on it."})
     reward_server_timeout: float = field(default=60.0, metadata={"help": "Seconds per reward-server request."})
+    group_min_reward_std: float = field(
+        default=0.0, metadata={"help": "Leave out of the loss every rollout group (the num_generations completions "
+                                      "of one prompt) whose summed weighted reward has a standard deviation below "
+                                      "this (DAPO's dynamic sampling without resampling): no weight, and with "
+                                      "loss_type dapo or bnpo not counted in the token normaliser. 0 (default) "
+                                      "keeps every group; 1e-6 leaves out only groups whose rollouts all scored "
+                                      "the same. The kept share is logged as groups/kept_ratio."})
 
     _VALID_DICT_FIELDS: ClassVar[list[str]] = [*GRPOConfig._VALID_DICT_FIELDS, "reward_options"]
 
@@ -66,6 +74,15 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards "
                              f"{self.rewards}; give one weight per reward, in the same order")
+        if not 0 <= self.group_min_reward_std < math.inf:  # NaN fails too
+            raise ValueError(f"group_min_reward_std must be a finite number >= 0, got {self.group_min_reward_std}; "
+                             "0 keeps every rollout group, 1e-6 leaves out the groups whose rollouts all scored the "
+                             "same, larger values also the nearly uniform ones")
+        if self.group_min_reward_std and self.loss_type not in _TOKEN_NORMALISED:
+            log.warning("group_min_reward_std with loss_type %r: left-out groups get no weight, but this loss "
+                        "averages over every sequence of the batch, so they still dilute the kept ones (the step "
+                        "shrinks by the kept share). loss_type dapo or bnpo divides by the kept tokens only",
+                        self.loss_type)
         if self.task_mix:
             raise ValueError("task_mix is for SFT: its classification, detection and conversation rows have no GRPO "
                              "reward. For GRPO pick tasks (report, grounding) and a reward for each")
@@ -78,6 +95,89 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
                              "rollouts would get reward 0. Add a reward for them or drop them from tasks")
         self.remove_unused_columns = False  # rewards read task / solution / thinking
         self.model_init_kwargs = reference_init_kwargs(self)
+
+
+# TRL loss types whose normaliser counts the loss mask's tokens (dapo, cispo, vespo: the generation batch's,
+# via num_items_in_batch; bnpo: the micro-batch's), so rows masked out do not count in it
+_TOKEN_NORMALISED = ("dapo", "bnpo", "cispo", "vespo")
+
+
+class RadrlGRPOTrainer(GRPOTrainer):
+    """TRL's ``GRPOTrainer`` plus low-variance group filtering (``group_min_reward_std``); with it at 0
+    (the default) it is ``GRPOTrainer`` unchanged.
+
+    Why: a group whose rollouts all score (nearly) the same has advantages of (nearly) 0 and teaches
+    nothing, yet under ``loss_type: dapo`` its tokens count in the normaliser (``num_items_in_batch``,
+    the generation batch's active completion tokens) and dilute the groups that do teach; with a tiny
+    but non-zero std, TRL's division by ``std + 1e-4`` even blows small reward noise up to full-size
+    advantages. DAPO's dynamic sampling drops such groups and resamples; this drops them without
+    resampling (CheXOne's low-variance filtering), so a step trains on fewer groups, never on more
+    rollouts.
+
+    How: TRL computes rewards, advantages and everything else as usual; afterwards the rows of
+    groups whose summed weighted reward (the ``reward`` TRL logs, NaN for rows no reward scored) has
+    a standard deviation (TRL's ``nanstd``, over the group's scored rows) below the threshold get
+    ``completion_mask`` 0 and advantage 0, the same masking TRL's ``mask_truncated_completions``
+    applies, and ``num_items_in_batch`` is recounted from the remaining mask. The masking happens
+    on the whole generation batch before TRL splits it into ``steps_per_generation`` micro-batches,
+    so gradient accumulation and ``num_iterations`` reuse see the same kept rows; groups are judged
+    on every process's rewards, as TRL gathers them. Training only: evaluation loss keeps every group.
+
+    Logged per generation batch: ``groups/kept_ratio`` (kept groups / groups) and
+    ``groups/all_filtered`` (1 when no group was kept: that batch's loss is 0, no NaN, and the
+    optimizer step moves the weights only by momentum and weight decay; a warning says so)."""
+
+    _radrl_rewards_per_func = None
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        # keep TRL's gathered (all processes) reward matrix for _generate_and_score_completions
+        self._radrl_rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        return self._radrl_rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        min_std = getattr(self.args, "group_min_reward_std", 0.0)
+        if not min_std or not self.model.training:
+            return output
+        keep = kept_rollouts(self._radrl_rewards_per_func, self.reward_weights, self.num_generations, min_std)
+        n = output["completion_ids"].size(0)  # this process's rows: a slice of the gathered ones, as in TRL
+        local = keep[self.accelerator.process_index * n:(self.accelerator.process_index + 1) * n]
+        mask = output["completion_mask"] * local.unsqueeze(1).to(output["completion_mask"].dtype)
+        output["completion_mask"] = mask
+        advantages = output["advantages"]
+        output["advantages"] = advantages * local.view(-1, *[1] * (advantages.dim() - 1)).to(advantages.dtype)
+        loss_mask = mask if "tool_mask" not in output else mask * output["tool_mask"]
+        output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        groups = keep.view(-1, self.num_generations)[:, 0]
+        kept = groups.float().mean().item()
+        self._metrics["train"]["groups/kept_ratio"].append(kept)
+        self._metrics["train"]["groups/all_filtered"].append(float(kept == 0))
+        if kept == 0 and self.accelerator.is_main_process:
+            log.warning("step %d: all %d rollout groups have a reward std below group_min_reward_std=%g, so this "
+                        "generation batch adds nothing to the loss (loss 0). If this repeats, lower "
+                        "group_min_reward_std or raise num_generations / temperature", self.state.global_step,
+                        len(groups), min_std)
+        return output
+
+
+def kept_rollouts(rewards_per_func, weights, num_generations: int, min_std: float):
+    """Per rollout (TRL's gathered rows, groups of ``num_generations`` in a row): whether its group's summed
+    weighted reward has a standard deviation of at least ``min_std``. Rows that no reward scored (all NaN)
+    are left out of their group's std, as TRL leaves them out of its baseline; a group with fewer than two
+    scored rows has no std and is not kept.
+
+    >>> import torch
+    >>> rewards = torch.tensor([[1.0], [0.95], [0.2], [0.8]])  # one reward, two groups of two: std 0.035, 0.42
+    >>> kept_rollouts(rewards, torch.tensor([1.0]), num_generations=2, min_std=0.1)
+    tensor([False, False,  True,  True])
+    """
+    import torch
+    from trl.trainer.utils import nanstd
+
+    rewards = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+    rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+    std = nanstd(rewards.view(-1, num_generations), dim=1)
+    return (std >= min_std).repeat_interleave(num_generations)  # NaN std: not kept
 
 
 def reference_init_kwargs(cfg: RadrlGRPOConfig) -> dict | None:
@@ -134,8 +234,8 @@ def train(cfg: RadrlGRPOConfig) -> str:
     trl_log = logging.getLogger("trl.trainer.grpo_trainer")
     trl_log.addFilter(note := _ReferenceKwargsNote())
     try:
-        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
-                              processing_class=processor, peft_config=lora_config(cfg))
+        trainer = RadrlGRPOTrainer(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
+                                   processing_class=processor, peft_config=lora_config(cfg))
     finally:
         trl_log.removeFilter(note)
     if cfg.use_vllm and cfg.vllm_mode == "colocate":
