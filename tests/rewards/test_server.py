@@ -113,6 +113,8 @@ REFUSED = [
     ("malformed_scorer", ["--scorer", "x"], "NAME=package.module:function"),
     # zero workers
     ("no_workers", ["--workers", "0"], "at least 1"),
+    # zero threads per worker
+    ("no_threads", ["--threads", "0"], "--threads must be at least 1"),
 ]
 
 
@@ -125,6 +127,38 @@ def test_refuses_to_start(monkeypatch, capsys, case, argv, words):
         radrl_main(["reward-server", *argv])
     err = capsys.readouterr().err
     assert e.value.code == 1 and err.startswith("radrl reward-server: error: ") and words in err
+
+
+@pytest.mark.slow
+def test_worker_sets_its_torch_threads(start_server):
+    """Each uvicorn worker is its own process with torch's default of one thread per core; the scorer runs
+    with --threads, or by default with the cores divided among the workers, in every worker."""
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("needs at least 2 cores to tell the settings apart")
+    for workers, threads, expected in ((1, None, cores), (2, None, cores // 2), (1, 1, 1)):
+        argv = ["--scorer", "t=scorers_for_tests:torch_threads"] + (["--threads", str(threads)] if threads else [])
+        server = start_server(*argv, workers=workers)
+        # distinct answers: no cache hit, so every request is scored by some worker
+        replies = [httpx.post(f"{server.url}/score", json={**OK, "metrics": ["t"], "predictions": [f"answer {i}"]},
+                              timeout=30, headers={"Connection": "close"}).json() for i in range(6)]
+        seen = {r["results"]["t"]["per_sample"]["threads"][0] for r in replies}
+        server.stop()
+        assert seen == {float(expected)}, (workers, threads)
+
+
+@pytest.mark.parametrize("argv,workers,expected", [([], 1, 8), (["--workers", "3"], 3, 2), (["--workers", "16"], 16, 1),
+                                                   (["--workers", "2", "--threads", "4"], 2, 4)])
+def test_cli_divides_the_cores_among_workers(monkeypatch, argv, workers, expected):
+    import radrl.cli.reward_server as cli
+
+    seen = {}
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(cli, "serve", lambda config, host, port, workers, log_level: seen.update(c=config, w=workers))
+    cli.main(["--metrics", "text", *argv])
+    assert seen["w"] == workers and seen["c"].threads == expected
 
 
 @pytest.mark.slow

@@ -92,6 +92,7 @@ class ServerConfig:
     max_batch: int = 512
     batch_window_ms: float = 0.0
     cache_size: int = 20_000
+    threads: int | None = None  # torch CPU threads per worker (None: torch's default, one per core)
 
 
 def resolve_scorers(config: ServerConfig) -> dict[str, Callable]:
@@ -226,6 +227,10 @@ def _load(state: _State) -> None:
     """Import every scorer and score the warm-up pair, so models are in memory before /ready says 200."""
     config = state.config
     try:
+        if config.threads:  # before any scorer runs: set in each worker process, torch's setting is per process
+            import torch
+
+            torch.set_num_threads(config.threads)
         for name, scorer in resolve_scorers(config).items():
             start = time.perf_counter()
             b = _Batcher(name, scorer, config.batch_window_ms / 1000, config.max_batch, config.cache_size)
@@ -357,7 +362,7 @@ def check_config(config: ServerConfig, host: str = "127.0.0.1", workers: int = 1
                          f"scorers' GPU time and fill the cache. Set {TOKEN_ENV}=<secret> (or --token) and give the "
                          "trainer the same value, or bind 127.0.0.1 and tunnel.")
     for name, value in (("--workers", workers), ("--max-items", config.max_items), ("--max-chars", config.max_chars),
-                        ("--max-batch", config.max_batch)):
+                        ("--max-batch", config.max_batch), ("--threads", config.threads or 1)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     resolve_scorers(config)  # unknown names fail here, once, not in every worker
