@@ -10,9 +10,11 @@ size (rows past the tokenizer are zeroed in the output layer, so generated text 
 their matmul). Each stage is the `radrl` command a user runs, on the shipped 8B recipes with the
 overrides a CPU needs (LoRA, fp32, no vLLM, a few rows, short completions), each in its own process whose
 peak RSS (``getrusage`` of the child) and wall time are recorded in ``bench/results/realsize_cpu.json``
-with the commands, the CPU and the parameter count (built model and ``radrl plan``'s count side by side).
+with the commands, the CPU and the parameter count (built model and ``radrl plan``'s count side by side), and,
+for each training stage, ``radrl plan --cpu``'s estimate of its peak RSS computed from the same recipe and
+overrides (``radrl_plan``, ``plan_vs_measured``; ``--replan`` recomputes them for an existing results file).
 
-    bash bench/realsize_cpu.sh                      # about 20 minutes on 2 cores, 12-14 GiB peak
+    bash bench/realsize_cpu.sh                      # about 50 minutes on 2 shared cores, 12.4 GiB peak
     bash bench/realsize_cpu.sh --config-dir DIR --image-size 64 --sft-pixels 4096 ...   # a reduced run (tests)
 
 Pixel budgets (paper.md): SFT images capped at 262,144 pixels; GRPO min 1,024, max 451,584; evaluation at
@@ -87,6 +89,38 @@ def run(name: str, argv: list[str], log_dir: Path) -> dict:
             "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2), "exit_code": code}
 
 
+def planned(command: str, architecture: Path) -> dict | None:
+    """``radrl plan --cpu``'s estimate of a training stage's peak RSS, from the stage's recorded command (its
+    recipe and overrides) and the architecture it ran (None for a command without a recipe)."""
+    import shlex
+
+    import yaml
+
+    from radrl.train.plan import Engine, GiB, estimate, read_architecture, read_recipe
+
+    argv = shlex.split(command)
+    if "--config" not in argv:
+        return None
+    at = argv.index("--config")
+    rest = argv[at + 2:]
+    overrides = {k[2:]: yaml.safe_load(v) for k, v in zip(rest[::2], rest[1::2], strict=False) if k.startswith("--")}
+    recipe = read_recipe(argv[at + 1], overrides)
+    est = estimate(read_architecture(architecture), recipe, Engine("ddp"), 1, device="cpu",
+                   gpu_memory_gib=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB)
+    return {"peak_gib": round(est.peak / GiB, 2), "phases_gib": {k: round(v / GiB, 2) for k, v in est.phases.items()},
+            "components_gib": {k: round(v / GiB, 2) for k, (v, _) in est.components.items()}}
+
+
+def add_plans(result: dict, architecture: Path) -> None:
+    """Each training stage of ``result`` gets ``radrl_plan``: the plan's CPU estimate beside its measured peak."""
+    for stage in result["stages"].values():
+        if "command" in stage and (plan := planned(stage["command"], architecture)) is not None:
+            stage["radrl_plan"] = plan
+            stage["plan_vs_measured"] = round(plan["peak_gib"] / stage["peak_rss_gib"], 3)
+    result["plan_command"] = ("radrl plan --config RECIPE --cpu OVERRIDES (radrl.train.plan.estimate(..., "
+                              "device='cpu')): the stage's recipe and command-line overrides")
+
+
 def perf(output_dir: Path) -> dict:
     """The perf/ values the run logged (radrl.train.throughput), from its log_history.json."""
     path = output_dir / "log_history.json"
@@ -108,7 +142,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--completion-tokens", type=int, default=16)
     p.add_argument("--rows", type=int, default=2, help="training rows / evaluation rows per task")
     p.add_argument("--keep", action="store_true", help="keep the work folder (checkpoint included)")
+    p.add_argument("--replan", action="store_true",
+                   help="run nothing: add radrl plan's CPU estimate to each training stage of the --out file")
     a = p.parse_args(argv)
+    if a.replan:
+        result = json.loads(a.out.read_text())
+        add_plans(result, a.config_dir)
+        a.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        print(f"plan estimates added to {a.out}")
+        return result
 
     import torch
 
@@ -148,6 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
                                   "--max-new-tokens-report", str(a.completion_tokens), "--max-new-tokens-grounding",
                                   str(a.completion_tokens), "--max-pixels", str(a.grpo_pixels), "--device", "cpu"],
                          a.work / "logs")
+    malloc_env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_"))
+    malloc_env = malloc_env or "no MALLOC_ variables"
     result = {
         "command": "bash bench/realsize_cpu.sh " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -162,7 +206,10 @@ def main(argv: list[str] | None = None) -> dict:
                     "torch": torch.__version__},
         "stages": stages,
         "all_passed": all(s.get("exit_code", 0) == 0 for s in stages.values()),
+        "malloc": "radrl sft / grpo on the CPU set glibc's mmap threshold to 1 MiB (radrl.train.common."
+                  "return_freed_memory); environment: " + malloc_env,
     }
+    add_plans(result, model)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"written to {a.out}")

@@ -39,6 +39,12 @@ def run_reduced(tmp_path: Path, tiny_model_dir: Path) -> None:
     for name in ("sft_lora", "grpo_grounding", "grpo_report", "eval"):
         stage = result["stages"][name]
         assert stage["exit_code"] == 0 and stage["wall_s"] > 0 and stage["peak_rss_gib"] > 0.1, (name, stage)
+    # radrl plan's CPU estimate of each training stage, beside its measured peak
+    for name in ("sft_lora", "grpo_grounding", "grpo_report"):
+        plan = result["stages"][name]["radrl_plan"]
+        assert plan["peak_gib"] == max(plan["phases_gib"].values()) > 0 and "loading" in plan["phases_gib"]
+        assert result["stages"][name]["plan_vs_measured"] > 0
+    assert "radrl_plan" not in result["stages"]["eval"]
     # every training stage logged its throughput (radrl.train.throughput); GRPO with its time split
     assert result["stages"]["sft_lora"]["perf"]["perf/tokens_per_s_per_device"] > 0
     for name in ("grpo_grounding", "grpo_report"):

@@ -3,6 +3,7 @@
     radrl plan --config recipes/qwen3vl-8b/grpo_report.yaml --gpus 32 --architecture bench/configs/qwen3vl-8b
     radrl plan --config recipes/qwen3vl-8b/sft.yaml --gpus 8 --launch recipes/accelerate/deepspeed_zero3.yaml
     radrl plan --config R --gpus 8 --per_device_train_batch_size 2 --gradient_accumulation_steps 8   # overrides
+    radrl plan --config R --cpu --ram 24 --bf16 false --use_lora true   # one process on the CPU: resident memory
 
 Prints the estimate by component and either "fits" or "will not fit: try ..." with the changes that make it
 fit (command-line flags for `radrl sft` / `radrl grpo`, plus `--engine` / `--gpus` for the launch). Exit
@@ -33,12 +34,26 @@ def _overrides(rest: list[str], parser: argparse.ArgumentParser) -> dict:
     return out
 
 
+def _machine_ram_gib() -> float:
+    """This machine's RAM in GiB (Linux: /proc/meminfo), else 16."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+        return round(kib / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        return 16.0
+
+
 def main(argv: list[str] | None = None) -> bool:
     p = ArgumentParser(prog="radrl plan", description=__doc__.split("\n\n")[0],
                        epilog="Any other --field value pair overrides the recipe, as for radrl sft / grpo.")
     p.add_argument("--config", required=True, help="the SFT or GRPO recipe (YAML)")
-    p.add_argument("--gpus", type=int, required=True, help="training processes (GPUs) in all")
+    p.add_argument("--gpus", type=int, default=None, help="training processes (GPUs) in all")
     p.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
+    p.add_argument("--cpu", action="store_true",
+                   help="one training process on the CPU instead of GPUs: its resident memory (RSS), with the loading "
+                        "peak (fp32 weights + the mapped checkpoint files) and without a CUDA reserve")
+    p.add_argument("--ram", type=float, default=None, help="with --cpu: GiB of RAM (default: this machine's)")
     p.add_argument("--gpus-per-node", type=int, default=8, help="for the host RAM estimate (default 8)")
     p.add_argument("--architecture", default=None,
                    help="Qwen3-VL config.json or its folder (default: the recipe's model_name_or_path)")
@@ -56,6 +71,17 @@ def main(argv: list[str] | None = None) -> bool:
     args, rest = p.parse_known_args(argv)
     if args.launch and args.engine:
         p.error("give --launch or --engine, not both")
+    if args.cpu:
+        if args.launch or args.engine not in (None, "ddp") or args.offload_optimizer or args.offload_params:
+            p.error("--cpu plans one process without DeepSpeed or FSDP; drop --launch / --engine / --offload-*")
+        if args.gpus not in (None, 1):
+            p.error("--cpu plans one process; drop --gpus")
+        args.gpus = 1
+        args.gpu_memory = args.ram or _machine_ram_gib()
+    elif args.gpus is None:
+        p.error("give --gpus N (training processes in all), or --cpu for one process on the CPU")
+    elif args.ram is not None:
+        p.error("--ram goes with --cpu; for GPUs give --gpu-memory")
 
     from radrl.train.plan import (
         DEFAULT_ENGINE,
@@ -78,33 +104,38 @@ def main(argv: list[str] | None = None) -> bool:
                         offload_params=args.offload_params)
     arch = read_architecture(args.architecture or recipe["model_name_or_path"])
     kwargs = {"gpu_memory_gib": args.gpu_memory, "gpus_per_node": args.gpus_per_node,
-              "prompt_text_tokens": args.prompt_text_tokens, "reserve_gib": args.reserve}
+              "prompt_text_tokens": args.prompt_text_tokens, "reserve_gib": args.reserve,
+              "device": "cpu" if args.cpu else "gpu"}
     est = estimate(arch, recipe, engine, args.gpus, **kwargs)
     if args.json:
         print(to_json(est))
     else:
         b = est.batch
-        print(f"{args.config}: {recipe.kind.upper()}, {arch.total / 1e9:.2f} B parameters, {engine}, {args.gpus} x "
-              f"{args.gpu_memory:g} GiB")
-        print(f"micro-batch {b['micro_batch']} x accumulation {b['accumulation']} x {args.gpus} GPUs = "
+        where = (f"1 process on the CPU, {args.gpu_memory:g} GiB of RAM" if args.cpu
+                 else f"{engine}, {args.gpus} x {args.gpu_memory:g} GiB")
+        print(f"{args.config}: {recipe.kind.upper()}, {arch.total / 1e9:.2f} B parameters, {where}")
+        print(f"micro-batch {b['micro_batch']} x accumulation {b['accumulation']} x "
+              f"{'1 process' if args.cpu else f'{args.gpus} GPUs'} = "
               f"{b['effective_batch']} sequences per optimizer step; sequence {b['sequence']:,} tokens "
               f"({b['image_tokens']} image tokens)")
         width = max(len(k) for k in est.components)
         for name, (value, how) in est.components.items():
             print(f"  {name:<{width}}  {value / GiB:7.1f} GiB  {how}")
-        print(f"  {'peak':<{width}}  {est.peak / GiB:7.1f} GiB  of {est.capacity / GiB:g}")
+        print(f"  {'peak':<{width}}  {est.peak / GiB:7.1f} GiB  of {est.capacity / GiB:g}"
+              + (" (resident memory)" if args.cpu else ""))
         for note in est.notes:
             print(f"  note: {note}")
     cannot_start = any("cannot start" in n for n in est.notes)
+    unit = "GiB of RAM" if args.cpu else "GiB per GPU"
     if est.fits and not cannot_start:
-        print(f"fits: {est.peak / GiB:.1f} of {est.capacity / GiB:g} GiB per GPU", file=sys.stderr)
+        print(f"fits: {est.peak / GiB:.1f} of {est.capacity / GiB:g} {unit}", file=sys.stderr)
         return True
     tries = suggestions(arch, recipe, engine, args.gpus, **kwargs)
     if tries:
         lines = "\n".join(f"  {' '.join(flags)}   ({e.peak / GiB:.1f} GiB)" for flags, e in tries)
-        print(f"will not fit ({est.peak / GiB:.1f} of {est.capacity / GiB:g} GiB per GPU): try\n{lines}",
+        print(f"will not fit ({est.peak / GiB:.1f} of {est.capacity / GiB:g} {unit}): try\n{lines}",
               file=sys.stderr)
     else:
-        print(f"will not fit ({est.peak / GiB:.1f} of {est.capacity / GiB:g} GiB per GPU), and no single change "
+        print(f"will not fit ({est.peak / GiB:.1f} of {est.capacity / GiB:g} {unit}), and no single change "
               "tried here makes it fit: try more GPUs, larger GPUs or a smaller model", file=sys.stderr)
     sys.exit(1)

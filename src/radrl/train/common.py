@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,7 +193,10 @@ def read_conversations(path: str) -> list[dict]:
 def load_for_training(args: RadrlArgs):
     """Model in fp32 on the CPU (the Trainer places it and autocasts to bf16 when ``bf16: true``,
     keeping fp32 master weights), frozen parts switched off, and the image-only processor with the
-    recipe's pixel budget."""
+    recipe's pixel budget. Training on the CPU, freed activations are handed back to the system
+    (``return_freed_memory``)."""
+    if getattr(args, "use_cpu", False) or not torch.cuda.is_available():
+        return_freed_memory()
     model, processor = load(args.model_name_or_path, dtype=torch.float32, device="cpu", min_pixels=args.min_pixels,
                             max_pixels=args.max_pixels)
     if not args.use_lora:  # with LoRA, peft freezes every base weight and the part flags place the adapters
@@ -200,6 +205,39 @@ def load_for_training(args: RadrlArgs):
             if model_part(name) in frozen:
                 param.requires_grad_(False)
     return model, processor
+
+
+# Allocations from this size up get their own mmap, which free() returns to the system at once (glibc's
+# M_MMAP_THRESHOLD); 1 MiB keeps the many small tensors on the heap, where they are cheap.
+CPU_MMAP_THRESHOLD = 1 << 20
+M_MMAP_THRESHOLD = -3  # glibc's <malloc.h> constant for mallopt
+
+
+def return_freed_memory(threshold: int = CPU_MMAP_THRESHOLD) -> bool:
+    """Make glibc give freed tensor memory back to the system, so that training on the CPU stays near the
+    memory it uses (True when set; glibc on Linux only).
+
+    Why: PyTorch's CPU tensors come from glibc malloc, whose mmap threshold rises to the size of each large
+    block freed (up to 32 MiB). After the first activations of a step are freed, every tensor up to that
+    size (a ViT block's activations at Qwen3-VL's 451,584-pixel budget are 14-29 MB) goes on the heap,
+    where freed blocks between live ones are kept, not returned. A GRPO step on Qwen3-VL-2B's architecture
+    (fp32, LoRA, two 672 x 672 images) then grew to 19.6 GiB of resident memory and was OOM-killed on a
+    24 GiB machine; with 4 decoder layers the heap held 4.1 GiB freed of 5.0 GiB after the loss forward
+    and the step peaked at 9.9 GiB, with this setting 5.8 GiB (the rest is the weights; bench/README.md,
+    "realsize_cpu.sh"). A fixed threshold turns that adaptation off
+    (``mallopt(M_MMAP_THRESHOLD)``, as the ``MALLOC_MMAP_THRESHOLD_`` environment variable does, which
+    takes precedence when set). The price is page faults on the fresh pages of large blocks: on one thread of a
+    shared machine that step's forward took 82-89 s with it against 79 s, its backward 172-190 s against 164 s."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold)))
+    except (OSError, AttributeError):
+        return False
+    if ok:
+        log.info("glibc mmap threshold set to %d bytes: freed tensors go back to the system", threshold)
+    return ok
 
 
 # Qwen3-VL's three parts, by parameter/module name prefix (transformers 5 layout; the 8B and the tiny model

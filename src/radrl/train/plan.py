@@ -39,11 +39,20 @@ up, per GPU:
   temperature-scaled copy and gradient; SFT: bf16 logits, the fp32 copy the loss takes, its gradient).
 * a fixed **reserve** for the CUDA context, NCCL buffers and allocator fragmentation.
 
+On the CPU (``radrl plan --cpu``, ``estimate(..., device="cpu")``) the figure is the resident memory (RSS) of
+the one training process: no reserve but the imported runtime (``CPU_RUNTIME_GIB``), activations in fp32 when
+the recipe does not train in bf16, and a **loading** phase (the fp32 weights built while the checkpoint's
+files are memory-mapped, 4 P + 2 P for bf16 files), which is the peak of a LoRA step of Qwen3-VL-2B at the
+paper's pixel budgets. It assumes freed activations leave the process, which glibc's malloc does not do by
+itself (``radrl.train.common.return_freed_memory``, set by ``radrl sft`` / ``radrl grpo`` on the CPU).
+Checked against the peak RSS ``bench/realsize_cpu.sh`` measured for each training stage (within 10 %).
+
 It is an estimate in the way DeepSpeed's is: the model states are exact arithmetic, the activations an
 upper-end approximation (attention kernels without a sequence-squared buffer, no packing). What it is
 checked against is in ``tests/train/test_plan.py``: DeepSpeed's estimator on the examples of its docs,
-parameter counts of random-weight models built on the CPU, and the resident memory of a model and its Adam
-state measured on the CPU.
+parameter counts of random-weight models built on the CPU, the resident memory of a model and its Adam
+state measured on the CPU, and the peak RSS of real-size SFT and GRPO steps on the CPU
+(``bench/results/realsize_cpu.json``).
 """
 
 from __future__ import annotations
@@ -133,6 +142,8 @@ class Architecture:
     vision_intermediate: int
     pixels_per_token: int      # (patch x merge)^2: 1,024 for Qwen3-VL
     pixels_per_patch: int      # patch^2: 256
+    vision_mergers: int = 1    # the merger and the DeepStack mergers (4 in Qwen3-VL), outside activation checkpointing
+    checkpoint_bytes: int = 2  # bytes per parameter in the checkpoint's files (config dtype; bf16 for Qwen's releases)
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -181,7 +192,15 @@ def read_architecture(path: str | Path) -> Architecture:
         intermediate=t.intermediate_size, q_dim=t.num_attention_heads * head_dim,
         kv_dim=t.num_key_value_heads * head_dim, vocab=t.vocab_size, vision_hidden=v.hidden_size,
         vision_layers=v.depth, vision_intermediate=v.intermediate_size,
-        pixels_per_token=(v.patch_size * v.spatial_merge_size) ** 2, pixels_per_patch=v.patch_size ** 2)
+        pixels_per_token=(v.patch_size * v.spatial_merge_size) ** 2, pixels_per_patch=v.patch_size ** 2,
+        vision_mergers=1 + len(getattr(v, "deepstack_visual_indexes", None) or ()),
+        checkpoint_bytes=_dtype_bytes(getattr(config, "dtype", None) or getattr(t, "dtype", None)))
+
+
+def _dtype_bytes(dtype) -> int:
+    """Bytes per element of a config's ``dtype`` (a torch dtype or its name); 2 (bf16) when unset."""
+    name = str(dtype or "bfloat16").removeprefix("torch.")
+    return {"float32": 4, "float": 4, "float64": 8, "float16": 2, "bfloat16": 2, "half": 2}.get(name, 2)
 
 
 @dataclass(frozen=True)
@@ -276,6 +295,7 @@ class Estimate:
     capacity: float            # bytes the GPU has
     notes: list[str]
     batch: dict                # micro-batch, accumulation, effective batch, sequence lengths
+    phases: dict = field(default_factory=dict)  # phase (loading, rollout, update) -> bytes; peak is the largest
 
     @property
     def fits(self) -> bool:
@@ -304,23 +324,31 @@ def lengths(arch: Architecture, recipe: Recipe, prompt_text_tokens: int) -> dict
 
 
 def activation_bytes(arch: Architecture, recipe: Recipe, seq: dict) -> tuple[float, str]:
-    """Activations of one micro-batch (module docstring), bytes and how they were counted."""
+    """Activations of one micro-batch (module docstring), bytes and how they were counted: in bf16 when the
+    recipe trains in bf16 / fp16, else in fp32 (twice as many bytes; a CPU run without ``bf16``)."""
     b, s = int(recipe["per_device_train_batch_size"]), seq["sequence"]
     h, i = arch.hidden, arch.intermediate
-    # per token and decoder layer, bf16: norm inputs kept in fp32 (2 x 2h), the normed inputs (2h), q/k/v
+    e = 2 if recipe["bf16"] or recipe["fp16"] else 4  # bytes per activation element
+    # per token and decoder layer: norm inputs kept in fp32 (2 x 4h bytes), the normed inputs (2h), q/k/v
     # before and after their norm and rotation (2 x (q + 2 kv)), attention output and o_proj input (2h),
-    # the MLP's gate, up, activation and product (4i)
-    layer = 2 * (8 * h + 2 * (arch.q_dim + 2 * arch.kv_dim) + 4 * i)
+    # the MLP's gate, up, activation and product (4i); elements of e bytes
+    layer = 8 * h + e * (4 * h + 2 * (arch.q_dim + 2 * arch.kv_dim) + 4 * i)
     patches = math.ceil(int(recipe["max_pixels"]) / arch.pixels_per_patch)
-    vlayer = 2 * (8 * arch.vision_hidden + 6 * arch.vision_hidden + 2 * arch.vision_intermediate)
+    vh = arch.vision_hidden
+    vlayer = e * (14 * vh + 2 * arch.vision_intermediate)
+    # the merger and the DeepStack mergers run outside the checkpointed ViT blocks: per merged token (4 patches)
+    # each keeps its norm's input and output, fc1's output, the activation and (LoRA) the adapters' inputs,
+    # about 6 vectors of 4 x the ViT width
+    mergers = b * math.ceil(patches / 4) * arch.vision_mergers * 6 * 4 * vh * e
     if recipe["activation_checkpointing"]:
-        lm = b * s * (arch.layers * 2 * h + 2 * layer)  # saved layer inputs + one layer recomputed, and its grads
-        vit = b * patches * (arch.vision_layers * 2 * arch.vision_hidden + 2 * vlayer)
+        lm = b * s * (arch.layers * e * h + 2 * layer)  # saved layer inputs + one layer recomputed, and its grads
+        vit = b * patches * (arch.vision_layers * e * vh + 2 * vlayer)
         how = "checkpointed: each layer's input + one layer recomputed"
     else:
         lm = b * s * arch.layers * layer
         vit = b * patches * arch.vision_layers * vlayer
         how = "every layer's saved tensors (no activation checkpointing)"
+    how = f"{8 * e}-bit, {how}; ViT mergers"
     if recipe.kind == "grpo":
         c = seq["completion"] + 1
         logits = b * c * arch.vocab * 6 + c * arch.vocab * 4
@@ -328,12 +356,29 @@ def activation_bytes(arch: Architecture, recipe: Recipe, seq: dict) -> tuple[flo
     else:
         logits = b * s * arch.vocab * 10
         how += f"; logits of {s} tokens"
-    return lm + vit + logits, f"micro-batch {b} x {s} tokens, {how}"
+    return lm + vit + mergers + logits, f"micro-batch {b} x {s} tokens, {how}"
+
+
+# Resident memory of a `radrl sft` / `radrl grpo` process before the model loads: Python, PyTorch,
+# transformers, TRL, peft and datasets imported (0.49 GiB measured on the CPU, torch 2.13, transformers 5.25).
+CPU_RUNTIME_GIB = 0.5
 
 
 def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_memory_gib: float = 80.0,
-             gpus_per_node: int = 8, prompt_text_tokens: int = 64, reserve_gib: float = 3.0) -> Estimate:
-    """Memory per GPU of ``recipe`` on ``gpus`` GPUs of ``gpu_memory_gib`` under ``engine`` (module docstring)."""
+             gpus_per_node: int = 8, prompt_text_tokens: int = 64, reserve_gib: float = 3.0,
+             device: str = "gpu") -> Estimate:
+    """Memory per GPU of ``recipe`` on ``gpus`` GPUs of ``gpu_memory_gib`` under ``engine`` (module docstring).
+
+    ``device="cpu"``: resident memory (RSS) of each training process on the CPU, ``gpu_memory_gib`` being the
+    host's RAM: no CUDA reserve but the runtime (``CPU_RUNTIME_GIB``), and a loading phase, when the fp32
+    weights are built while the checkpoint's files are memory-mapped (their pages count in the process's RSS
+    until it closes them): 4 P + the checkpoint's bytes (2 P for bf16 files). Checked against the measured
+    peak RSS of ``bench/realsize_cpu.sh`` (``tests/train/test_plan.py``)."""
+    if device not in ("gpu", "cpu"):
+        raise ValueError(f"device must be 'gpu' or 'cpu', got {device!r}")
+    cpu = device == "cpu"
+    if cpu and engine.kind != "ddp":
+        raise ValueError(f"on the CPU radrl trains without DeepSpeed or FSDP (engine ddp), not {engine}")
     n, p = gpus, arch.total
     t, _ = trainable(arch, recipe)
     bf16 = bool(recipe["bf16"] or recipe["fp16"])
@@ -343,7 +388,7 @@ def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_
     comps: dict[str, tuple[float, str]] = {}
     k = engine.kind
     if k == "ddp":
-        comps["weights"] = (4 * everything, "fp32, whole model on every GPU")
+        comps["weights"] = (4 * everything, "fp32, whole model " + ("in the process" if cpu else "on every GPU"))
         comps["gradients"] = (4 * t * (2 if n > 1 else 1), "fp32" + (" + DDP's bucket copy" if n > 1 else ""))
         comps["optimizer"] = (8 * t, "Adam moments, fp32")
     elif k == "zero2":
@@ -415,28 +460,52 @@ def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_
                          + (" (generated in waves: slower, not an error)" if need > tokens else ""))
     elif grpo and not recipe["use_vllm"]:
         rows = _rows_per_generation(recipe, gpus)
-        vllm_gen = rows * seq["sequence"] * arch.kv_bytes_per_token
-        how = f"transformers generation of {rows} rollouts x {seq['sequence']:,} tokens (no vLLM)"
+        kv_scale = 1 if bf16 else 2  # transformers generates in the policy's dtype: fp32 without bf16
+        vllm_gen = rows * seq["sequence"] * arch.kv_bytes_per_token * kv_scale
+        how = (f"transformers generation of {rows} rollouts x {seq['sequence']:,} tokens (no vLLM)"
+               + ("" if bf16 else ", fp32"))
         comps["rollout KV cache"] = (vllm_gen, how)
     act, how = activation_bytes(arch, recipe, seq)
     comps["activations"] = (act, how)
-    comps["reserve"] = (reserve_gib * GiB, "CUDA context, NCCL buffers, allocator fragmentation")
+    if cpu:
+        comps["runtime"] = (CPU_RUNTIME_GIB * GiB, "Python, PyTorch, transformers, TRL imported (measured)")
+    else:
+        comps["reserve"] = (reserve_gib * GiB, "CUDA context, NCCL buffers, allocator fragmentation")
 
     states = sum(v for name, (v, _) in comps.items() if name not in ("vLLM share", "rollout KV cache", "activations"))
     update_phase = states + act + vllm_update
     generation_phase = states + vllm_gen
-    peak = max(update_phase, generation_phase)
-    if grpo:
-        notes.append(f"peak at the {'update' if update_phase >= generation_phase else 'rollout'} phase (rollout "
-                     f"{generation_phase / GiB:.1f} GiB, update {update_phase / GiB:.1f} GiB)")
+    phases = {"rollout": generation_phase, "update": update_phase} if grpo else {"update": update_phase}
+    if cpu:
+        # the fp32 policy (and a reference) built while the checkpoint's files are mapped; LoRA adds its adapters later
+        files = arch.checkpoint_bytes * p
+        ref_load = ref if grpo and recipe["beta"] and not lora else 0.0
+        phases = {"loading": CPU_RUNTIME_GIB * GiB + 4 * p + files + ref_load, **phases}
+    peak = max(phases.values())
+    at = max(phases, key=phases.get)
+    if len(phases) > 1:
+        notes.append(f"peak at the {at} phase ("
+                     + ", ".join(f"{k} {v / GiB:.1f} GiB" for k, v in phases.items()) + ")")
     b, acc = int(recipe["per_device_train_batch_size"]), int(recipe["gradient_accumulation_steps"])
     batch = {"micro_batch": b, "accumulation": acc, "effective_batch": b * acc * gpus, **seq}
-    host = _host_ram_per_node(arch, recipe, engine, gpus, gpus_per_node, bf16, lora)
-    procs = min(gpus, gpus_per_node)
-    notes.append(f"host RAM while loading: about {host / GiB:.{0 if host >= 10 * GiB else 1}f} GiB per node ({procs} "
-                 f"process{'es' if procs > 1 else ''}: radrl loads the policy in fp32 on the CPU, TRL the reference in "
-                 "its dtype)")
-    return Estimate(comps, peak, capacity, notes, batch)
+    if cpu:
+        notes.append(f"loading: the fp32 weights ({4 * p / GiB:.1f} GiB) are built while the checkpoint's files "
+                     f"({arch.checkpoint_bytes * p / GiB:.1f} GiB) are memory-mapped; their pages count in the "
+                     "process's RSS until loading ends (page cache, reclaimable)")
+        notes.append("resident memory on the CPU assumes freed activations go back to the system: `radrl sft` / "
+                     "`radrl grpo` set glibc's mmap threshold to 1 MiB for that (radrl.train.common."
+                     "return_freed_memory); without it glibc's heap keeps them and a GRPO step of the 2B took "
+                     "19.6+ GiB (bench/README.md). Not counted: other processes (dataloader workers, a reward "
+                     "server), reward models loaded in the process (report_radcliq's scorers)")
+    else:
+        host = _host_ram_per_node(arch, recipe, engine, gpus, gpus_per_node, bf16, lora)
+        procs = min(gpus, gpus_per_node)
+        notes.append(f"host RAM while loading: about {host / GiB:.{0 if host >= 10 * GiB else 1}f} GiB per node "
+                     f"({procs} process{'es' if procs > 1 else ''}: radrl loads the policy in fp32 on the CPU, TRL "
+                     "the reference in its dtype; plus the checkpoint's files mapped while loading, "
+                     f"{arch.checkpoint_bytes * p / GiB:.{0 if arch.checkpoint_bytes * p >= 10 * GiB else 1}f} GiB "
+                     "of page cache shared by the processes)")
+    return Estimate(comps, peak, capacity, notes, batch, phases)
 
 
 def _rows_per_generation(recipe: Recipe, gpus: int) -> int:
@@ -486,12 +555,13 @@ def suggestions(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, l
         tp = int(recipe["vllm_tensor_parallel_size"] or 1)
         min_util = math.ceil((2 * arch.total / tp + 5 * GiB) / (kwargs.get("gpu_memory_gib", 80.0) * GiB) * 20) / 20
     util = [False, True] if min_util and min_util < float(recipe["vllm_gpu_memory_utilization"]) else [False]
-    engines = [engine] + [e for e in (Engine("zero3"), Engine("fsdp"), Engine("zero3", offload_optimizer=True))
-                          if e != engine]
+    cpu = kwargs.get("device") == "cpu"
+    engines = [engine] + ([] if cpu else [e for e in (Engine("zero3"), Engine("fsdp"),
+                                                        Engine("zero3", offload_optimizer=True)) if e != engine])
     found = []
     for b_i, c, s, u, e_i, more, lora in itertools.product(range(len(batches)), ckpt, sleep, util,
                                                             range(len(engines)), (False, True), (False, True)):
-        if lora and recipe["use_lora"]:
+        if (lora and recipe["use_lora"]) or (more and cpu):
             continue
         r = batches[b_i]
         flags = []
@@ -525,4 +595,5 @@ def suggestions(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, l
 def to_json(est: Estimate) -> str:
     return json.dumps({"fits": est.fits, "peak_gib": est.peak / GiB, "capacity_gib": est.capacity / GiB,
                        "components_gib": {k: v / GiB for k, (v, _) in est.components.items()},
+                       "phases_gib": {k: v / GiB for k, v in est.phases.items()},
                        "batch": est.batch, "notes": est.notes}, indent=1)
