@@ -23,27 +23,53 @@ from radrl.demo import machine_line, readme_block
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "demo.json"
 README = ROOT / "README.md"
-SEEDS = ROOT / "bench" / "results" / "demo_seeds.json"
 BLOCK = re.compile(r"(<!-- demo-results:start -->\n).*?(\n<!-- demo-results:end -->)", re.S)
-SEEDS_BLOCK = re.compile(r"(<!-- demo-seeds:start -->\n).*?(\n<!-- demo-seeds:end -->)", re.S)
+# README block name -> the multi-seed results files (bench/demo_seeds.py) it summarises, one table row per task
+SEEDS_BLOCKS = {
+    "demo-seeds": ["demo_seeds.json"],
+    # from the 40-epoch SFT (bench/recipes/sft_strong.yaml), the demo's GRPO recipes: GRPO and the control on the
+    # SFT's own 600 training images, then on 600 images the SFT never saw (the same generator's next 600)
+    "demo-seeds-strong": ["demo_seeds_strong-sft-report.json", "demo_seeds_strong-sft-grounding.json",
+                          "demo_seeds_strong-sft-new-images-report.json",
+                          "demo_seeds_strong-sft-new-images-grounding.json"],
+}
 
 
-def seeds_block(d: dict) -> str:
-    """The README's multi-seed summary: per task, how many GRPO seeds beat SFT and the compute-matched SFT
-    control on the targeted metric (paired, p < 0.05), the spread of the gain, and the control's own gain."""
-    m = d["machine"]
-    lines = [f"`{d['command']}` on {machine_line(m, d.get('torch'))}, {d['date']}, commit {d['commit']}"
-             + (" plus uncommitted changes" if d.get("worktree_dirty") else "") + ":", "",
-             ("| task | targeted metric | GRPO seeds beating SFT | GRPO - SFT, mean [min, max] | seeds beating the "
-              "compute-matched SFT control | control - SFT [95% CI] | seeds with a significant loss elsewhere |"),
-             "|---|---|---|---|---|---|---|"]
-    for task, t in d["tasks"].items():
-        v, control = t["verdict"], t["models"]["control"][t["verdict"]["target"]]
-        lines.append(f"| {task} | {v['target']} | {v['seeds_beating_sft']} of {v['seeds']} | "
-                     f"{100 * v['target_delta_mean']:+.1f} [{100 * v['target_delta_min']:+.1f}, "
-                     f"{100 * v['target_delta_max']:+.1f}] | {v['seeds_beating_control']} of {v['seeds']} | "
-                     f"{100 * control['delta']:+.1f} [{100 * control['low']:+.1f}, {100 * control['high']:+.1f}] | "
-                     f"{v['seeds_with_untargeted_loss']} of {v['seeds']} |")
+def seeds_pattern(name: str) -> re.Pattern:
+    """The README block ``name``: groups start marker, contents, end marker."""
+    return re.compile(rf"(<!-- {name}:start -->\n)(.*?)(\n<!-- {name}:end -->)", re.S)
+
+
+def seeds_files(name: str) -> list[dict]:
+    return [json.loads((RESULTS.parent / f).read_text()) for f in SEEDS_BLOCKS[name]]
+
+
+def seeds_block(files: dict | list[dict]) -> str:
+    """The README's multi-seed summary of one or more ``bench/demo_seeds.py`` results files: the command and
+    machine of each, then per file and task, how many GRPO seeds beat SFT and the compute-matched SFT control on
+    the targeted metric (paired, p < 0.05), the spread of the gain, and the control's own gain."""
+    files = [files] if isinstance(files, dict) else files
+    def machine(d: dict) -> dict:  # the threads every measured command ran with (--threads), not the driver's
+        return {**d["machine"], "threads": d.get("settings", {}).get("threads") or d["machine"].get("threads")}
+
+    lines = [f"- `{d['command']}` on {machine_line(machine(d), d.get('torch'))}, {d['date']}, commit {d['commit']}"
+             + (" plus uncommitted changes" if d.get("worktree_dirty") else "") for d in files]
+    header = ("task", "from SFT", "GRPO and control train on", "GRPO recipe", "targeted metric",
+              "GRPO seeds beating SFT", "GRPO - SFT, mean [min, max]", "seeds beating the compute-matched SFT control",
+              "control - SFT [95% CI]", "seeds with a significant loss elsewhere")
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for d in files:
+        for task, t in d["tasks"].items():
+            v, control = t["verdict"], t["models"]["control"][t["verdict"]["target"]]
+            # the last three parts (recipes/demo/x.yaml, bench/recipes/x.yaml): the same in any clone
+            recipe = "/".join(Path(t.get("grpo_recipe") or f"recipes/demo/grpo_{task}.yaml").parts[-3:])
+            st = d.get("settings", {})
+            lines.append(f"| {task} | {st.get('sft', 'not recorded')} | {st.get('train', 'not recorded')} | {recipe} | "
+                         f"{v['target']} | {v['seeds_beating_sft']} of {v['seeds']} | "
+                         f"{100 * v['target_delta_mean']:+.1f} [{100 * v['target_delta_min']:+.1f}, "
+                         f"{100 * v['target_delta_max']:+.1f}] | {v['seeds_beating_control']} of {v['seeds']} | "
+                         f"{100 * control['delta']:+.1f} [{100 * control['low']:+.1f}, {100 * control['high']:+.1f}] | "
+                         f"{v['seeds_with_untargeted_loss']} of {v['seeds']} |")
     return "\n".join(lines)
 
 
@@ -57,8 +83,12 @@ def main(path: str) -> None:
     if not BLOCK.search(text):
         sys.exit(f"{README} has no <!-- demo-results:start --> ... <!-- demo-results:end --> block to fill")
     text = BLOCK.sub(lambda m: m.group(1) + readme_block(results) + m.group(2), text)
-    seeds = json.loads(SEEDS.read_text())
-    README.write_text(SEEDS_BLOCK.sub(lambda m: m.group(1) + seeds_block(seeds) + m.group(2), text))
+    for name in SEEDS_BLOCKS:
+        if not seeds_pattern(name).search(text):
+            sys.exit(f"{README} has no <!-- {name}:start --> ... <!-- {name}:end --> block to fill")
+        text = seeds_pattern(name).sub(lambda m, name=name: m.group(1) + seeds_block(seeds_files(name)) + m.group(3),
+                                       text)
+    README.write_text(text)
     print(f"{RESULTS} and the README's demo section updated from {path}")
 
 

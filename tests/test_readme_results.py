@@ -27,8 +27,9 @@ def test_readme_multi_seed_summary_comes_from_its_results_file():
     spec = importlib.util.spec_from_file_location("demo_results", ROOT / "bench" / "demo_results.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    seeds = json.loads((ROOT / "bench" / "results" / "demo_seeds.json").read_text())
-    block = re.search(r"<!-- demo-seeds:start -->\n(.*?)\n<!-- demo-seeds:end -->", (ROOT / "README.md").read_text(),
-                      re.S)
-    assert block and block.group(1) == module.seeds_block(seeds), \
-        "README.md's multi-seed summary differs from bench/results/demo_seeds.json: run python bench/demo_results.py"
+    text = (ROOT / "README.md").read_text()
+    for name in module.SEEDS_BLOCKS:
+        block = module.seeds_pattern(name).search(text)
+        assert block, f"README.md lost its {name} block; run python bench/demo_results.py"
+        assert block.group(2) == module.seeds_block(module.seeds_files(name)), \
+            f"README.md's {name} summary differs from {module.SEEDS_BLOCKS[name]}: run python bench/demo_results.py"
