@@ -84,3 +84,8 @@ def test_smoke_flag_sets_the_sizes_and_explicit_values_win(monkeypatch, tmp_path
     assert seen["threads"] is None  # torch's default thread count unless --threads (results.json records it)
     cli_demo.main(["--smoke", "--threads", "1", "--out", str(tmp_path)])
     assert seen["threads"] == 1
+    for bad in ("0", "-2"):  # refused before anything runs, never torch's default in disguise
+        seen.clear()
+        with pytest.raises(SystemExit):
+            cli_demo.main(["--smoke", "--threads", bad, "--out", str(tmp_path)])
+        assert not seen

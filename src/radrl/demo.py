@@ -83,7 +83,9 @@ def run_demo(out: str | Path = "runs/demo", train: int = 600, test: int = 400,
                                     "(`radrl recipes copy demo` writes the packaged ones to ./recipes/demo)")
     if len(grpo_recipes) != len(TASKS):
         raise ValueError(f"--grpo-recipes takes one recipe per task, in the order {TASKS}")
-    if threads:
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}; leave it out for torch's default")
         torch.set_num_threads(threads)
     st = Stages(7)
 

@@ -75,6 +75,11 @@ GATHERED = torch.tensor([[0.5], [0.5], [0.0], [1.0], [0.2], [0.2], [0.3], [0.9]]
 LENGTHS = [3, 2, 4, 1]  # completion tokens of this process's 4 rows
 
 
+def loss_mask(out: dict):
+    """The mask TRL's loss uses: completion_mask times tool_mask (where the filter takes rows out)."""
+    return out["completion_mask"] * out.get("tool_mask", 1)
+
+
 def _stub_trainer(monkeypatch, min_std, process_index, training=True):
     from radrl.train.grpo import RadrlGRPOTrainer
 
@@ -114,7 +119,9 @@ def test_filtered_groups_leave_the_loss_and_its_normaliser(monkeypatch, case, mi
     trainer = _stub_trainer(monkeypatch, min_std, process)
     out = trainer._generate_and_score_completions([{}] * 4)
     # filtered rows: no loss tokens and no advantage; kept rows as TRL made them
-    assert out["completion_mask"].sum(1).tolist() == [n if k else 0 for n, k in zip(LENGTHS, rows)]
+    assert loss_mask(out).sum(1).tolist() == [n if k else 0 for n, k in zip(LENGTHS, rows)]
+    # the attention mask the log-probs were computed with is left as it was, for every row
+    assert out["completion_mask"].sum(1).tolist() == LENGTHS
     assert out["advantages"].tolist() == pytest.approx([a if k else 0.0 for a, k in zip([0.7, -0.7, 1.0, -1.0], rows)])
     # the dapo normaliser counts the kept tokens (this process's plus the other process's, all processes' sum)
     assert out["num_items_in_batch"].item() == sum(n for n, k in zip(LENGTHS, rows) if k) + 5
@@ -130,14 +137,14 @@ def test_kept_share_is_logged_and_off_means_unchanged(monkeypatch):
     for min_std, training in [(0.0, True), (0.1, False)]:
         trainer = _stub_trainer(monkeypatch, min_std, 0, training=training)
         out = trainer._generate_and_score_completions([{}] * 4)
-        assert out["num_items_in_batch"].item() == 99 and out["completion_mask"].sum().item() == sum(LENGTHS)
+        assert out["num_items_in_batch"].item() == 99 and loss_mask(out).sum().item() == sum(LENGTHS)
         assert not trainer._metrics["train"] and not trainer._metrics["eval"]
 
 
 def test_every_group_filtered_is_logged_and_warned(monkeypatch, caplog):
     trainer = _stub_trainer(monkeypatch, 10.0, 0)
     out = trainer._generate_and_score_completions([{}] * 4)
-    assert out["completion_mask"].sum().item() == 0 and out["num_items_in_batch"].item() == 5  # other process: its own
+    assert loss_mask(out).sum().item() == 0 and out["num_items_in_batch"].item() == 5  # other process: its own
     assert trainer._metrics["train"]["groups/kept_ratio"] == [0.0]
     assert trainer._metrics["train"]["groups/all_filtered"] == [1.0]
     assert "step 7: all 4 rollout groups have a reward std below group_min_reward_std=10" in caplog.text
@@ -167,7 +174,7 @@ def _train(tiny_model_dir, synth_data, tmp_path, min_std):
                  "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2",
                  "--steps_per_generation", "2", "--max_completion_length", "8", "--max_steps", "1",
                  "--learning_rate", "1e-3", "--report_to", "none", "--activation_checkpointing", "false",
-                 "--max_pixels", "4096", "--logging_steps", "1", "--seed", "0")
+                 "--max_pixels", "4096", "--logging_steps", "1", "--seed", "0", "--beta", "0.04")
     model, processor = load_for_training(cfg)
     processor.tokenizer.padding_side = "left"
     trainer = RadrlGRPOTrainer(model=model, reward_funcs=[varied_on_report], args=cfg,
@@ -177,8 +184,8 @@ def _train(tiny_model_dir, synth_data, tmp_path, min_std):
 
     def spy(model, inputs, *args, **kwargs):
         loss = compute_loss(model, inputs, *args, **kwargs)
-        seen.append(({k: inputs[k].detach().clone() for k in ("completion_mask", "advantages", "num_items_in_batch")},
-                     loss.detach()))
+        kept = {k: inputs[k].detach().clone() for k in ("completion_mask", "advantages", "num_items_in_batch")}
+        seen.append(({**kept, "loss_mask": loss_mask(inputs).detach().clone()}, loss.detach()))
         return loss
 
     trainer.compute_loss = spy
@@ -194,13 +201,14 @@ def test_tiny_run_filters_uniform_groups_across_accumulated_micro_batches(tiny_m
     groups = tasks[::4]
     assert set(groups) == {"report", "grounding"}  # the seed gives a mix: both kinds of group are present
     assert len(seen) == 2  # two accumulated micro-batches from one buffered generation
-    masks = [inputs["completion_mask"] for inputs, _ in seen]
+    masks = [inputs["loss_mask"] for inputs, _ in seen]
     # the grounding groups' rollouts (uniform reward) have no loss tokens and no advantage; report ones keep theirs
     dropped = sum(int((m.sum(1) == 0).sum()) for m in masks)
     assert dropped == 4 * groups.count("grounding")
     for inputs, loss in seen:
-        empty = inputs["completion_mask"].sum(1) == 0
+        empty = inputs["loss_mask"].sum(1) == 0
         assert (inputs["advantages"][empty] == 0).all() and torch.isfinite(loss)
+        assert (inputs["completion_mask"].sum(1) > 0).all()  # every row keeps its attention mask
         # dapo's normaliser spans the generation batch and counts only the kept tokens
         assert inputs["num_items_in_batch"].item() == sum(int(m.sum()) for m in masks)
     (logged,) = [h for h in trainer.state.log_history if "groups/kept_ratio" in h]

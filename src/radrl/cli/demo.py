@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> Path:
                         "on it and on the CPU's instruction set: results.json records both, and the same machine at "
                         "the same thread count gives the same numbers")
     a = p.parse_args(argv)
+    if a.threads is not None and a.threads < 1:
+        p.error(f"--threads must be at least 1, got {a.threads}; leave it out for torch's default")
     command = "radrl demo " + " ".join(argv if argv is not None else sys.argv[1:])
     sizes = {**(SMOKE if a.smoke else {"train": 600, "test": 400}),
              **{k: getattr(a, k) for k in ("train", "test", "sft_steps", "grpo_steps", "eval_rows")

@@ -227,7 +227,7 @@ def _load(state: _State) -> None:
     """Import every scorer and score the warm-up pair, so models are in memory before /ready says 200."""
     config = state.config
     try:
-        if config.threads:  # before any scorer runs: set in each worker process, torch's setting is per process
+        if config.threads is not None:  # before any scorer runs, in each worker process (torch sets it per process)
             import torch
 
             torch.set_num_threads(config.threads)
@@ -362,7 +362,8 @@ def check_config(config: ServerConfig, host: str = "127.0.0.1", workers: int = 1
                          f"scorers' GPU time and fill the cache. Set {TOKEN_ENV}=<secret> (or --token) and give the "
                          "trainer the same value, or bind 127.0.0.1 and tunnel.")
     for name, value in (("--workers", workers), ("--max-items", config.max_items), ("--max-chars", config.max_chars),
-                        ("--max-batch", config.max_batch), ("--threads", config.threads or 1)):
+                        ("--max-batch", config.max_batch),
+                        ("--threads", 1 if config.threads is None else config.threads)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     resolve_scorers(config)  # unknown names fail here, once, not in every worker

@@ -62,9 +62,10 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
         default=0.0, metadata={"help": "Leave out of the loss every rollout group (the num_generations completions "
                                       "of one prompt) whose summed weighted reward has a standard deviation below "
                                       "this (DAPO's dynamic sampling without resampling): no weight, and with "
-                                      "loss_type dapo or bnpo not counted in the token normaliser. 0 (default) "
-                                      "keeps every group; 1e-6 leaves out only groups whose rollouts all scored "
-                                      "the same. The kept share is logged as groups/kept_ratio."})
+                                      "loss_type dapo, bnpo, cispo or vespo not counted in the token normaliser. "
+                                      "0 (default) keeps every group; 1e-6 leaves out only groups whose rollouts "
+                                      "all scored the same. The kept share is logged as groups/kept_ratio. Not "
+                                      "with multi_objective_aggregation normalize_then_sum."})
 
     _VALID_DICT_FIELDS: ClassVar[list[str]] = [*GRPOConfig._VALID_DICT_FIELDS, "reward_options"]
 
@@ -78,10 +79,16 @@ class RadrlGRPOConfig(RadrlArgs, GRPOConfig):
             raise ValueError(f"group_min_reward_std must be a finite number >= 0, got {self.group_min_reward_std}; "
                              "0 keeps every rollout group, 1e-6 leaves out the groups whose rollouts all scored the "
                              "same, larger values also the nearly uniform ones")
+        if self.group_min_reward_std and getattr(self, "multi_objective_aggregation", "") == "normalize_then_sum":
+            raise ValueError("group_min_reward_std judges a group by its summed reward, but "
+                             "multi_objective_aggregation normalize_then_sum normalises each reward over the batch, "
+                             "so a group with a uniform sum can still have advantages: use sum_then_normalize "
+                             "(TRL's default) or group_min_reward_std 0")
         if self.group_min_reward_std and self.loss_type not in _TOKEN_NORMALISED:
             log.warning("group_min_reward_std with loss_type %r: left-out groups get no weight, but this loss "
                         "averages over every sequence of the batch, so they still dilute the kept ones (the step "
-                        "shrinks by the kept share). loss_type dapo or bnpo divides by the kept tokens only",
+                        "shrinks by the kept share). loss_type dapo, bnpo, cispo or vespo divides by the kept "
+                        "tokens only",
                         self.loss_type)
         if self.task_mix:
             raise ValueError("task_mix is for SFT: its classification, detection and conversation rows have no GRPO "
@@ -117,8 +124,9 @@ class RadrlGRPOTrainer(GRPOTrainer):
     How: TRL computes rewards, advantages and everything else as usual; afterwards the rows of
     groups whose summed weighted reward (the ``reward`` TRL logs, NaN for rows no reward scored) has
     a standard deviation (TRL's ``nanstd``, over the group's scored rows) below the threshold get
-    ``completion_mask`` 0 and advantage 0, the same masking TRL's ``mask_truncated_completions``
-    applies, and ``num_items_in_batch`` is recounted from the remaining mask. The masking happens
+    advantage 0 and are taken out of the loss mask (through TRL's ``tool_mask``, which only the loss
+    reads; ``completion_mask`` stays, as it is also the attention mask the log-probs were computed
+    with), and ``num_items_in_batch`` is recounted from the remaining loss mask. The masking happens
     on the whole generation batch before TRL splits it into ``steps_per_generation`` micro-batches,
     so gradient accumulation and ``num_iterations`` reuse see the same kept rows; groups are judged
     on every process's rewards, as TRL gathers them. Training only: evaluation loss keeps every group.
@@ -135,6 +143,8 @@ class RadrlGRPOTrainer(GRPOTrainer):
         return self._radrl_rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
+        import torch
+
         output = super()._generate_and_score_completions(inputs)
         min_std = getattr(self.args, "group_min_reward_std", 0.0)
         if not min_std or not self.model.training:
@@ -142,12 +152,16 @@ class RadrlGRPOTrainer(GRPOTrainer):
         keep = kept_rollouts(self._radrl_rewards_per_func, self.reward_weights, self.num_generations, min_std)
         n = output["completion_ids"].size(0)  # this process's rows: a slice of the gathered ones, as in TRL
         local = keep[self.accelerator.process_index * n:(self.accelerator.process_index + 1) * n]
-        mask = output["completion_mask"] * local.unsqueeze(1).to(output["completion_mask"].dtype)
-        output["completion_mask"] = mask
+        # the loss mask only: completion_mask is also the attention mask of the loss forward, and TRL computed the
+        # old and reference log-probs with it, so zeroing it would score these rows without their context (and
+        # exp(ref - logp) of such a row may overflow to inf, and inf * 0 is NaN); TRL multiplies tool_mask into
+        # the loss mask and uses it nowhere else
+        completion_mask = output["completion_mask"]
+        tool_mask = output.get("tool_mask", torch.ones_like(completion_mask))
+        output["tool_mask"] = tool_mask * local.unsqueeze(1).to(tool_mask.dtype)
         advantages = output["advantages"]
         output["advantages"] = advantages * local.view(-1, *[1] * (advantages.dim() - 1)).to(advantages.dtype)
-        loss_mask = mask if "tool_mask" not in output else mask * output["tool_mask"]
-        output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        output["num_items_in_batch"] = self.accelerator.gather((completion_mask * output["tool_mask"]).sum()).sum()
         groups = keep.view(-1, self.num_generations)[:, 0]
         kept = groups.float().mean().item()
         self._metrics["train"]["groups/kept_ratio"].append(kept)
