@@ -62,7 +62,7 @@ def seeds_block(files: dict | list[dict]) -> str:
         for task, t in d["tasks"].items():
             v, control = t["verdict"], t["models"]["control"][t["verdict"]["target"]]
             # the last three parts (recipes/demo/x.yaml, bench/recipes/x.yaml): the same in any clone
-            recipe = "/".join(Path(t.get("grpo_recipe") or f"recipes/demo/grpo_{task}.yaml").parts[-3:])
+            recipe = "/".join(Path(t["grpo_recipe"]).parts[-3:]) if t.get("grpo_recipe") else "not recorded"
             st = d.get("settings", {})
             lines.append(f"| {task} | {st.get('sft', 'not recorded')} | {st.get('train', 'not recorded')} | {recipe} | "
                          f"{v['target']} | {v['seeds_beating_sft']} of {v['seeds']} | "
@@ -89,7 +89,8 @@ def main(path: str) -> None:
         text = seeds_pattern(name).sub(lambda m, name=name: m.group(1) + seeds_block(seeds_files(name)) + m.group(3),
                                        text)
     README.write_text(text)
-    print(f"{RESULTS} and the README's demo section updated from {path}")
+    print(f"{RESULTS} and the README's demo section updated from {path}; multi-seed blocks from "
+          f"{sorted({f for files in SEEDS_BLOCKS.values() for f in files})}")
 
 
 if __name__ == "__main__":
