@@ -9,10 +9,13 @@ weights are random and the tokenizer is radrl's tiny one (``radrl.models.tiny``)
 size (rows past the tokenizer are zeroed in the output layer, so generated text decodes; they still cost
 their matmul). Each stage is the `radrl` command a user runs, on the shipped 8B recipes with the
 overrides a CPU needs (LoRA, fp32, no vLLM, a few rows, short completions), each in its own process whose
-peak RSS (``getrusage`` of the child) and wall time are recorded in ``bench/results/realsize_cpu.json``
-with the commands, the CPU and the parameter count (built model and ``radrl plan``'s count side by side), and,
-for each training stage, ``radrl plan --cpu``'s estimate of its peak RSS computed from the same recipe and
-overrides (``radrl_plan``, ``plan_vs_measured``; ``--replan`` recomputes them for an existing results file).
+peak RSS (``getrusage`` of the child, mapped checkpoint pages included), largest anonymous RSS (``RssAnon +
+RssShmem`` sampled every 0.2 s: file pages left out) and wall time are recorded in
+``bench/results/realsize_cpu.json`` with the commands, the CPU and the parameter count (built model and
+``radrl plan``'s count side by side), and, for each training stage, ``radrl plan --cpu``'s estimate computed
+from the same recipe and overrides (``radrl_plan``; ``plan_vs_measured`` = its RSS peak / the getrusage peak,
+``plan_peak_vs_sampled_anon`` = its peak, what fit is judged on / the anonymous peak; ``--replan`` recomputes
+them for an existing results file).
 
     bash bench/realsize_cpu.sh                      # about 50 minutes on 2 shared cores, 12.4 GiB peak
     bash bench/realsize_cpu.sh --config-dir DIR --image-size 64 --sft-pixels 4096 ...   # a reduced run (tests)
@@ -74,40 +77,68 @@ def build_checkpoint(config_dir: Path, out: Path, corpus: list[str], seed: int =
     return {"parameters": params, "tied_embeddings": bool(raw.get("tie_word_embeddings"))}
 
 
+ANON_SAMPLE_S = 0.2
+
+
+def _sample_anon_rss(pid: int, stop, peak: list) -> None:
+    """Largest RssAnon + RssShmem (/proc/PID/status, KiB) of ``pid`` every ANON_SAMPLE_S until ``stop`` is set:
+    the resident memory that is not file pages (the memory-mapped checkpoint is), so what ``radrl plan --cpu``
+    judges fit on, loading and step alike."""
+    while not stop.is_set():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            peak[0] = max(peak[0], int(fields["RssAnon"].split()[0]) + int(fields.get("RssShmem", "0").split()[0]))
+        except (OSError, KeyError, ValueError, IndexError):  # not Linux, or the process has exited
+            pass
+        stop.wait(ANON_SAMPLE_S)
+
+
 def run(name: str, argv: list[str], log_dir: Path) -> dict:
-    """``argv`` in a child process: wall seconds, peak RSS (GiB) and exit status; its output to log_dir/name.log."""
+    """``argv`` in a child process: wall seconds, peak RSS (GiB, ``getrusage``: mapped file pages included),
+    the largest sampled anonymous RSS (file pages left out; None where /proc cannot be read) and exit status;
+    its output to log_dir/name.log."""
+    import threading
+
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "w") as log:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                 env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        stop, anon = threading.Event(), [0]
+        sampler = threading.Thread(target=_sample_anon_rss, args=(proc.pid, stop, anon), daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        stop.set()
+        sampler.join()
         wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     print(f"{name}: {wall:.0f} s, peak RSS {usage.ru_maxrss / 2**20:.1f} GiB, exit {code}", flush=True)
     return {"command": " ".join(str(a) for a in argv), "wall_s": round(wall, 1),
-            "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2), "exit_code": code}
+            "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
+            "peak_anon_rss_sampled_gib": round(anon[0] / 2**20, 2) if anon[0] else None, "exit_code": code}
 
 
 def planned(command: str, architecture: Path) -> dict | None:
-    """``radrl plan --cpu``'s estimate of a training stage's peak RSS, from the stage's recorded command (its
-    recipe and overrides) and the architecture it ran (None for a command without a recipe)."""
+    """``radrl plan --cpu``'s estimate of a training stage's memory, from the stage's recorded command (its
+    recipe and overrides, read by ``radrl plan``'s own parser) and the architecture it ran (None for a command
+    without a recipe): ``peak_gib`` is what the plan judges fit on (without the mapped checkpoint's page
+    cache), ``rss_peak_gib`` the resident set with it, the figure a measured peak RSS compares with."""
     import shlex
 
-    import yaml
-
+    from radrl.cli.plan import _overrides
     from radrl.train.plan import Engine, GiB, estimate, read_architecture, read_recipe
 
     argv = shlex.split(command)
     if "--config" not in argv:
         return None
     at = argv.index("--config")
-    rest = argv[at + 2:]
-    overrides = {k[2:]: yaml.safe_load(v) for k, v in zip(rest[::2], rest[1::2], strict=False) if k.startswith("--")}
-    recipe = read_recipe(argv[at + 1], overrides)
+    recipe = read_recipe(argv[at + 1], _overrides(argv[at + 2:]))
     est = estimate(read_architecture(architecture), recipe, Engine("ddp"), 1, device="cpu",
                    gpu_memory_gib=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB)
-    return {"peak_gib": round(est.peak / GiB, 2), "phases_gib": {k: round(v / GiB, 2) for k, v in est.phases.items()},
+    return {"peak_gib": round(est.peak / GiB, 2), "rss_peak_gib": round(est.rss_peak / GiB, 2),
+            "mapped_gib": round(est.mapped / GiB, 2),
+            "phases_gib": {k: round(v / GiB, 2) for k, v in est.phases.items()},
             "components_gib": {k: round(v / GiB, 2) for k, (v, _) in est.components.items()}}
 
 
@@ -116,9 +147,17 @@ def add_plans(result: dict, architecture: Path) -> None:
     for stage in result["stages"].values():
         if "command" in stage and (plan := planned(stage["command"], architecture)) is not None:
             stage["radrl_plan"] = plan
-            stage["plan_vs_measured"] = round(plan["peak_gib"] / stage["peak_rss_gib"], 3)
+            stage["plan_vs_measured"] = round(plan["rss_peak_gib"] / stage["peak_rss_gib"], 3)
+            if stage.get("peak_anon_rss_sampled_gib"):  # recorded by runs after 2026-12-06 13:30 UTC
+                stage["plan_peak_vs_sampled_anon"] = round(plan["peak_gib"] / stage["peak_anon_rss_sampled_gib"], 3)
+    if any(s.get("peak_anon_rss_sampled_gib") for s in result["stages"].values()):
+        result["anon_rss_sampling"] = (f"peak_anon_rss_sampled_gib: largest RssAnon + RssShmem of the stage's process "
+                                   f"(/proc/PID/status every {ANON_SAMPLE_S} s): its RSS without file pages (the "
+                                       "mapped checkpoint), compared with radrl_plan.peak_gib "
+                                       "(plan_peak_vs_sampled_anon)")
     result["plan_command"] = ("radrl plan --config RECIPE --cpu OVERRIDES (radrl.train.plan.estimate(..., "
-                              "device='cpu')): the stage's recipe and command-line overrides")
+                              "device='cpu')): the stage's recipe and command-line overrides; plan_vs_measured "
+                              "is radrl_plan.rss_peak_gib (mapped checkpoint pages included) / peak_rss_gib")
 
 
 def perf(output_dir: Path) -> dict:

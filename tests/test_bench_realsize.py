@@ -41,9 +41,16 @@ def run_reduced(tmp_path: Path, tiny_model_dir: Path) -> None:
         assert stage["exit_code"] == 0 and stage["wall_s"] > 0 and stage["peak_rss_gib"] > 0.1, (name, stage)
     # radrl plan's CPU estimate of each training stage, beside its measured peak
     for name in ("sft_lora", "grpo_grounding", "grpo_report"):
-        plan = result["stages"][name]["radrl_plan"]
+        stage = result["stages"][name]
+        plan = stage["radrl_plan"]
         assert plan["peak_gib"] == max(plan["phases_gib"].values()) > 0 and "loading" in plan["phases_gib"]
-        assert result["stages"][name]["plan_vs_measured"] > 0
+        # the RSS peak adds the mapped checkpoint's page cache to the loading phase; the fit leaves it out
+        assert plan["rss_peak_gib"] >= plan["peak_gib"] and plan["mapped_gib"] >= 0  # tiny here: rounds to 0
+        assert stage["plan_vs_measured"] == pytest.approx(plan["rss_peak_gib"] / stage["peak_rss_gib"], abs=1e-3)
+        # the process's own anonymous RSS (file pages left out), sampled by the script: under its getrusage peak
+        assert 0.05 < stage["peak_anon_rss_sampled_gib"] <= stage["peak_rss_gib"] + 0.01, (name, stage)
+        assert stage["plan_peak_vs_sampled_anon"] > 0
+    assert "RssAnon" in result["anon_rss_sampling"]
     assert "radrl_plan" not in result["stages"]["eval"]
     # every training stage logged its throughput (radrl.train.throughput); GRPO with its time split
     assert result["stages"]["sft_lora"]["perf"]["perf/tokens_per_s_per_device"] > 0

@@ -42,16 +42,22 @@ up, per GPU:
 On the CPU (``radrl plan --cpu``, ``estimate(..., device="cpu")``) the figure is the resident memory (RSS) of
 the one training process: no reserve but the imported runtime (``CPU_RUNTIME_GIB``), activations in fp32 when
 the recipe does not train in bf16, and a **loading** phase (the fp32 weights built while the checkpoint's
-files are memory-mapped, 4 P + 2 P for bf16 files), which is the peak of a LoRA step of Qwen3-VL-2B at the
-paper's pixel budgets. It assumes freed activations leave the process, which glibc's malloc does not do by
+files are memory-mapped, 4 P + 2 P for bf16 files). Fit is judged on what the process cannot give back:
+the mapped files' pages are page cache (the kernel drops them under pressure), so they count in the reported
+RSS peak (``Estimate.rss_peak``, the peak of a LoRA step of Qwen3-VL-2B at the paper's pixel budgets) but not
+in the loading phase that ``Estimate.peak`` and ``fits`` read. vLLM rollouts (``use_vllm``) are refused: they
+need a GPU. It assumes freed activations leave the process, which glibc's malloc does not do by
 itself (``radrl.train.common.return_freed_memory``, set by ``radrl sft`` / ``radrl grpo`` on the CPU).
-Checked against the peak RSS ``bench/realsize_cpu.sh`` measured for each training stage (within 10 %).
+The RSS peak is checked against the peak RSS ``bench/realsize_cpu.sh`` measured (``getrusage``) for each
+training stage, within 10 %; all three measured peaks are the loading phase's. The step (update phase) is
+checked only against RSS samples taken by hand from outside for the two GRPO stages (``step_rss_sampled_gib``
+in the results file), not by a test.
 
 It is an estimate in the way DeepSpeed's is: the model states are exact arithmetic, the activations an
 upper-end approximation (attention kernels without a sequence-squared buffer, no packing). What it is
 checked against is in ``tests/train/test_plan.py``: DeepSpeed's estimator on the examples of its docs,
 parameter counts of random-weight models built on the CPU, the resident memory of a model and its Adam
-state measured on the CPU, and the peak RSS of real-size SFT and GRPO steps on the CPU
+state measured on the CPU, and the peak RSS (the loading phase) of real-size SFT and GRPO runs on the CPU
 (``bench/results/realsize_cpu.json``).
 """
 
@@ -197,10 +203,21 @@ def read_architecture(path: str | Path) -> Architecture:
         checkpoint_bytes=_dtype_bytes(getattr(config, "dtype", None) or getattr(t, "dtype", None)))
 
 
+DTYPE_BYTES = {"float32": 4, "float": 4, "float64": 8, "double": 8, "float16": 2, "half": 2, "bfloat16": 2}
+
+
 def _dtype_bytes(dtype) -> int:
-    """Bytes per element of a config's ``dtype`` (a torch dtype or its name); 2 (bf16) when unset."""
-    name = str(dtype or "bfloat16").removeprefix("torch.")
-    return {"float32": 4, "float": 4, "float64": 8, "float16": 2, "bfloat16": 2, "half": 2}.get(name, 2)
+    """Bytes per element of a config's ``dtype`` (a torch dtype or its name). A config without one (``None``)
+    is read as bf16, the dtype of Qwen's Qwen3-VL releases and of the checkpoints radrl saves; a dtype the
+    plan does not know is an error, not a guess."""
+    if dtype is None:
+        return 2
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPE_BYTES:
+        raise ValueError(f"config.json's dtype {name!r} is not one the plan knows ({', '.join(DTYPE_BYTES)}): set "
+                         "\"dtype\" in the config.json passed as --architecture to the dtype of the checkpoint's "
+                         "files (bfloat16 for Qwen's releases)")
+    return DTYPE_BYTES[name]
 
 
 @dataclass(frozen=True)
@@ -296,10 +313,21 @@ class Estimate:
     notes: list[str]
     batch: dict                # micro-batch, accumulation, effective batch, sequence lengths
     phases: dict = field(default_factory=dict)  # phase (loading, rollout, update) -> bytes; peak is the largest
+    # CPU: page cache in the resident set while loading (the memory-mapped checkpoint files). Counted in RSS but
+    # reclaimable, so not in ``phases`` / ``peak`` (what fit is judged on), only in ``rss_peak``
+    mapped: float = 0.0
 
     @property
     def fits(self) -> bool:
         return self.peak <= self.capacity
+
+    @property
+    def rss_peak(self) -> float:
+        """Largest resident set (RSS, what ``getrusage`` reports): ``peak`` with the mapped checkpoint pages
+        added to the loading phase. Equal to ``peak`` on a GPU."""
+        if not self.mapped:
+            return self.peak
+        return max(v + (self.mapped if k == "loading" else 0) for k, v in self.phases.items())
 
 
 def trainable(arch: Architecture, recipe: Recipe) -> tuple[int, int]:
@@ -371,14 +399,18 @@ def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_
 
     ``device="cpu"``: resident memory (RSS) of each training process on the CPU, ``gpu_memory_gib`` being the
     host's RAM: no CUDA reserve but the runtime (``CPU_RUNTIME_GIB``), and a loading phase, when the fp32
-    weights are built while the checkpoint's files are memory-mapped (their pages count in the process's RSS
-    until it closes them): 4 P + the checkpoint's bytes (2 P for bf16 files). Checked against the measured
-    peak RSS of ``bench/realsize_cpu.sh`` (``tests/train/test_plan.py``)."""
+    weights are built (4 P) while the checkpoint's files are memory-mapped. Their pages (the checkpoint's bytes,
+    2 P for bf16 files) count in the process's RSS until it closes them, but are page cache the kernel can
+    reclaim: fit is judged without them (``peak``), ``rss_peak`` includes them. The RSS peak is checked against
+    the measured peak RSS of ``bench/realsize_cpu.sh`` (``tests/train/test_plan.py``). A GRPO recipe with
+    ``use_vllm`` is refused on the CPU (vLLM rollouts need a GPU)."""
     if device not in ("gpu", "cpu"):
         raise ValueError(f"device must be 'gpu' or 'cpu', got {device!r}")
     cpu = device == "cpu"
     if cpu and engine.kind != "ddp":
         raise ValueError(f"on the CPU radrl trains without DeepSpeed or FSDP (engine ddp), not {engine}")
+    if cpu and recipe.kind == "grpo" and recipe["use_vllm"]:
+        raise ValueError("the recipe sets use_vllm: true; add --use_vllm false: vLLM rollouts need a GPU")
     n, p = gpus, arch.total
     t, _ = trainable(arch, recipe)
     bf16 = bool(recipe["bf16"] or recipe["fp16"])
@@ -480,7 +512,7 @@ def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_
         # the fp32 policy (and a reference) built while the checkpoint's files are mapped; LoRA adds its adapters later
         files = arch.checkpoint_bytes * p
         ref_load = ref if grpo and recipe["beta"] and not lora else 0.0
-        phases = {"loading": CPU_RUNTIME_GIB * GiB + 4 * p + files + ref_load, **phases}
+        phases = {"loading": CPU_RUNTIME_GIB * GiB + 4 * p + ref_load, **phases}
     peak = max(phases.values())
     at = max(phases, key=phases.get)
     if len(phases) > 1:
@@ -489,9 +521,11 @@ def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_
     b, acc = int(recipe["per_device_train_batch_size"]), int(recipe["gradient_accumulation_steps"])
     batch = {"micro_batch": b, "accumulation": acc, "effective_batch": b * acc * gpus, **seq}
     if cpu:
+        rss = max(v + (files if k == "loading" else 0) for k, v in phases.items())
         notes.append(f"loading: the fp32 weights ({4 * p / GiB:.1f} GiB) are built while the checkpoint's files "
-                     f"({arch.checkpoint_bytes * p / GiB:.1f} GiB) are memory-mapped; their pages count in the "
-                     "process's RSS until loading ends (page cache, reclaimable)")
+                     f"({files / GiB:.1f} GiB) are memory-mapped; their pages count in the process's RSS until "
+                     "loading ends but are page cache, reclaimable, so the peak and the fit leave them out; "
+                     f"RSS peak with them {rss / GiB:.1f} GiB (what getrusage / top report)")
         notes.append("resident memory on the CPU assumes freed activations go back to the system: `radrl sft` / "
                      "`radrl grpo` set glibc's mmap threshold to 1 MiB for that (radrl.train.common."
                      "return_freed_memory); without it glibc's heap keeps them and a GRPO step of the 2B took "
@@ -505,7 +539,7 @@ def estimate(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, gpu_
                      "the reference in its dtype; plus the checkpoint's files mapped while loading, "
                      f"{arch.checkpoint_bytes * p / GiB:.{0 if arch.checkpoint_bytes * p >= 10 * GiB else 1}f} GiB "
                      "of page cache shared by the processes)")
-    return Estimate(comps, peak, capacity, notes, batch, phases)
+    return Estimate(comps, peak, capacity, notes, batch, phases, mapped=files if cpu else 0.0)
 
 
 def _rows_per_generation(recipe: Recipe, gpus: int) -> int:
@@ -593,7 +627,8 @@ def suggestions(arch: Architecture, recipe: Recipe, engine: Engine, gpus: int, l
 
 
 def to_json(est: Estimate) -> str:
-    return json.dumps({"fits": est.fits, "peak_gib": est.peak / GiB, "capacity_gib": est.capacity / GiB,
+    return json.dumps({"fits": est.fits, "peak_gib": est.peak / GiB, "rss_peak_gib": est.rss_peak / GiB,
+                       "mapped_gib": est.mapped / GiB, "capacity_gib": est.capacity / GiB,
                        "components_gib": {k: v / GiB for k, (v, _) in est.components.items()},
                        "phases_gib": {k: v / GiB for k, v in est.phases.items()},
                        "batch": est.batch, "notes": est.notes}, indent=1)
