@@ -28,10 +28,14 @@ BLOCK = re.compile(r"(<!-- demo-results:start -->\n).*?(\n<!-- demo-results:end 
 SEEDS_BLOCKS = {
     "demo-seeds": ["demo_seeds.json"],
     # from the 40-epoch SFT (bench/recipes/sft_strong.yaml), the demo's GRPO recipes: GRPO and the control on the
-    # SFT's own 600 training images, then on 600 images the SFT never saw (the same generator's next 600)
+    # SFT's own 600 training images, then on 600 images the SFT never saw (the same generator's next 600), then
+    # two grounding variants on those
     "demo-seeds-strong": ["demo_seeds_strong-sft-report.json", "demo_seeds_strong-sft-grounding.json",
                           "demo_seeds_strong-sft-new-images-report.json",
-                          "demo_seeds_strong-sft-new-images-grounding.json"],
+                          "demo_seeds_strong-sft-new-images-grounding.json",
+                          # grounding variants on the new images (bench/recipes/grpo_grounding_{shaped,lr2e-4}.yaml)
+                          "demo_seeds_strong-sft-new-images-grounding-shaped.json",
+                          "demo_seeds_strong-sft-new-images-grounding-lr2e-4.json"],
 }
 
 
