@@ -138,17 +138,23 @@ _SUM_IN_ORDER = 8
 
 def _soft_f1_numpy(pred: Sequence[Box], ref: Sequence[Box], extra_fp: int) -> float:
     """``soft_f1`` on numpy arrays, for many boxes on both sides."""
+    return _matched_f1(iou_matrix(pred, ref), extra_fp)
+
+
+def _matched_f1(scores: np.ndarray, extra_fp: int) -> float:
+    """The soft F1 of a (predictions x references) pair-score matrix: Hungarian matching on ``1 - score``,
+    TP mass = the matched scores above 0, FP = unmatched predictions + ``extra_fp`` (``soft_f1`` with IoU as
+    the score, ``soft_f1_centre`` with its mix)."""
     from scipy.optimize import linear_sum_assignment
 
-    m = iou_matrix(pred, ref)
-    rows, cols = linear_sum_assignment(1.0 - m)
-    matched = m[rows, cols]
+    rows, cols = linear_sum_assignment(1.0 - scores)
+    matched = scores[rows, cols]
     hits = matched > 0
     tp = float(matched[hits].sum())
-    fp = len(pred) - int(hits.sum()) + max(0, extra_fp)
     if tp == 0:
         return 0.0
-    precision, recall = tp / (tp + fp), tp / len(ref)
+    fp = scores.shape[0] - int(hits.sum()) + max(0, extra_fp)
+    precision, recall = tp / (tp + fp), tp / scores.shape[1]
     return 2 * precision * recall / (precision + recall)
 
 
@@ -182,8 +188,6 @@ def soft_f1_centre(pred: Sequence[Box], ref: Sequence[Box], extra_fp: int = 0, c
                          "0.5 weighs IoU and centre distance equally")
     if not pred or not ref:
         return 0.0
-    from scipy.optimize import linear_sum_assignment
-
     m = iou_matrix(pred, ref)  # (P, R); also rejects non-finite boxes
     if centre_weight:
         p, r = _coords(pred, "prediction"), _coords(ref, "reference")
@@ -191,15 +195,7 @@ def soft_f1_centre(pred: Sequence[Box], ref: Sequence[Box], extra_fp: int = 0, c
         rc = np.stack([(r[:, 0] + r[:, 2]) / 2, (r[:, 1] + r[:, 3]) / 2], axis=1)[None, :, :]  # (1, R, 2)
         near = np.clip(1.0 - np.sqrt(((pc - rc) ** 2).sum(axis=-1)) / math.sqrt(2.0), 0.0, 1.0)
         m = (1.0 - centre_weight) * m + centre_weight * near
-    rows, cols = linear_sum_assignment(1.0 - m)
-    matched = m[rows, cols]
-    hits = matched > 0
-    tp = float(matched[hits].sum())
-    if tp == 0:
-        return 0.0
-    fp = len(pred) - int(hits.sum()) + max(0, extra_fp)
-    precision, recall = tp / (tp + fp), tp / len(ref)
-    return 2 * precision * recall / (precision + recall)
+    return _matched_f1(m, extra_fp)
 
 
 def _finite(c: tuple[float, float, float, float], side: str) -> tuple[float, float, float, float]:
